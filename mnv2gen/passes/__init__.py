@@ -1,0 +1,31 @@
+"""Graph rewrites, one per module, applied in the order of PASSES.
+
+`run_passes` verifies the graph after every pass and names the pass that broke it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from mnv2gen.errors import IRError
+from mnv2gen.ir import Graph
+from mnv2gen.passes.fold_pad import fold_pad
+from mnv2gen.passes.rewire import drop_unused_constants
+from mnv2gen.passes.sink_transpose import sink_transpose
+
+PASSES: tuple[Callable[[Graph], Graph], ...] = (
+    fold_pad,
+    sink_transpose,
+    drop_unused_constants,
+)
+
+
+def run_passes(graph: Graph) -> Graph:
+    """Return `graph` rewritten by every pass in PASSES, verified after each."""
+    for rewrite in PASSES:
+        graph = rewrite(graph)
+        try:
+            graph.verify()
+        except IRError as exc:
+            raise IRError(f"pass {rewrite.__name__} broke the graph: {exc.message}") from None
+    return graph
