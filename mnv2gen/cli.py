@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from mnv2gen import __version__
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, VerificationError
 from mnv2gen.fsutil import atomic_write_bytes
 
 
@@ -56,8 +56,13 @@ def _describe_output(name: str, array: np.ndarray) -> str:
 @click.option("--seed", default=0, show_default=True, help="Seed of the random input.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False),
               help="Write the output array here as .npy (the model's output dtype).")
-def run(model: str, input_path: str | None, seed: int, output_path: str | None) -> None:
+@click.option("--check-tflm", is_flag=True,
+              help="Also run the TFLite Micro interpreter and compare bit for bit (exit 1 "
+                   "on any difference; needs the tflm extra).")
+def run(model: str, input_path: str | None, seed: int, output_path: str | None,
+        check_tflm: bool) -> None:
     """Run the bit-exact NumPy int8 reference on one input."""
+    from mnv2gen.frontend.tflite import read_model_bytes
     from mnv2gen.inputs import load_input, random_inputs
     from mnv2gen.loader import load_model
     from mnv2gen.reference import run as run_reference
@@ -69,6 +74,14 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None) 
     click.echo(f"{graph.name}: reference run on {source}")
     for name, array in zip(graph.outputs, outputs):
         click.echo(_describe_output(name, array))
+    if check_tflm:
+        from mnv2gen.tflm import compare_with_tflm
+
+        verdict = compare_with_tflm(read_model_bytes(model), inputs, outputs)
+        click.echo(verdict.describe())
+        if not verdict.bit_exact:
+            raise VerificationError(f"{model}: reference and TFLite Micro differ in "
+                                    f"{verdict.mismatched_bytes} bytes")
     if output_path:
         if len(outputs) != 1:
             raise MnvError(f"the model has {len(outputs)} outputs; -o writes one")
@@ -96,6 +109,51 @@ def zoo(arch: str, alpha: float, resolution: int, classes: int, seed: int,
     atomic_write_bytes(output_path, data)
     click.echo(f"wrote {output_path}: {arch} alpha={alpha} resolution={resolution} "
                f"classes={classes} seed={seed} ({len(data):,} bytes)")
+
+
+def _parse_bytes(value: str | None) -> int | None:
+    """Return a byte count from '131072', '128k' or '1.5M' (k and M are 1024-based)."""
+    if value is None:
+        return None
+    text = value.strip().lower().removesuffix("b")
+    scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
+    try:
+        number = float(text[:-1] if scale > 1 else text)
+    except ValueError:
+        raise MnvError(f"--ram-budget {value!r} is not a byte count",
+                       "give bytes, e.g. 131072, 128k or 1.5M") from None
+    if number <= 0:
+        raise MnvError(f"--ram-budget {value!r} must be positive")
+    return int(number * scale)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--scheme", type=click.Choice(["layer", "bottleneck", "auto"]), default="auto",
+              show_default=True, help="layer = every tensor materialised (the baseline); "
+              "bottleneck = only block inputs/outputs resident, expansions chunked.")
+@click.option("--ram-budget", help="Pick the cheapest plan that fits this many bytes "
+              "(e.g. 131072, 128k).")
+@click.option("--kernel-set", type=click.Choice(["portable", "cmsis-c", "cmsis-dsp",
+                                                  "cmsis-mve"]), default="portable",
+              show_default=True, help="Kernel scratch rules to plan for.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
+         as_json: bool) -> None:
+    """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
+    from mnv2gen.frontend.tflite import read_model_bytes
+    from mnv2gen.loader import load_model
+    from mnv2gen.passes.integer_core import integer_core
+    from mnv2gen.planner.plan import plan_model
+    from mnv2gen.planner.report import plan_report, render_plan
+    from mnv2gen.tflm import tflm_arena_bytes, tflm_available
+
+    core = integer_core(load_model(model))
+    chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
+    baseline = plan_model(core, "layer", kernel_set)
+    tflm = tflm_arena_bytes(read_model_bytes(model)) if tflm_available() else None
+    report = plan_report(chosen, baseline, tflm)
+    _print_json(report) if as_json else click.echo(render_plan(report, chosen))
 
 
 def main(argv: list[str] | None = None) -> int:
