@@ -1,11 +1,12 @@
 """Integer quantisation math of TFLite Micro, bit for bit, as pure NumPy functions.
 
 Rounding choice: TFLite's *default* double rounding. `multiply_by_quantized_multiplier`
-is a saturating rounding doubling high multiply (round half away from zero) followed by a
-rounding right shift (round half away from zero), i.e. TFLite built without
-TFLITE_SINGLE_ROUNDING, which is how the tflite-micro Python interpreter is built. It is
-also CMSIS-NN's default (CMSIS_NN_USE_SINGLE_ROUNDING undefined), so generated code that
-calls CMSIS-NN with the multipliers/shifts computed here matches the reference.
+is gemmlowp's saturating rounding doubling high multiply (ties toward +infinity)
+followed by a rounding right shift (ties away from zero): TFLite built without
+TFLITE_SINGLE_ROUNDING, as the tflite-micro Python interpreter is. It is also CMSIS-NN's
+default (CMSIS_NN_USE_SINGLE_ROUNDING undefined; its arm_nn_requantize computes the same
+values), so C code calling CMSIS-NN with the multipliers/shifts computed here matches the
+reference. Rounding twice differs from rounding once: 5 x 0.25 gives 2, not 1.
 
 Conventions: a `(multiplier, shift)` pair means real ~= multiplier * 2**(shift - 31), with
 multiplier in [2**30, 2**31) (or 0) and shift positive = left shift, as TFLite and
@@ -28,7 +29,8 @@ INT32_MAX = (1 << 31) - 1
 
 def wrap32(x):
     """Return `x` (int64 array or int) wrapped to the int32 range as C int32 arithmetic does."""
-    return ((np.asarray(x, dtype=np.int64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    # NumPy's narrowing integer cast keeps the low 32 bits (two's complement).
+    return np.asarray(x, dtype=np.int64).astype(np.int32).astype(np.int64)
 
 
 def round_half_away(x):
@@ -62,7 +64,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 
 def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
-    """Return QuantizeMultiplierSmallerThanOneExp(real) for 0 < real < 1: (multiplier, shift <= 0)."""
+    """Return QuantizeMultiplierSmallerThanOneExp(real), 0 < real < 1: (multiplier, shift <= 0)."""
     if not 0.0 < real < 1.0:
         raise ValueError(f"multiplier {real} is not in (0, 1)")
     return quantize_multiplier(real)
@@ -79,14 +81,16 @@ def saturating_rounding_doubling_high_mul(a, b):
     """Return gemmlowp's SaturatingRoundingDoublingHighMul(a, b) elementwise (int64 array).
 
     (a * b + nudge) / 2**31 with C truncating division, nudge = +2**30 for a non-negative
-    product and 1 - 2**30 otherwise; INT32_MIN * INT32_MIN saturates to INT32_MAX.
+    product and 1 - 2**30 otherwise, i.e. round(a * b / 2**31) with ties toward +infinity;
+    INT32_MIN * INT32_MIN saturates to INT32_MAX.
     """
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
-    ab = a * b
-    total = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = np.where(total >= 0, total >> 31, -((-total) >> 31))
-    return np.where((a == b) & (a == INT32_MIN), INT32_MAX, high)
+    # floor((ab + 2**30) / 2**31) equals the truncating form above for every sign of ab.
+    high = (a * b + (1 << 30)) >> 31
+    if np.any(a == INT32_MIN) and np.any(b == INT32_MIN):
+        high = np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+    return high
 
 
 def rounding_divide_by_pot(x, exponent):
@@ -116,7 +120,9 @@ def multiply_by_quantized_multiplier(acc, multiplier, shift):
     shift = np.asarray(shift, dtype=np.int64)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    shifted = wrap32(np.asarray(acc, dtype=np.int64) << left)
+    shifted = np.asarray(acc, dtype=np.int64)
+    if np.any(left > 0):
+        shifted = wrap32(shifted << left)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier),
                                   right)
 

@@ -23,14 +23,16 @@ def _requantize(acc, multiplier, shift, output, activation: Activation) -> np.nd
     return np.clip(out + output.zero_point, lo, hi).astype(np.int8)
 
 
-def _offset_padded(x: np.ndarray, zero_point: int, padding) -> np.ndarray:
-    """Return float64 (x - zero_point) zero-padded in H and W.
+def _offset_padded(x: np.ndarray, zero_point: int, padding, dtype) -> np.ndarray:
+    """Return (x - zero_point) as `dtype`, zero-padded in H and W.
 
     The reference kernels skip taps outside the image; a zero after the input offset
     contributes nothing, which is the same.
     """
-    shifted = x.astype(np.float64) - zero_point
+    shifted = x.astype(dtype) - zero_point
     p = padding
+    if p.top == p.bottom == p.left == p.right == 0:
+        return shifted
     return np.pad(shifted, ((0, 0), (p.top, p.bottom), (p.left, p.right), (0, 0)))
 
 
@@ -58,7 +60,7 @@ def conv2d(graph: Graph, op: Op, args) -> np.ndarray:
     x, w, out, multipliers, shifts = _weighted_params(graph, op, out_c)
     a = op.attrs
     _, ho, wo, _ = out.shape
-    padded = _offset_padded(data, x.zero_point, a.padding)
+    padded = _offset_padded(data, x.zero_point, a.padding, np.float64)
     cols = _windows(padded, (ho, wo), (kh, kw), (a.stride_h, a.stride_w),
                     (a.dilation_h, a.dilation_w)).reshape(-1, kh * kw * in_c)
     acc = cols @ weights.reshape(out_c, -1).T.astype(np.float64)
@@ -73,7 +75,7 @@ def depthwise_conv2d(graph: Graph, op: Op, args) -> np.ndarray:
     x, w, out, multipliers, shifts = _weighted_params(graph, op, out_c)
     a = op.attrs
     _, ho, wo, _ = out.shape
-    padded = _offset_padded(data, x.zero_point, a.padding).astype(np.int32)
+    padded = _offset_padded(data, x.zero_point, a.padding, np.int32)
     if a.depth_multiplier > 1:  # output channel c * m + j reads input channel c
         padded = np.repeat(padded, a.depth_multiplier, axis=3)
     taps = _windows(padded, (ho, wo), (kh, kw), (a.stride_h, a.stride_w),
@@ -126,6 +128,10 @@ def _divide_rounding_away(total: np.ndarray, count: np.ndarray) -> np.ndarray:
 def average_pool2d(graph: Graph, op: Op, args) -> np.ndarray:
     """Return int8 AVERAGE_POOL_2D: the mean of the in-image part of each window."""
     x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    # The kernel averages raw values, so TFLM's Prepare demands equal quantisation.
+    if x.zero_point != out.zero_point or abs(np.float32(x.scale) - np.float32(out.scale)) > 1e-6:
+        raise UnsupportedError(f"{op.describe()}: input and output quantisation differ",
+                               "AVERAGE_POOL_2D does not rescale (as in TFLite Micro)")
     a, p = op.attrs, op.attrs.padding
     _, ho, wo, _ = out.shape
     pads = ((0, 0), (p.top, p.bottom), (p.left, p.right), (0, 0))
@@ -216,7 +222,8 @@ def softmax(graph: Graph, op: Op, args) -> np.ndarray:
     sum_of_exps = quant.wrap32(np.where(valid, quant.rounding_divide_by_pot(exp, 12), 0)
                                .sum(axis=-1, keepdims=True))
     # GetReciprocal: normalise the Q12.19 sum to [1, 2) and invert it.
-    headroom_plus_one = 32 - np.frompyfunc(int.bit_length, 1, 1)(sum_of_exps).astype(np.int64)
+    bit_length = (sum_of_exps[..., None] >= (np.int64(1) << np.arange(32))).sum(axis=-1)
+    headroom_plus_one = 32 - bit_length
     num_bits_over_unit = 12 - headroom_plus_one
     shifted_minus_one = ((sum_of_exps << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)
     reciprocal = _one_over_one_plus_x(shifted_minus_one)

@@ -17,7 +17,7 @@ from mnv2gen import quant
 from mnv2gen.ir import Graph, Op, Padding, QuantParams, Tensor
 from mnv2gen.planner.plan import Plan
 from mnv2gen.planner.schedule import FusedUnit, LayerUnit
-from mnv2gen.reference import KERNELS, _checked_inputs
+from mnv2gen.reference import KERNELS, check_inputs
 
 
 class Arena:
@@ -179,7 +179,7 @@ def simulate(plan: Plan, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """Run `plan` on `inputs` in one arena of `plan.peak_bytes`; return the graph outputs."""
     graph = plan.graph
     arena = Arena(plan.peak_bytes)
-    for name, array in _checked_inputs(graph, inputs).items():
+    for name, array in check_inputs(graph, inputs).items():
         _tensor_view(arena, plan, name)[...] = array
     for step, unit_plan in enumerate(plan.units):
         unit = unit_plan.unit
