@@ -62,9 +62,8 @@ def _describe_output(name: str, array: np.ndarray) -> str:
 def run(model: str, input_path: str | None, seed: int, output_path: str | None,
         check_tflm: bool) -> None:
     """Run the bit-exact NumPy int8 reference on one input."""
-    from mnv2gen.frontend.tflite import read_model_bytes
     from mnv2gen.inputs import load_input, random_inputs
-    from mnv2gen.loader import load_model
+    from mnv2gen.loader import load_model, tflite_bytes
     from mnv2gen.reference import run as run_reference
 
     graph = load_model(model)
@@ -77,7 +76,7 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
     if check_tflm:
         from mnv2gen.tflm import compare_with_tflm
 
-        verdict = compare_with_tflm(read_model_bytes(model), inputs, outputs)
+        verdict = compare_with_tflm(tflite_bytes(model), inputs, outputs)
         click.echo(verdict.describe())
         if not verdict.bit_exact:
             raise VerificationError(f"{model}: reference and TFLite Micro differ in "
@@ -141,8 +140,7 @@ def _parse_bytes(value: str | None) -> int | None:
 def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
          as_json: bool) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
-    from mnv2gen.frontend.tflite import read_model_bytes
-    from mnv2gen.loader import load_model
+    from mnv2gen.loader import load_model, tflite_bytes
     from mnv2gen.passes.integer_core import integer_core
     from mnv2gen.planner.plan import plan_model
     from mnv2gen.planner.report import plan_report, render_plan
@@ -151,9 +149,209 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
     core = integer_core(load_model(model))
     chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
     baseline = plan_model(core, "layer", kernel_set)
-    tflm = tflm_arena_bytes(read_model_bytes(model)) if tflm_available() else None
+    tflm = tflm_arena_bytes(tflite_bytes(model)) if tflm_available() else None
     report = plan_report(chosen, baseline, tflm)
     _print_json(report) if as_json else click.echo(render_plan(report, chosen))
+
+
+def _floats(option: str, value: str | None) -> tuple[float, ...] | None:
+    """Return '0.5' or '0.485,0.456,0.406' as a tuple of floats (None stays None)."""
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise MnvError(f"{option} {value!r} is not a number or comma-separated numbers"
+                       ) from None
+
+
+def _preprocess(scale, offset, mean, std):
+    """Return the image Preprocess of the --scale/--offset or --mean/--std options."""
+    from mnv2gen.frontend.calibration import Preprocess
+
+    if (scale or offset) and (mean or std):
+        raise MnvError("give either --scale/--offset or --mean/--std, not both")
+    if mean or std:
+        if not (mean and std):
+            raise MnvError("--mean and --std go together")
+        return Preprocess.from_mean_std(mean, std)
+    default = Preprocess()
+    return Preprocess(scale or default.scale, offset or default.offset)
+
+
+def _quant_dict(tensor) -> dict:
+    return {"name": tensor.name, "shape": list(tensor.shape),
+            "scale": tensor.quant.scale[0], "zero_point": tensor.quant.zero_point[0]}
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--calibrate", "calibrate_with", metavar="DIR|x.npy|random",
+              help="Calibration data: a folder of images, a .npy batch in the model's input "
+                   "layout, or 'random' (estimation only: accuracy is meaningless).")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the int8 .tflite file.")
+@click.option("--eval", "eval_with", metavar="DIR|x.npy",
+              help="Measure float-vs-int8 agreement on this set (default: the calibration set).")
+@click.option("--scale", help="Image preprocessing: value = pixel * SCALE + OFFSET (per "
+              "channel with commas) [default: 1/127.5, i.e. [-1, 1]].")
+@click.option("--offset", help="See --scale [default: -1].")
+@click.option("--mean", help="Image preprocessing: value = (pixel/255 - MEAN) / STD, per "
+              "channel with commas (torchvision style).")
+@click.option("--std", help="See --mean.")
+@click.option("--percentile", type=float,
+              help="Calibrate activation ranges on the [100-P, P] percentiles instead of "
+                   "min/max (e.g. 99.99).")
+@click.option("--input-shape", help="Fix symbolic input dimensions, e.g. 1,3,224,224.")
+@click.option("--float-runner", type=click.Choice(["auto", "onnxruntime", "numpy"]),
+              default="auto", show_default=True,
+              help="Run the float model in onnxruntime (auto: when installed) or NumPy.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of --calibrate random.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with: str | None,
+             scale: str | None, offset: str | None, mean: str | None, std: str | None,
+             percentile: float | None, input_shape: str | None, float_runner: str, seed: int,
+             as_json: bool) -> None:
+    """Quantise a float ONNX model to an int8 .tflite by post-training quantisation."""
+    from mnv2gen.frontend.agreement import agreement
+    from mnv2gen.frontend.calibration import load_samples
+    from mnv2gen.frontend.ptq import quantize_onnx
+    from mnv2gen.frontend.tflite_writer import write_tflite
+
+    preprocess = _preprocess(*(_floats(f"--{n}", v) for n, v in
+                               (("scale", scale), ("offset", offset), ("mean", mean),
+                                ("std", std))))
+    shape = _floats("--input-shape", input_shape)
+    if float_runner == "onnxruntime":
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise MnvError("--float-runner onnxruntime: onnxruntime is not installed",
+                           "pip install onnxruntime, or use --float-runner numpy")
+    result = quantize_onnx(model, calibrate_with, preprocess, percentile,
+                           tuple(int(d) for d in shape) if shape else None, seed)
+    evaluation = (load_samples(eval_with, result.model, preprocess) if eval_with
+                  else result.calibration)
+    data = write_tflite(result.graph)
+    atomic_write_bytes(output_path, data)
+    match = agreement(model, result.model, result.graph, evaluation.data,
+                      use_onnxruntime=float_runner != "numpy")
+    graph = result.graph
+    quantized_input = graph.tensor(graph.ops[0].outputs[0])
+    quantized_output = graph.tensor(graph.ops[-1].inputs[0])
+    report = {
+        "model": model, "output": output_path, "tflite_bytes": len(data),
+        "operators": len(graph.ops), "calibration": result.calibration.source,
+        "calibration_samples": len(result.calibration.data), "method": result.method,
+        "evaluation": evaluation.source if eval_with else "the calibration set",
+        "input": _quant_dict(quantized_input), "output_quantization":
+            _quant_dict(quantized_output), "fully_connected_weights": "per-tensor",
+        **match.as_dict()}
+    if as_json:
+        _print_json(report)
+        return
+    random_note = ("\nnote: calibrated on random images, for size/speed estimates only"
+                   if calibrate_with == "random" else "")
+    click.echo(
+        f"wrote {output_path} ({len(data):,} bytes, {len(graph.ops)} operators)\n"
+        f"calibration: {result.calibration.source}, {result.method}\n"
+        f"input: float32 -> int8 scale {quantized_input.scale:.6g} zero point "
+        f"{quantized_input.zero_point}; output: int8 scale {quantized_output.scale:.6g} "
+        f"zero point {quantized_output.zero_point} -> float32\n"
+        f"float vs int8 on {report['evaluation']} ({match.samples} samples, float model in "
+        f"{match.float_runner}): top-1 agreement {match.top1_matches}/{match.samples} "
+        f"({100 * match.top1_agreement:.1f} %), mean abs error {match.mean_abs_error:.5g} "
+        f"(max {match.max_abs_error:.5g}){random_note}")
+
+
+def _compile_options(func):
+    """Attach the options build and verify share."""
+    options = [
+        click.option("--target", "target", required=True,
+                     help="cortex-m3, cortex-m4, cortex-m7, cortex-m55, stm32f405 or host."),
+        click.option("--kernels", type=click.Choice(["cmsis-nn", "portable"]),
+                     help="Kernel backend (default: cmsis-nn when a CMSIS-NN path is known, "
+                          "else portable)."),
+        click.option("--cmsis-nn", "cmsis_nn", type=click.Path(file_okay=False),
+                     help="Your CMSIS-NN v7 checkout (default: $CMSIS_NN_PATH)."),
+        click.option("--scheme", type=click.Choice(["layer", "bottleneck", "auto"]),
+                     default="auto", show_default=True, help="Memory scheme (see `plan`)."),
+        click.option("--ram-budget", help="Cheapest plan that fits this many bytes."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget):
+    from mnv2gen.pipeline import compile_model
+
+    compiled = compile_model(model, target, kernels, cmsis_nn, scheme, _parse_bytes(ram_budget))
+    if compiled.notice:
+        click.echo(compiled.notice, err=True)
+    return compiled
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@_compile_options
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
+              help="Directory to write (replaced atomically).")
+def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir) -> None:
+    """Generate the model as a C library for a target (and compile it to check)."""
+    from mnv2gen.pipeline import write_library
+
+    compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget)
+    generated = write_library(compiled, out_dir)
+    plan = compiled.plan
+    click.echo(f"wrote {out_dir}: {len(generated.files)} files for {compiled.target.name}, "
+               f"{compiled.kernels} kernels")
+    click.echo(f"arena {plan.peak_bytes:,} bytes (layer by layer {compiled.baseline.peak_bytes:,}"
+               f"), constant data {generated.const_bytes:,} bytes")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@_compile_options
+@click.option("--inputs", "count", default=3, show_default=True,
+              help="Number of inputs to compare (random ones fill up after --input files).")
+@click.option("--input", "input_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="An input .npy for the model (repeatable).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--keep", type=click.Path(file_okay=False),
+              help="Keep the build directory here (for inspection).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_paths, seed,
+           keep, as_json) -> None:
+    """Build, run on the target (QEMU or host) and compare with the reference bit for bit."""
+    from pathlib import Path
+
+    from mnv2gen.inputs import load_input
+    from mnv2gen.verify import verification_inputs, verify as run_verify
+
+    compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget)
+    given = [load_input(compiled.full, p) for p in input_paths]
+    inputs = verification_inputs(compiled, count, seed, given)
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+    report = run_verify(compiled, inputs, Path(keep) if keep else None)
+    if as_json:
+        _print_json(report)
+    else:
+        verdict = "bit-exact" if report["bit_exact"] else "MISMATCH"
+        click.echo(f"{report['model']} on {report['target']} ({report['kernels']} kernels): "
+                   f"{verdict}, {report['mismatched_bytes']} of "
+                   f"{report['inputs'] * report['output_bytes']} output bytes differ over "
+                   f"{report['inputs']} input(s)")
+        click.echo(f"arena {report['peak_bytes']:,} bytes (layer by layer "
+                   f"{report['layer_by_layer_bytes']:,}), constant data "
+                   f"{report['const_bytes']:,} bytes")
+        if report["instructions"] is not None:
+            click.echo(f"instructions per inference: {report['instructions']:,} "
+                       "(QEMU instruction count, not cycles)")
+    if not report["bit_exact"]:
+        raise VerificationError(f"{model}: generated code differs from the reference")
 
 
 def main(argv: list[str] | None = None) -> int:

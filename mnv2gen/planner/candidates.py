@@ -83,7 +83,7 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
     groups = group_bounds(channels_e, chunking.groups)
     widest = max(b - a for a, b in groups)
     rows = chunking.rows
-    scratch = {"dw_out": rows * width_o * widest}
+    scratch = {"dw_out": rows * width_o * widest * dw.attrs.depth_multiplier}
     kernel = depthwise_scratch(kernel_set, widest, kh, kw, dw.attrs.padding.top,
                                dw.attrs.padding.left, dw.attrs.depth_multiplier)
     produce_macs_per_row = 0

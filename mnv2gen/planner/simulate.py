@@ -142,7 +142,8 @@ def _run_fused(arena: Arena, plan: Plan, step: int, unit: FusedUnit) -> None:
                 dw_in = window[:, :n_win].copy()
             else:
                 dw_in = x_view[:, w0:w1].copy()
-            dw_out = scratch("dw_out", np.int8, (1, n_out, width_o, width_g))
+            dw_out = scratch("dw_out", np.int8,
+                             (1, n_out, width_o, width_g * dw.attrs.depth_multiplier))
             dw_out[...] = _sub_call(graph, dw, dw_in, n_out, band.window_pad_top,
                                     None if len(choice.groups) == 1 else (c0, c1))
             if acc is not None:

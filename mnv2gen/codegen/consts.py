@@ -1,0 +1,65 @@
+"""Constant arrays of the generated code (weights, biases, requantisation tables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t",
+           np.dtype(np.int32): "int32_t"}
+_PER_LINE = {1: 24, 2: 16, 4: 12}
+
+
+@dataclass(frozen=True)
+class ConstArray:
+    """One const C array: symbol, C element type, values (padded), a comment."""
+
+    symbol: str
+    ctype: str
+    values: np.ndarray
+    count: int  # elements before padding
+    comment: str
+
+    @property
+    def size_bytes(self) -> int:
+        """Return the bytes the array occupies (padding included)."""
+        return int(self.values.nbytes)
+
+    def body(self) -> str:
+        """Return the initializer lines, one row of values per line."""
+        per_line = _PER_LINE[self.values.dtype.itemsize]
+        flat = self.values.reshape(-1).tolist()
+        return "\n".join("    " + ", ".join(map(str, flat[i:i + per_line])) + ","
+                         for i in range(0, len(flat), per_line))
+
+
+class ConstPool:
+    """Collects the const arrays a model needs; identical arrays are stored once."""
+
+    def __init__(self) -> None:
+        self.arrays: list[ConstArray] = []
+        self._by_content: dict[tuple, str] = {}
+
+    def add(self, symbol: str, values, dtype, comment: str = "") -> str:
+        """Return the symbol under which `values` (cast to `dtype`) can be referenced.
+
+        Arrays are padded with zeros to a multiple of 16 bytes plus 16 bytes: Helium
+        kernels may read up to 3 elements past the end of per-channel arrays.
+        """
+        array = np.ascontiguousarray(np.asarray(values).astype(dtype).reshape(-1))
+        key = (array.dtype.str, array.tobytes())
+        if key in self._by_content:
+            return self._by_content[key]
+        itemsize = array.dtype.itemsize
+        padded_bytes = -(-array.nbytes // 16) * 16 + 16
+        padded = np.zeros(padded_bytes // itemsize, dtype=array.dtype)
+        padded[:array.size] = array
+        self.arrays.append(ConstArray(symbol, _CTYPES[array.dtype], padded, array.size, comment))
+        self._by_content[key] = symbol
+        return symbol
+
+    @property
+    def total_bytes(self) -> int:
+        """Return the flash bytes of all arrays."""
+        return sum(a.size_bytes for a in self.arrays)

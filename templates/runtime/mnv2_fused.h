@@ -1,0 +1,76 @@
+/*
+ * mnv2_fused.h - one band of a fused inverted residual unit, driven by a plan table.
+ *
+ * A fused unit reads its input X and writes its output Y (both arena tensors); the wide
+ * tensor E between the producer (1x1 expansion, or the convolution before a block
+ * without expansion) and the depthwise never exists whole. For each band the plan
+ * (mnv2gen.planner.chunking) fixes which rows of E are kept from the previous band,
+ * which rows the producer computes, which rows the depthwise reads and which output
+ * rows the projection writes. With channel groups the projection sums each group's
+ * partial products in int32 and requantises once per band.
+ */
+#ifndef MNV2_FUSED_H
+#define MNV2_FUSED_H
+
+#include <stdint.h>
+
+#include "mnv2_ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Row ranges of one band (all counts in rows; see mnv2gen.planner.chunking.Band). */
+typedef struct
+{
+    int16_t out_row;          /**< first output row of the band */
+    int16_t out_rows;         /**< output rows written */
+    int16_t window_row;       /**< first row of E (or of X without producer) the depthwise reads */
+    int16_t window_rows;      /**< rows it reads */
+    int16_t window_pad_top;   /**< padding rows above them */
+    int16_t keep_from;        /**< window row the kept rows move from */
+    int16_t keep_rows;        /**< rows moved to the top of the window */
+    int16_t new_rows;         /**< rows of E the producer computes below the kept ones */
+    int16_t producer_row;     /**< first row of X the producer reads */
+    int16_t producer_rows;    /**< rows it reads */
+    int16_t producer_pad_top; /**< padding rows above them */
+} mnv2_band;
+
+/** A convolution inside a fused unit; group slices are found from group_start. */
+typedef struct
+{
+    mnv2_conv_params params;   /**< pad_top is taken from the band */
+    mnv2_dims filter_dims;     /**< of the whole layer; c (or n) is replaced per group */
+    const int8_t *filter;      /**< depthwise and grouped projection: group-major layout */
+    const int32_t *bias;
+    const int32_t *multiplier;
+    const int32_t *shift;
+} mnv2_fused_conv;
+
+/** A fused unit: producer? -> depthwise -> projection [-> shortcut add]. */
+typedef struct
+{
+    int32_t x_offset, y_offset;            /**< arena offsets of input and output */
+    int32_t window_offset, dw_out_offset;  /**< arena offsets of scratch bands */
+    int32_t shortcut_offset, acc_offset;   /**< projection band (add) and int32 sums (groups) */
+    int32_t scratch_offset, scratch_bytes; /**< kernel scratch */
+    mnv2_dims x_dims, e_dims, y_dims;      /**< input, wide (depthwise input), output */
+    int32_t producer_kind;                 /**< 0 none, 1 conv, 2 depthwise */
+    mnv2_fused_conv producer, depthwise, project;
+    int32_t has_add;
+    mnv2_add_params add;                   /**< input 1 is the unit input X */
+    int32_t groups;
+    const int16_t *group_start;            /**< groups + 1 channel bounds of E */
+} mnv2_fused_unit;
+
+/**
+ * @brief Run one band of a fused unit inside the arena.
+ * @return MNV2_OK, or the first nonzero kernel status
+ */
+int32_t mnv2_fused_band(const mnv2_fused_unit *unit, const mnv2_band *band, int8_t *arena);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MNV2_FUSED_H */
