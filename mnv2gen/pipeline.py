@@ -64,14 +64,20 @@ def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None) -> tuple[str
 def compile_model(model: str | Path, target: str, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
                   ram_budget: int | None = None) -> Compiled:
-    """Return the model planned for `target`: load -> passes -> integer core -> plan."""
+    """Return the model file planned for `target`: load -> passes -> integer core -> plan."""
+    return compile_graph(load_model(model), target, kernels, cmsis_nn_path, scheme, ram_budget)
+
+
+def compile_graph(full: Graph, target: str, kernels: str | None = None,
+                  cmsis_nn_path: str | None = None, scheme: str = "auto",
+                  ram_budget: int | None = None) -> Compiled:
+    """Return a loaded (passed) graph planned for `target`."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
     tgt = load_target(target)
     kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path)
     kernel_set = "portable" if kernels == "portable" else (
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
-    # 2. front end and passes; float edges are left to the caller
-    full = load_model(model)
+    # 2. float edges are left to the caller: the device runs the integer core
     core = integer_core(full)
     # 3. the plan, and the layer-by-layer baseline reported beside it
     plan = plan_model(core, scheme, kernel_set, ram_budget)

@@ -55,3 +55,8 @@ def run_cli(capsys):
         out = capsys.readouterr()
         return code, out.out, out.err
     return invoke
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/ from the current code generator")
