@@ -1,9 +1,11 @@
 """Chunking candidates of a fused unit, with their scratch bytes, in-place offset and cost.
 
-Cost is in multiply-accumulate equivalents: the MACs actually executed (halo rows that
-channel groups recompute included), plus a fixed price per kernel call and per byte a
-sliding window moves. The prices are rough instruction ratios; measured figures live in
-benchmarks/, not here.
+Cost is in instructions: per kernel kind a price per MAC and per output element, a price
+per kernel call and per byte a sliding window moves. The prices were read off per-step
+QEMU profiles (`verify(..., profile=True)`) of the shared models on Cortex-M7; they only
+rank chunkings against each other. Measured totals live in benchmarks/, not here.
+Channel groups run the projection through mnv2gen's own accumulate kernel in both
+backends, which is what makes them expensive next to CMSIS-NN's 1x1 convolution.
 """
 
 from __future__ import annotations
@@ -19,8 +21,20 @@ from mnv2gen.planner.scratch import (
     avgpool_scratch, conv_scratch, depthwise_scratch, fully_connected_scratch,
 )
 
-CALL_COST = 400
 MOVE_COST = 0.5
+# kernel set -> kind -> (instructions per MAC, per output element); "call" per kernel call
+_PORTABLE = {"pointwise": (6.2, 100.0), "conv": (15.0, 0.0), "depthwise": (15.0, 0.0),
+             "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
+             "call": 300.0}
+_CMSIS = {"pointwise": (1.4, 43.0), "conv": (4.9, 0.0), "depthwise": (8.3, 0.0),
+          "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
+          "call": 1500.0}
+PRICES = {"portable": _PORTABLE, "cmsis-c": _CMSIS, "cmsis-dsp": _CMSIS, "cmsis-mve": _CMSIS}
+
+
+def _price(kernel_set: str, kind: str, macs: float, outputs: float) -> float:
+    per_mac, per_output = PRICES[kernel_set][kind]
+    return per_mac * macs + per_output * outputs
 ALIGNMENT = 16
 _ROWS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 _GROUPS = (1, 2, 3, 4, 6, 8)
@@ -86,12 +100,14 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
     scratch = {"dw_out": rows * width_o * widest * dw.attrs.depth_multiplier}
     kernel = depthwise_scratch(kernel_set, widest, kh, kw, dw.attrs.padding.top,
                                dw.attrs.padding.left, dw.attrs.depth_multiplier)
-    produce_macs_per_row = 0
+    producer_kind, produce_macs_per_row = "conv", 0
     if unit.producer is not None:
         scratch["window"] = window_capacity(band_list) * width_e * widest
         w = graph.tensor(unit.producer.inputs[1]).shape
         per_out = w[1] * w[2] * (w[3] if unit.producer.kind is OpKind.CONV_2D else 1)
         produce_macs_per_row = width_e * per_out
+        producer_kind = ("pointwise" if (w[1], w[2]) == (1, 1) else "conv") \
+            if unit.producer.kind is OpKind.CONV_2D else "depthwise"
         if unit.producer.kind is OpKind.CONV_2D:
             a = unit.producer.attrs
             kernel = max(kernel, conv_scratch(kernel_set, w[3], w[1], w[2], a.stride_h,
@@ -105,13 +121,27 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
     scratch = {k: -(-v // ALIGNMENT) * ALIGNMENT for k, v in scratch.items()}
 
     produced_rows = sum(b.new_rows[1] - b.new_rows[0] for b in band_list)
-    macs = produced_rows * produce_macs_per_row  # sums over groups to all channels
+    produce_macs = produced_rows * produce_macs_per_row  # summed over groups: all channels
     out_rows_total = graph.tensor(proj.outputs[0]).shape[1]
-    macs += out_rows_total * width_o * channels_e * (kh * kw + out_c)
+    dw_channels = channels_e * dw.attrs.depth_multiplier
+    dw_macs = out_rows_total * width_o * dw_channels * kh * kw
+    project_macs = out_rows_total * width_o * dw_channels * out_c
+    outputs = out_rows_total * width_o * out_c
+    macs = produce_macs + dw_macs + project_macs
+    cost = (_price(kernel_set, producer_kind, produce_macs, produced_rows * width_e * channels_e)
+            + _price(kernel_set, "depthwise", dw_macs, 0))
+    if chunking.groups > 1:
+        cost += (_price(kernel_set, "accumulate", project_macs, 0)
+                 + _price(kernel_set, "requantize", 0, outputs))
+    else:
+        cost += _price(kernel_set, "pointwise", project_macs, outputs)
+    if unit.add is not None:
+        cost += _price(kernel_set, "add", 0, outputs)
     per_band = chunking.groups * (2 + (unit.producer is not None)) + (unit.add is not None) \
         + (chunking.groups > 1)
     moved = sum(b.keep_rows for b in band_list) * width_e * channels_e
     calls = len(band_list) * per_band + sum(1 for b in band_list if b.keep_rows)
+    cost += PRICES[kernel_set]["call"] * calls + MOVE_COST * moved
 
     slack, pair = _trail(graph, unit, band_list)
     scratch_total = sum(scratch.values())
@@ -123,7 +153,7 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
                              + graph.tensor(unit.output).size_bytes)
         local = pair + scratch_total
     return Candidate(chunking, band_list, groups, scratch, trail, pair, local, macs, calls,
-                     macs + CALL_COST * calls + MOVE_COST * moved)
+                     cost)
 
 
 def allowed_groups(graph: Graph, unit: FusedUnit) -> tuple[int, ...]:

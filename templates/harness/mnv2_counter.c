@@ -53,3 +53,22 @@ uint64_t mnv2_counter_stop(void)
     uint64_t ticks = count * (RELOAD + 1ull) + ((RELOAD + 1u - current) & RELOAD);
     return ticks * MNV2_INSNS_PER_TICK_NUM / MNV2_INSNS_PER_TICK_DEN;
 }
+
+uint64_t mnv2_counter_read(void)
+{
+    __asm volatile("cpsid i" ::: "memory");
+    uint32_t first = SYST_CVR;
+    uint32_t pending = (SCB_ICSR & ICSR_PENDSTSET) ? 1u : 0u;
+    uint32_t second = SYST_CVR;
+    /* SysTick counts down: a larger second reading means it wrapped between the reads. */
+    uint32_t current = first;
+    if (second > first)
+    {
+        pending = 1u;
+        current = second;
+    }
+    uint64_t count = wraps + pending;
+    __asm volatile("cpsie i" ::: "memory");
+    uint64_t ticks = count * (RELOAD + 1ull) + ((RELOAD + 1u - current) & RELOAD);
+    return ticks * MNV2_INSNS_PER_TICK_NUM / MNV2_INSNS_PER_TICK_DEN;
+}

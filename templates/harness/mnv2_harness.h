@@ -43,6 +43,12 @@ void mnv2_counter_start(void);
 uint64_t mnv2_counter_stop(void);
 
 /*
+ * Return the instructions executed since mnv2_counter_start() without stopping the count
+ * (for per-step profiles). Host builds return 0.
+ */
+uint64_t mnv2_counter_read(void);
+
+/*
  * Return the most stack (bytes) used since reset: the reset handler paints the stack with a
  * pattern and this finds the deepest byte changed. Host builds return 0.
  * Stack overflow: the Cortex-M55 (Armv8-M MSPLIM) faults with CFSR.STKOF; the Armv7-M

@@ -16,6 +16,11 @@ uint64_t mnv2_counter_stop(void)
     return 0;
 }
 
+uint64_t mnv2_counter_read(void)
+{
+    return 0;
+}
+
 size_t mnv2_stack_peak_bytes(void)
 {
     return 0;

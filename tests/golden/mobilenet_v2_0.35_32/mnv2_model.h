@@ -17,7 +17,7 @@
  * yourself (e.g. in a specific RAM bank). Weights are const data (section ".weights").
  * Nothing allocates; no floating point is used at run time.
  *
- * Plan: auto scheme, arena 8064 bytes (layer by layer: 15360)
+ * Plan: auto scheme, arena 4096 bytes (layer by layer: 15360)
  */
 #ifndef MNV2_MODEL_H
 #define MNV2_MODEL_H
@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /** Bytes of RAM the model needs: the whole arena, input and output included. */
-#define MNV2_ARENA_BYTES 8064
+#define MNV2_ARENA_BYTES 4096
 
 /** Input: int8 NHWC [1, 32, 32, 3], real = scale * (q - zero_point). */
 #define MNV2_INPUT_N 1
