@@ -5,21 +5,55 @@ from __future__ import annotations
 from pathlib import Path
 
 from mnv2gen.errors import ModelError
+from mnv2gen.frontend.onnx_graph import is_quantized, parse_model_proto
+from mnv2gen.frontend.onnx_qdq import load_qdq
 from mnv2gen.frontend.tflite import load_tflite, read_model_bytes
 from mnv2gen.ir import Graph
 from mnv2gen.passes import run_passes
 
 
+def _is_onnx(data: bytes, path: Path) -> bool:
+    """Return True for a .onnx file, or any other file that parses as an ONNX model."""
+    if path.suffix.lower() == ".onnx":
+        return True
+    try:
+        parse_model_proto(data, str(path))
+    except ModelError:
+        return False
+    return True
+
+
 def load_raw(path: str | Path) -> Graph:
-    """Return the faithful IR translation of a model file (no passes applied)."""
+    """Return the faithful IR translation of a model file (no passes applied).
+
+    TFLite flatbuffers go to the TFLite front end; ONNX files with QuantizeLinear nodes
+    (QDQ int8) to the QDQ front end. A float ONNX model needs calibration data, so it is
+    refused here with a pointer to `mnv2gen quantize`.
+    """
     data = read_model_bytes(path)
     if len(data) >= 8 and data[4:8] == b"TFL3":
         return load_tflite(data, label=str(path))
-    if Path(path).suffix.lower() == ".onnx":
-        raise ModelError(f"{path}: ONNX models are not supported yet",
-                         "convert the model to an int8 .tflite file")
+    path = Path(path)
+    if _is_onnx(data, path):
+        if is_quantized(data, str(path)):
+            return load_qdq(data, str(path), path.resolve().parent)
+        raise ModelError(f"{path}: a float ONNX model; it needs post-training quantisation "
+                         "with calibration data first",
+                         f"run `mnv2gen quantize {path} --calibrate IMAGES_DIR -o "
+                         "model.tflite` and use model.tflite")
     raise ModelError(f"{path}: not a TFLite model (no 'TFL3' file identifier)",
-                     "expected a .tflite flatbuffer with int8 quantisation")
+                     "expected a .tflite flatbuffer with int8 quantisation or an ONNX model")
+
+
+def tflite_bytes(path: str | Path) -> bytes:
+    """Return the model as TFLite bytes: a .tflite file as it is, an ONNX QDQ model
+    translated and written by `write_tflite` (for the TFLite Micro cross-checks)."""
+    data = read_model_bytes(path)
+    if len(data) >= 8 and data[4:8] == b"TFL3":
+        return data
+    from mnv2gen.frontend.tflite_writer import write_tflite
+
+    return write_tflite(load_raw(path))
 
 
 def load_model(path: str | Path) -> Graph:

@@ -1,0 +1,77 @@
+"""Assemble the int8 IR Graph of a FloatModel from activation quantisation and weights.
+
+Shared by post-training quantisation (`ptq`) and the QDQ reader (`onnx_qdq`). The graph
+has TFLite's float edges: a float32 NHWC input, QUANTIZE to int8, the int8 body, and
+DEQUANTIZE to a float32 output; `passes.integer_core` cuts them for the C code. Where
+TFLite fixes an output's quantisation (SOFTMAX: 1/256, zero point -128; RESHAPE: its
+input's) and the caller asks for another, an int8 -> int8 QUANTIZE is appended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from mnv2gen.frontend.float_model import FloatModel
+from mnv2gen.ir import DType, Graph, NoAttrs, Op, OpKind, QuantParams, Tensor
+from mnv2gen.zoo_float import INPUT, FloatLayer
+from mnv2gen.zoo_quant import SOFTMAX_QUANT
+
+WeightFn = Callable[[FloatLayer, Tensor], tuple[Tensor, Tensor]]
+QUANTIZED_INPUT = f"{INPUT}/int8"
+
+
+def same_quant(a: QuantParams, b: QuantParams) -> bool:
+    """Return True when two per-tensor quantisations are equal in float32."""
+    return (np.float32(a.scale[0]) == np.float32(b.scale[0])
+            and a.zero_point[0] == b.zero_point[0])
+
+
+def _fixed_quant(layer: FloatLayer, tensors: Mapping[str, Tensor]) -> QuantParams | None:
+    """Return the output quantisation TFLite imposes on `layer`, if any."""
+    if layer.kind is OpKind.SOFTMAX:
+        return SOFTMAX_QUANT
+    if layer.kind is OpKind.RESHAPE:
+        return tensors[layer.inputs[0]].quant
+    return None
+
+
+def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: WeightFn) -> Graph:
+    """Return the verified int8 Graph of `model`.
+
+    `quant` maps INPUT and every layer name to its int8 output quantisation; `weights`
+    returns the (int8 weights, int32 bias) tensors of a weighted layer given its int8
+    input tensor.
+    """
+    x = model.input_shape
+    tensors = {INPUT: Tensor(INPUT, x, DType.FLOAT32),
+               QUANTIZED_INPUT: Tensor(QUANTIZED_INPUT, x, DType.INT8, quant[INPUT])}
+    ops = [Op(OpKind.QUANTIZE, "quantize_input", (INPUT,), (QUANTIZED_INPUT,), NoAttrs(), -1)]
+    names = {INPUT: QUANTIZED_INPUT}
+    for layer in model.layers:
+        source = model.source_nodes.get(layer.name, -1)
+        inputs = tuple(names[n] for n in layer.inputs)
+        if layer.weights is not None:
+            w, b = weights(layer, tensors[inputs[0]])
+            tensors[w.name], tensors[b.name] = w, b
+            inputs = (*inputs, w.name, b.name)
+        wanted = quant[layer.name]
+        fixed = _fixed_quant(layer, tensors)
+        out = layer.name
+        if fixed is not None and not same_quant(fixed, wanted):
+            out = f"{layer.name}/{layer.kind.value.lower()}"
+        tensors[out] = Tensor(out, layer.shape, DType.INT8, fixed or wanted)
+        ops.append(Op(layer.kind, layer.name, inputs, (out,), layer.attrs, source))
+        if out != layer.name:  # requantise to the quantisation the model asks for
+            tensors[layer.name] = Tensor(layer.name, layer.shape, DType.INT8, wanted)
+            ops.append(Op(OpKind.QUANTIZE, f"{layer.name}/requantize", (out,), (layer.name,),
+                          NoAttrs(), source))
+        names[layer.name] = layer.name
+    last = model.output
+    result = f"{last}/dequantized"
+    tensors[result] = Tensor(result, tensors[last].shape, DType.FLOAT32)
+    ops.append(Op(OpKind.DEQUANTIZE, "dequantize_output", (last,), (result,), NoAttrs(), -1))
+    graph = Graph(model.name, tensors, tuple(ops), (INPUT,), (result,), model.source_sha256)
+    graph.verify()
+    return graph
