@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from importlib import resources
-from importlib.abc import Traversable
 from pathlib import Path
 
 from mnv2gen.errors import MnvError
@@ -82,12 +80,13 @@ class Target:
         return (*flags, *self.extra_cflags)
 
 
-def package_dir(package: str, folder: str) -> Traversable | Path:
-    """Return the installed package data folder, or the checkout's top-level `folder`."""
-    try:
-        return resources.files(package)
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[2] / folder
+def package_dir(package: str, folder: str) -> Path:
+    """Return the folder of package data `folder` (`templates` or `targets`): inside the
+    installed package (a wheel puts it at mnv2gen/<folder>), else the checkout's top level."""
+    installed = Path(__file__).resolve().parents[1] / folder
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parents[2] / folder
 
 
 def list_targets() -> list[str]:
