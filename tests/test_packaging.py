@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_contains_templates_and_targets(tmp_path):
-    pytest.importorskip("setuptools", reason="building a wheel offline needs setuptools")
+    pytest.importorskip("wheel", reason="building a wheel offline needs setuptools and wheel")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
                            "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
                           capture_output=True, text=True, timeout=300)
