@@ -197,10 +197,11 @@ def layer_scratch(graph: Graph, unit: LayerUnit, kernel_set: str) -> dict[str, i
         a = op.attrs
         size = conv_scratch(kernel_set, in_c, kh, kw, a.stride_h, a.padding != type(a.padding)())
     elif op.kind is OpKind.DEPTHWISE_CONV_2D:
-        _, kh, kw, out_c = graph.tensor(op.inputs[1]).shape
+        _, kh, kw, _ = graph.tensor(op.inputs[1]).shape
         a = op.attrs
-        size = depthwise_scratch(kernel_set, out_c, kh, kw, a.padding.top, a.padding.left,
-                                 a.depth_multiplier)
+        # CMSIS-NN sizes depthwise scratch by the *input* channels
+        size = depthwise_scratch(kernel_set, graph.tensor(op.inputs[0]).shape[3], kh, kw,
+                                 a.padding.top, a.padding.left, a.depth_multiplier)
     elif op.kind is OpKind.FULLY_CONNECTED:
         size = fully_connected_scratch(kernel_set, graph.tensor(op.inputs[1]).shape[0])
     elif op.kind is OpKind.AVERAGE_POOL_2D:
