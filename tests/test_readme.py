@@ -26,7 +26,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_quickstart_script_exists_and_uses_the_cli():
     script = (ROOT / "examples" / "quickstart.sh").read_text()
-    assert "zoo mobilenet-v2" in script and "--check-tflm" in script
+    assert "zoo mobilenet-v2" in script and "verify" in script and "plan" in script
 
 
 def test_every_python_package_ships_in_the_wheel():

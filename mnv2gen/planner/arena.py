@@ -132,24 +132,32 @@ def live_bytes(buffers: list[Buffer], step: int) -> int:
     return sum(b.size_bytes for b in buffers if b.first_step <= step <= b.last_step)
 
 
-def render(placement: Placement, steps: int, width: int = 64) -> str:
-    """Return an ASCII map: one line per step, one letter per live buffer's bytes."""
+def render(placement: Placement, steps: int, width: int = 64,
+           is_scratch=lambda name: "." in name) -> str:
+    """Return an ASCII map: one line per step, columns = arena offset.
+
+    Tensors are drawn with a letter each (in order of first use), scratch buffers with
+    '+', bytes two live buffers share (an in-place write) with '#'.
+    """
     if placement.arena_bytes == 0:
         return "(empty arena)"
-    names = sorted(placement.buffers, key=lambda n: (placement.offsets[n], n))
-    letters = {n: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[i % 62]
-               for i, n in enumerate(names)}
+    symbols = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    tensors = sorted((n for n in placement.buffers if not is_scratch(n)),
+                     key=lambda n: (placement.buffers[n].first_step, placement.offsets[n], n))
+    letters = {n: symbols[i % len(symbols)] for i, n in enumerate(tensors)}
     scale = placement.arena_bytes / width
     lines = []
     for step in range(steps):
         row = ["."] * width
-        for n in names:
-            b = placement.buffers[n]
+        for n, b in placement.buffers.items():
             if b.first_step <= step <= b.last_step:
                 lo = int(placement.offsets[n] / scale)
                 hi = max(lo + 1, int(-(-(placement.offsets[n] + b.size_bytes) // scale)))
+                mark = letters.get(n, "+")
                 for c in range(lo, min(hi, width)):
-                    row[c] = letters[n] if row[c] == "." else "#"
+                    row[c] = mark if row[c] == "." else "#"
         lines.append(f"{step:>4} |{''.join(row)}|")
-    legend = ", ".join(f"{letters[n]}={n}" for n in names)
-    return "\n".join(lines + [f"     0{'':>{width - 1}}{placement.arena_bytes} bytes", legend])
+    legend = [f"  {letters[n]} = {n}" for n in tensors]
+    footer = f"     0{'':>{width - 1}}{placement.arena_bytes} bytes"
+    return "\n".join(lines + [footer, "  + = scratch of the step's unit, # = shared bytes",
+                              *legend])
