@@ -80,14 +80,40 @@ def test_every_shared_model_is_bit_exact_on_host(path):
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("name", ["ei_fomo_balloon", "tflm_person_detect", "tinyengine_vww",
-                                  "st_nota_mobilenet_v2_0.35_224_flowers_int8_pruned"])
-def test_shared_models_are_bit_exact_on_cortex_m7(shared_model, name):
+@pytest.mark.parametrize("path", model_params())
+def test_every_shared_model_is_bit_exact_on_cortex_m7(path):
     need_toolchain("cortex-m7")
-    graph = logits_graph(load_model(shared_model(name)))
-    report = verify(compile_graph(graph, "cortex-m7", kernels="portable"), _inputs(graph, 2))
+    graph = logits_graph(load_model(path))
+    report = verify(compile_graph(graph, "cortex-m7", kernels="portable"), _inputs(graph, 1))
     assert report["bit_exact"] and report["instructions"] > 0
     assert report["elf_sizes"]["regions"]["RAM"] > report["peak_bytes"]
+
+
+@pytest.mark.qemu
+def test_imagenet_model_verifies_on_cortex_m7_through_the_cli(shared_model, run_cli):
+    """The issue's acceptance command: 3 inputs, JSON, peak arena equal to the plan's."""
+    need_toolchain("cortex-m7")
+    path = shared_model("aquapapaya_keras_mobilenet_v2_1.0_224")
+    code, out, err = run_cli("verify", path, "--target", "cortex-m7", "--inputs", "3",
+                             "--json", "--kernels", "portable")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["bit_exact"] is True and report["mismatched_bytes"] == 0
+    assert report["inputs"] == 3 and report["instructions"] > 0
+    code, out, _ = run_cli("plan", path, "--json")
+    assert json.loads(out)["peak_bytes"] == report["peak_bytes"]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("target", ["host", "cortex-m7"])
+def test_qdq_onnx_model_is_bit_exact(shared_models, target):
+    need_toolchain(target)
+    path = shared_models / "onnx" / "st_nota_mobilenet_v2_0.35_224_flowers_qdq_int8.onnx"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    graph = logits_graph(load_model(path))
+    report = verify(compile_graph(graph, target, kernels="portable"), _inputs(graph, 1))
+    assert report["bit_exact"]
 
 
 @pytest.mark.qemu
@@ -167,3 +193,26 @@ def test_logits_graph_ends_before_softmax(shared_model):
     logits = logits_graph(graph)
     assert logits.ops[-1].kind.value == "CONV_2D"
     assert np.prod(logits.tensor(logits.outputs[0]).shape) == 2
+
+
+@pytest.mark.qemu
+def test_quantized_float_onnx_model_is_bit_exact_on_host_and_cortex_m7(shared_models, tmp_path,
+                                                                        run_cli):
+    pytest.importorskip("PIL", reason="calibration images need Pillow")
+    need_toolchain("cortex-m7")
+    onnx_path = shared_models / "onnx" / "st_nota_mobilenet_v2_0.35_224_flowers_float.onnx"
+    photos = shared_models / "testvectors" / "imagenet50_aquapapaya"
+    if not onnx_path.exists() or not photos.is_dir():
+        pytest.skip("shared ONNX model or photos not found")
+    calibration = tmp_path / "photos"
+    calibration.mkdir()
+    for photo in sorted(photos.iterdir())[:6]:
+        (calibration / photo.name).symlink_to(photo)
+    tflite = tmp_path / "flowers_int8.tflite"
+    code, out, err = run_cli("quantize", onnx_path, "--calibrate", calibration, "--scale",
+                             str(2 / 255), "--offset", "-1", "-o", tflite)
+    assert code == 0, err
+    graph = logits_graph(load_model(tflite))
+    for target in ("host", "cortex-m7"):
+        report = verify(compile_graph(graph, target, kernels="portable"), _inputs(graph, 1))
+        assert report["bit_exact"], target
