@@ -375,3 +375,21 @@ def test_synthetic_model_matches_tflm(case):
     result = reference.run(graph, inputs)[0]
     distinct = len(np.unique(result))
     assert distinct >= min(4, math.prod(result.shape)), "degenerate case: output saturated"
+
+
+ZOO_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.4)
+ZOO_RESOLUTIONS = (96, 128, 160, 192, 224)
+
+
+@needs_tflm
+@pytest.mark.parametrize("alpha, resolution", [
+    pytest.param(a, r, marks=() if (a, r) in ((0.35, 96), (1.0, 224)) else pytest.mark.slow)
+    for a in ZOO_WIDTHS for r in ZOO_RESOLUTIONS])
+def test_synthesized_mobilenet_v2_matches_tflm(alpha, resolution):
+    from mnv2gen.frontend.tflite_writer import write_tflite
+    from mnv2gen.zoo import synthesize
+
+    graph = synthesize("mobilenet-v2", alpha, resolution, 1000, seed=1)
+    model = write_tflite(graph)
+    graph = load_tflite(model)  # compare through the file, as a user would get it
+    assert differing_bytes(graph, model, random_inputs(graph, 2)) == {}
