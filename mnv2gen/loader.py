@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from mnv2gen.errors import ModelError
@@ -23,7 +24,16 @@ def _is_onnx(data: bytes, path: Path) -> bool:
     return True
 
 
-def load_raw(path: str | Path) -> Graph:
+@dataclass(frozen=True)
+class Calibration:
+    """How to quantise a float ONNX model on the fly (as `mnv2gen quantize` does)."""
+
+    source: str                      # image folder, .npy batch, or "random"
+    preprocess: object | None = None  # mnv2gen.frontend.calibration.Preprocess
+    percentile: float | None = None
+
+
+def load_raw(path: str | Path, calibration: Calibration | None = None) -> Graph:
     """Return the faithful IR translation of a model file (no passes applied).
 
     TFLite flatbuffers go to the TFLite front end; ONNX files with QuantizeLinear nodes
@@ -37,25 +47,38 @@ def load_raw(path: str | Path) -> Graph:
     if _is_onnx(data, path):
         if is_quantized(data, str(path)):
             return load_qdq(data, str(path), path.resolve().parent)
+        if calibration is not None:
+            return _quantize(path, calibration)
         raise ModelError(f"{path}: a float ONNX model; it needs post-training quantisation "
                          "with calibration data first",
-                         f"run `mnv2gen quantize {path} --calibrate IMAGES_DIR -o "
-                         "model.tflite` and use model.tflite")
+                         f"give --calibrate IMAGES_DIR (or x.npy), or run `mnv2gen quantize "
+                         f"{path} --calibrate IMAGES_DIR -o model.tflite` once")
     raise ModelError(f"{path}: not a TFLite model (no 'TFL3' file identifier)",
                      "expected a .tflite flatbuffer with int8 quantisation or an ONNX model")
 
 
-def tflite_bytes(path: str | Path) -> bytes:
+def tflite_bytes(path: str | Path, raw: Graph | None = None) -> bytes:
     """Return the model as TFLite bytes: a .tflite file as it is, an ONNX QDQ model
-    translated and written by `write_tflite` (for the TFLite Micro cross-checks)."""
+    translated (or `raw`, its already loaded graph) and written by `write_tflite` (for the
+    TFLite Micro cross-checks)."""
     data = read_model_bytes(path)
     if len(data) >= 8 and data[4:8] == b"TFL3":
         return data
     from mnv2gen.frontend.tflite_writer import write_tflite
 
-    return write_tflite(load_raw(path))
+    return write_tflite(raw if raw is not None else load_raw(path))
 
 
-def load_model(path: str | Path) -> Graph:
-    """Return the IR Graph of a model file, normalised by the passes."""
-    return run_passes(load_raw(path))
+def _quantize(path: Path, calibration: Calibration) -> Graph:
+    from mnv2gen.frontend.calibration import Preprocess
+    from mnv2gen.frontend.ptq import quantize_onnx
+
+    result = quantize_onnx(path, calibration.source, calibration.preprocess or Preprocess(),
+                           calibration.percentile)
+    return result.graph
+
+
+def load_model(path: str | Path, calibration: Calibration | None = None) -> Graph:
+    """Return the IR Graph of a model file, normalised by the passes; a float ONNX model is
+    quantised first when `calibration` is given."""
+    return run_passes(load_raw(path, calibration))

@@ -11,7 +11,7 @@ from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
 from mnv2gen.errors import MnvError
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
-from mnv2gen.loader import load_model
+from mnv2gen.loader import Calibration, load_model
 from mnv2gen.passes.integer_core import integer_core
 from mnv2gen.planner.plan import Plan, plan_model
 from mnv2gen.toolchain import Target, load_target, toolchain_available
@@ -63,9 +63,11 @@ def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None) -> tuple[str
 
 def compile_model(model: str | Path, target: str, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
-                  ram_budget: int | None = None) -> Compiled:
+                  ram_budget: int | None = None,
+                  calibration: Calibration | None = None) -> Compiled:
     """Return the model file planned for `target`: load -> passes -> integer core -> plan."""
-    return compile_graph(load_model(model), target, kernels, cmsis_nn_path, scheme, ram_budget)
+    return compile_graph(load_model(model, calibration), target, kernels, cmsis_nn_path,
+                         scheme, ram_budget)
 
 
 def compile_graph(full: Graph, target: str, kernels: str | None = None,

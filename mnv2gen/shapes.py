@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mnv2gen.errors import IRError
 from mnv2gen.ir import DType, OpKind
@@ -83,7 +84,7 @@ def _reshape(graph: Graph, op: Op) -> tuple[int, ...]:
 
 def _pad(graph: Graph, op: Op) -> tuple[int, ...]:
     shape = graph.tensor(op.inputs[0]).shape
-    return tuple(d + b + a for d, (b, a) in zip(shape, op.attrs.paddings))
+    return tuple(d + b + a for d, (b, a) in zip(shape, op.attrs.paddings, strict=True))
 
 
 def _transpose(graph: Graph, op: Op) -> tuple[int, ...]:

@@ -126,7 +126,7 @@ def verify(compiled: Compiled, inputs: list[list[np.ndarray]], work_dir: Path | 
         run = parse_run(result.stdout, len(inputs))
         sizes = size_report(target, elf)
     per_input = []
-    for i, (got, want) in enumerate(zip(run.outputs, expected)):
+    for i, (got, want) in enumerate(zip(run.outputs, expected, strict=True)):
         diff = int(np.count_nonzero(np.frombuffer(got, np.uint8) != np.frombuffer(want, np.uint8))
                    ) if len(got) == len(want) else max(len(got), len(want))
         per_input.append({"index": i, "mismatched_bytes": diff, "status": run.statuses[i],
@@ -152,7 +152,7 @@ def verify(compiled: Compiled, inputs: list[list[np.ndarray]], work_dir: Path | 
 def _steps(compiled: Compiled, cumulative: list[int]) -> list[dict]:
     """Return per plan step its unit name and the instructions it took."""
     previous, steps = 0, []
-    for up, total in zip(compiled.plan.units, cumulative):
+    for up, total in zip(compiled.plan.units, cumulative, strict=True):
         steps.append({"step": up.step, "name": up.name, "instructions": total - previous})
         previous = total
     return steps

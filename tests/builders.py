@@ -5,8 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from mnv2gen.ir import (
-    Activation, ConvAttrs, DType, Graph, MeanAttrs, Op, OpKind, PadAttrs, Padding, QuantParams,
-    Tensor, TransposeAttrs,
+    Activation,
+    ConvAttrs,
+    DType,
+    Graph,
+    MeanAttrs,
+    Op,
+    OpKind,
+    PadAttrs,
+    Padding,
+    QuantParams,
+    Tensor,
+    TransposeAttrs,
 )
 
 ACT_Q = QuantParams((0.05,), (-3,))

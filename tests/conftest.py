@@ -41,7 +41,8 @@ def shared_models() -> Path:
 def shared_model(shared_models):
     """Return a function name-prefix -> path of one shared .tflite model."""
     def find(prefix: str) -> Path:
-        hits = sorted((shared_models / "tflite").glob(f"{prefix}*.tflite"), key=lambda p: len(p.name))
+        hits = sorted((shared_models / "tflite").glob(f"{prefix}*.tflite"),
+                      key=lambda p: len(p.name))
         if not hits:
             pytest.skip(f"shared model {prefix}* not found")
         return hits[0]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mnv2gen.planner.arena import Buffer, check, overlaps, place, render
-from mnv2gen.errors import IRError
-
 import pytest
+
+from mnv2gen.errors import IRError
+from mnv2gen.planner.arena import Buffer, check, overlaps, place, render
 
 
 def test_greedy_places_largest_first_and_reuses_dead_space():

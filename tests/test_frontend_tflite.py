@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import model_params
 
-from mnv2gen.errors import ModelError, UnsupportedError
+from mnv2gen.errors import UnsupportedError
 from mnv2gen.frontend.tflite import load_tflite
 from mnv2gen.ir import DType, OpKind
 from mnv2gen.loader import load_model

@@ -52,5 +52,5 @@ def test_passes_are_exact_on_shared_models(path):
     passed = run_passes(raw)
     assert not any(op.kind in (OpKind.PAD, OpKind.TRANSPOSE) for op in passed.ops)
     x = random_inputs(raw, 1)
-    for a, b in zip(run(raw, x), run(passed, x)):
+    for a, b in zip(run(raw, x), run(passed, x), strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)

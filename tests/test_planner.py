@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -24,7 +25,8 @@ FORCED = [Chunking(1, 1), Chunking(2, 1), Chunking(0, 1), Chunking(1, 2), Chunki
 
 
 def _differing_bytes(a: list[np.ndarray], b: list[np.ndarray]) -> int:
-    return sum(int(np.count_nonzero(x.view(np.uint8) != y.view(np.uint8))) for x, y in zip(a, b))
+    return sum(int(np.count_nonzero(x.view(np.uint8) != y.view(np.uint8)))
+               for x, y in zip(a, b, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_group_bounds_cover_every_channel_once():
     for g in (2, 3, 4, 6, 8):
         bounds = group_bounds(100, g)
         assert bounds[0][0] == 0 and bounds[-1][1] == 100
-        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
 
 
 @pytest.mark.parametrize("path", model_params())

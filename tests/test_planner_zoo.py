@@ -27,7 +27,7 @@ def test_simulation_equals_reference_on_synthesized_models(arch, alpha, resoluti
     for forced in FORCED:
         plan = plan_model(graph, forced=forced)
         got = simulate(plan, inputs)
-        assert all(np.array_equal(a, b) for a, b in zip(expected, got)), forced
+        assert all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True)), forced
         assert plan.peak_bytes <= 1.10 * plan.lower_bound_bytes
 
 

@@ -7,7 +7,7 @@ uses, so the C code and the reference cannot drift apart.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -7,8 +7,8 @@ pure-Python `tflite` package, so this works wherever Python does.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import tflite
@@ -19,8 +19,23 @@ from tflite.TensorType import TensorType
 
 from mnv2gen.errors import IRError, ModelError, UnsupportedError
 from mnv2gen.ir import (
-    Activation, AddAttrs, ConvAttrs, DType, FullyConnectedAttrs, Graph, MeanAttrs, NoAttrs,
-    Op, OpKind, PadAttrs, Padding, PoolAttrs, QuantParams, SoftmaxAttrs, Tensor, TransposeAttrs,
+    Activation,
+    AddAttrs,
+    ConvAttrs,
+    DType,
+    FullyConnectedAttrs,
+    Graph,
+    MeanAttrs,
+    NoAttrs,
+    Op,
+    OpKind,
+    PadAttrs,
+    Padding,
+    PoolAttrs,
+    QuantParams,
+    SoftmaxAttrs,
+    Tensor,
+    TransposeAttrs,
 )
 from mnv2gen.shapes import same_padding
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mnv2gen.errors import IRError
 from mnv2gen.ir import Graph

@@ -14,11 +14,19 @@ from dataclasses import dataclass
 
 from mnv2gen.ir import Graph, OpKind
 from mnv2gen.planner.chunking import (
-    Band, Chunking, bands, group_bounds, window_capacity, x_rows_read,
+    Band,
+    Chunking,
+    bands,
+    group_bounds,
+    window_capacity,
+    x_rows_read,
 )
 from mnv2gen.planner.schedule import FusedUnit, LayerUnit
 from mnv2gen.planner.scratch import (
-    avgpool_scratch, conv_scratch, depthwise_scratch, fully_connected_scratch,
+    avgpool_scratch,
+    conv_scratch,
+    depthwise_scratch,
+    fully_connected_scratch,
 )
 
 MOVE_COST = 0.5

@@ -103,7 +103,8 @@ def group_bounds(channels: int, groups: int) -> tuple[tuple[int, int], ...]:
     return tuple(bounds)
 
 
-def x_rows_read(graph: Graph, unit: FusedUnit, band_list: tuple[Band, ...]) -> list[tuple[int, int]]:
+def x_rows_read(graph: Graph, unit: FusedUnit,
+                band_list: tuple[Band, ...]) -> list[tuple[int, int]]:
     """Return per band the rows [start, stop) of the unit input X it reads: the producer's
     (or, without producer, the depthwise's) rows, widened by the shortcut rows."""
     reads = []

@@ -133,7 +133,7 @@ def _buffers(graph: Graph, units, chosen, layer_scratch_bytes, unlinked=frozense
                for root, (lo, hi) in spans.items()]
     groups: dict[str, tuple[int, int]] = {}  # buffer -> (group id, relative offset)
     allowed: set[frozenset[str]] = set()
-    for step, (u, c) in enumerate(zip(units, chosen)):
+    for step, (u, c) in enumerate(zip(units, chosen, strict=True)):
         scratch = c.scratch if c is not None else layer_scratch_bytes[step]
         buffers += [Buffer(f"{u.name}.{k}", v, step, step) for k, v in scratch.items() if v]
         if c is None or c.trail_offset is None or step in unlinked:
@@ -158,7 +158,7 @@ def _lower_bound(graph, units, chosen, buffers, buffer_of, allowed):
     the two occupy together at the worst band (input not yet consumed + output written).
     """
     per_step = []
-    for step, (u, c) in enumerate(zip(units, chosen)):
+    for step, (u, c) in enumerate(zip(units, chosen, strict=True)):
         total = arena.live_bytes(buffers, step)
         if c is not None and frozenset((buffer_of[u.input], buffer_of[u.output])) in allowed:
             both = graph.tensor(u.input).size_bytes + graph.tensor(u.output).size_bytes
@@ -212,7 +212,7 @@ def _assemble(graph, scheme, kernel_set, units, chosen, layer_scratch_bytes) -> 
     peak does not grow.
     """
     plan = _place(graph, scheme, kernel_set, units, chosen, layer_scratch_bytes, frozenset())
-    linked = [s for s, (u, c) in enumerate(zip(units, chosen))
+    linked = [s for s, (u, c) in enumerate(zip(units, chosen, strict=True))
               if c is not None and c.trail_offset is not None]
     saving = {s: graph.tensor(units[s].input).size_bytes
               + graph.tensor(units[s].output).size_bytes - chosen[s].pair_bytes for s in linked}
@@ -233,6 +233,6 @@ def _place(graph, scheme, kernel_set, units, chosen, layer_scratch_bytes, unlink
     lower, per_step = _lower_bound(graph, units, chosen, buffers, buffer_of, allowed)
     unit_plans = tuple(
         UnitPlan(step, u, c, dict(c.scratch) if c else dict(layer_scratch_bytes[step]))
-        for step, (u, c) in enumerate(zip(units, chosen)))
+        for step, (u, c) in enumerate(zip(units, chosen, strict=True)))
     return Plan(graph, scheme, kernel_set, unit_plans, buffer_of, placement,
                 frozenset(allowed), lower, per_step)

@@ -125,7 +125,7 @@ def _run_fused(arena: Arena, plan: Plan, step: int, unit: FusedUnit) -> None:
         if len(choice.groups) > 1:
             acc = scratch("acc", np.int32, (1, n_out, width_o, out_c))
             acc[...] = 0
-        for g, (c0, c1) in enumerate(choice.groups):
+        for _g, (c0, c1) in enumerate(choice.groups):
             width_g = c1 - c0
             if unit.producer is not None:
                 window = scratch("window", np.int8, (1, rows_cap, width_e, width_g))

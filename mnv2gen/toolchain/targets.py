@@ -90,9 +90,11 @@ def package_dir(package: str, folder: str) -> Path:
 
 
 def list_targets() -> list[str]:
-    """Return the names of all shipped targets, sorted."""
+    """Return the names of all shipped targets, sorted (other data files in targets/,
+    such as the MCU catalogue, have no `toolchain` key)."""
     folder = package_dir("mnv2gen.targets", "targets")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")
+                  and "toolchain" in tomllib.loads(p.read_text()))
 
 
 @functools.cache
