@@ -1,12 +1,13 @@
 """The `mnv2gen` command line: parses options, calls the library, maps errors to exits.
 
-Exit status: 0 success, 1 verification mismatch, 2 usage or input error.
+Exit status: 0 success, 1 verification mismatch, 2 usage or input error, 3 internal error.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 
 import click
@@ -71,7 +72,7 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
     outputs = run_reference(graph, inputs)
     source = input_path or f"random input (seed {seed})"
     click.echo(f"{graph.name}: reference run on {source}")
-    for name, array in zip(graph.outputs, outputs):
+    for name, array in zip(graph.outputs, outputs, strict=True):
         click.echo(_describe_output(name, array))
     if check_tflm:
         from mnv2gen.tflm import compare_with_tflm
@@ -110,6 +111,37 @@ def zoo(arch: str, alpha: float, resolution: int, classes: int, seed: int,
                f"classes={classes} seed={seed} ({len(data):,} bytes)")
 
 
+def _calibration_options(func):
+    """Attach the options that quantise a float ONNX model on the fly (as `quantize`)."""
+    options = [
+        click.option("--calibrate", "calibrate_with",
+                     help="Float ONNX only: calibration images (folder), x.npy, or 'random' "
+                          "(estimates only)."),
+        click.option("--scale", help="Float ONNX: input = pixel * scale + offset."),
+        click.option("--offset", help="Float ONNX: see --scale."),
+        click.option("--mean", help="Float ONNX: per-channel mean (with --std), 0..255."),
+        click.option("--std", help="Float ONNX: per-channel std (with --mean), 0..255."),
+        click.option("--percentile", type=float, help="Float ONNX: percentile calibration."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _calibration(calibrate_with, scale, offset, mean, std, percentile):
+    """Return the loader's Calibration from the options, or None when none was given."""
+    from mnv2gen.loader import Calibration
+
+    if calibrate_with is None:
+        if any(v is not None for v in (scale, offset, mean, std, percentile)):
+            raise MnvError("--scale/--offset/--mean/--std/--percentile need --calibrate")
+        return None
+    preprocess = _preprocess(*(_floats(f"--{n}", v) for n, v in
+                               (("scale", scale), ("offset", offset), ("mean", mean),
+                                ("std", std))))
+    return Calibration(calibrate_with, preprocess, percentile)
+
+
 def _parse_bytes(value: str | None) -> int | None:
     """Return a byte count from '131072', '128k' or '1.5M' (k and M are 1024-based)."""
     if value is None:
@@ -137,19 +169,23 @@ def _parse_bytes(value: str | None) -> int | None:
                                                   "cmsis-mve"]), default="portable",
               show_default=True, help="Kernel scratch rules to plan for.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@_calibration_options
 def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
-         as_json: bool) -> None:
+         as_json: bool, calibrate_with, scale, offset, mean, std, percentile) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
-    from mnv2gen.loader import load_model, tflite_bytes
+    from mnv2gen.loader import load_raw, tflite_bytes
+    from mnv2gen.passes import run_passes
     from mnv2gen.passes.integer_core import integer_core
     from mnv2gen.planner.plan import plan_model
     from mnv2gen.planner.report import plan_report, render_plan
     from mnv2gen.tflm import tflm_arena_bytes, tflm_available
 
-    core = integer_core(load_model(model))
+    calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
+    raw = load_raw(model, calibration)
+    core = integer_core(run_passes(raw))
     chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
     baseline = plan_model(core, "layer", kernel_set)
-    tflm = tflm_arena_bytes(tflite_bytes(model)) if tflm_available() else None
+    tflm = tflm_arena_bytes(tflite_bytes(model, raw)) if tflm_available() else None
     report = plan_report(chosen, baseline, tflm)
     _print_json(report) if as_json else click.echo(render_plan(report, chosen))
 
@@ -223,6 +259,8 @@ def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with
                                (("scale", scale), ("offset", offset), ("mean", mean),
                                 ("std", std))))
     shape = _floats("--input-shape", input_shape)
+    if shape and any(d != int(d) or d < 1 for d in shape):
+        raise MnvError(f"--input-shape {input_shape!r} needs positive integers")
     if float_runner == "onnxruntime":
         import importlib.util
 
@@ -281,13 +319,16 @@ def _compile_options(func):
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return _calibration_options(func)
 
 
-def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget):
+def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, calibrate_with=None,
+             scale=None, offset=None, mean=None, std=None, percentile=None):
     from mnv2gen.pipeline import compile_model
 
-    compiled = compile_model(model, target, kernels, cmsis_nn, scheme, _parse_bytes(ram_budget))
+    calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
+    compiled = compile_model(model, target, kernels, cmsis_nn, scheme, _parse_bytes(ram_budget),
+                             calibration)
     if compiled.notice:
         click.echo(compiled.notice, err=True)
     return compiled
@@ -298,11 +339,11 @@ def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget):
 @_compile_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
               help="Directory to write (replaced atomically).")
-def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir) -> None:
+def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, **calibration) -> None:
     """Generate the model as a C library for a target (and compile it to check)."""
     from mnv2gen.pipeline import write_library
 
-    compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget)
+    compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
     generated = write_library(compiled, out_dir)
     plan = compiled.plan
     click.echo(f"wrote {out_dir}: {len(generated.files)} files for {compiled.target.name}, "
@@ -323,14 +364,15 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir) -> None
               help="Keep the build directory here (for inspection).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_paths, seed,
-           keep, as_json) -> None:
+           keep, as_json, **calibration) -> None:
     """Build, run on the target (QEMU or host) and compare with the reference bit for bit."""
     from pathlib import Path
 
     from mnv2gen.inputs import load_input
-    from mnv2gen.verify import verification_inputs, verify as run_verify
+    from mnv2gen.verify import verification_inputs
+    from mnv2gen.verify import verify as run_verify
 
-    compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget)
+    compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
     given = [load_input(compiled.full, p) for p in input_paths]
     inputs = verification_inputs(compiled, count, seed, given)
     if keep:
@@ -354,6 +396,96 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
         raise VerificationError(f"{model}: generated code differs from the reference")
 
 
+# ---------------------------------------------------------------- estimate (mnv2gen.estimate)
+
+@cli.command()
+@click.argument("model", required=False, type=click.Path(dir_okay=False))
+@click.option("--arch", help="Model-free: mobilenet-v2 or mobilenet-v1 (instead of MODEL).")
+@click.option("--alpha", help="Width multiplier(s); a comma list sweeps, e.g. 0.35,0.5,1.0 "
+              "[default: 1.0].")
+@click.option("--resolution", help="Input size(s), e.g. 96,128,160,224 [default: 224].")
+@click.option("--classes", help="Output classes, e.g. 1000 or 2,1000 [default: 1000].")
+@click.option("--target", "targets", multiple=True,
+              help="Target(s), repeatable or a comma list [default: the Cortex-M targets].")
+@click.option("--kernels", default="portable", show_default=True,
+              help="portable or cmsis-nn: the kernel set decides scratch, code and speed.")
+@click.option("--cmsis-nn", "cmsis_nn", type=click.Path(file_okay=False),
+              help="Your CMSIS-NN v7 checkout, to measure cmsis-nn code size and with "
+                   "--measure (default: $CMSIS_NN_PATH).")
+@click.option("--measure", is_flag=True,
+              help="Also build and run in QEMU: measured instruction counts (slow).")
+@click.option("--ram-allowance", default="8k", show_default=True,
+              help="RAM kept for stack and application when checking parts.")
+@click.option("--code-table", is_flag=True,
+              help="Take code bytes from the shipped table instead of building (faster).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write a self-contained HTML report with charts.")
+@click.option("--png", "png_dir", type=click.Path(file_okay=False),
+              help="Write the charts as PNG files into this folder (needs matplotlib).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn, measure,
+             ram_allowance, code_table, as_json, html_path, png_dir, quiet) -> None:
+    """Estimate arena, flash and instructions per inference, and the MCUs a model fits."""
+    import os
+
+    from mnv2gen.estimate import configs as cfg
+    from mnv2gen.estimate.run import Options, work_items
+    from mnv2gen.estimate.run import estimate as run_estimate
+
+    if kernels not in ("portable", "cmsis-nn"):
+        raise MnvError(f"--kernels {kernels!r} is not a kernel backend",
+                       "choose portable or cmsis-nn")
+    configurations = cfg.configurations(
+        model, arch, cfg.parse_list("--alpha", alpha, float),
+        cfg.parse_list("--resolution", resolution, int),
+        cfg.parse_list("--classes", classes, int))
+    options = Options(cfg.parse_targets(targets), kernels,
+                      cmsis_nn or os.environ.get("CMSIS_NN_PATH", ""), measure,
+                      cfg.parse_bytes("--ram-allowance", ram_allowance), code_table)
+    if png_dir:
+        from mnv2gen.estimate.png import require_matplotlib
+
+        require_matplotlib()
+    show_bar = not quiet and sys.stderr.isatty()
+    with click.progressbar(length=work_items(configurations, options), label="estimating",
+                           file=sys.stderr, item_show_func=lambda s: s) if show_bar else \
+            _NoProgress() as bar:
+        report = run_estimate(configurations, options,
+                              lambda label: bar.update(1, label))
+    notes = []
+    if html_path:
+        from mnv2gen.estimate.html import render_html
+
+        atomic_write_bytes(html_path, render_html(report).encode())
+        notes.append(f"wrote {html_path}")
+    if png_dir:
+        from mnv2gen.estimate.png import write_pngs
+
+        notes += [f"wrote {p}" for p in write_pngs(report, png_dir)]
+    if as_json:
+        _print_json(report)
+    else:
+        from mnv2gen.estimate.table import render
+
+        click.echo(render(report))
+    for note in notes:
+        click.echo(note, err=as_json)
+
+
+class _NoProgress:
+    """Stands in for click.progressbar when no bar is shown."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, steps: int, label: str | None = None) -> None:
+        """Ignore progress."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status; MnvErrors become one-line messages."""
     try:
@@ -369,6 +501,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return 2
+    except Exception as exc:  # a bug: say so in one line instead of a traceback
+        if os.environ.get("MNV2GEN_DEBUG"):
+            raise
+        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: this is a bug in mnv2gen; please report it with the command and "
+                   "the model (MNV2GEN_DEBUG=1 shows the traceback)", err=True)
+        return 3
     return 0
 
 

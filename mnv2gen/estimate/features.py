@@ -1,0 +1,161 @@
+"""Work counts of each plan step, the inputs of the instruction estimate.
+
+Every count mirrors what the generated code executes for the step: the kernel calls a
+fused unit makes per band and channel group (mnv2_fused.c), the rows its producer
+computes (halo rows again for every group), the bytes its sliding window moves. The
+calibration (targets/calibration.toml) holds one coefficient per count, fitted on
+QEMU-measured steps of synthesized models by benchmarks/calibrate.py.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from mnv2gen.ir import Graph, Op, OpKind
+from mnv2gen.planner.plan import Plan, UnitPlan
+from mnv2gen.planner.schedule import FusedUnit
+
+FEATURES = (
+    "units", "calls",
+    "pw_macs", "pw_outputs",                         # 1x1 convolutions
+    "conv_macs", "conv_outputs", "conv_taps",         # k x k convolutions (the stem)
+    "dw3_macs", "dwk_macs", "dw_outputs", "dw_pixels",  # depthwise, 3x3 and other k
+    "fc_macs", "fc_outputs",
+    "acc_macs", "acc_outputs",                        # channel-group projection (int32)
+    "add_elements", "pool_elements", "softmax_elements", "quantize_elements",
+    "move_bytes",
+)
+
+
+def _conv_counts(graph: Graph, op: Op, out_rows: int, out_channels: int | None = None
+                 ) -> Counter:
+    """Return the counts of one conv/depthwise call computing `out_rows` rows of its output
+    (`out_channels` of them when only a channel slice is computed)."""
+    _, _, width, channels = graph.tensor(op.outputs[0]).shape
+    channels = channels if out_channels is None else out_channels
+    _, kh, kw, in_c = graph.tensor(op.inputs[1]).shape
+    pixels = out_rows * width
+    outputs = pixels * channels
+    if op.kind is OpKind.DEPTHWISE_CONV_2D:
+        kind = "dw3_macs" if (kh, kw) == (3, 3) else "dwk_macs"
+        return Counter({kind: outputs * kh * kw, "dw_outputs": outputs, "dw_pixels": pixels})
+    if (kh, kw) == (1, 1):
+        return Counter({"pw_macs": outputs * in_c, "pw_outputs": outputs})
+    return Counter({"conv_macs": outputs * kh * kw * in_c, "conv_outputs": outputs,
+                    "conv_taps": outputs * kh * kw})
+
+
+def _fused_counts(graph: Graph, up: UnitPlan) -> Counter:
+    unit, choice = up.unit, up.choice
+    assert isinstance(unit, FusedUnit)
+    counts: Counter = Counter()
+    groups = choice.groups
+    _, _, width_e, channels_e = graph.tensor(unit.expanded).shape
+    _, _, width_y, channels_y = graph.tensor(unit.output).shape
+    for band in choice.bands:
+        out_rows = band.out_rows[1] - band.out_rows[0]
+        new_rows = band.new_rows[1] - band.new_rows[0]
+        for lo, hi in groups:
+            if unit.producer is not None and new_rows:
+                counts += _conv_counts(graph, unit.producer, new_rows, hi - lo)
+                counts["calls"] += 1
+            counts += _conv_counts(graph, unit.depthwise, out_rows,
+                                   (hi - lo) * unit.depthwise.attrs.depth_multiplier)
+            counts["calls"] += 1
+        if band.keep_rows:
+            counts["move_bytes"] += band.keep_rows * width_e * channels_e
+            counts["calls"] += 1
+        pixels = out_rows * width_y
+        if len(groups) > 1:
+            counts["acc_macs"] += pixels * channels_e * channels_y
+            counts["acc_outputs"] += pixels * channels_y
+            counts["move_bytes"] += pixels * channels_y * 4  # the accumulator memset
+            counts["calls"] += len(groups) + 1
+        else:
+            counts += _conv_counts(graph, unit.project, out_rows)
+            counts["calls"] += 1
+        if unit.add is not None:
+            counts["add_elements"] += pixels * channels_y
+            counts["calls"] += 1
+    return counts
+
+
+def _layer_counts(plan: Plan, up: UnitPlan) -> Counter:
+    graph, op = plan.graph, up.unit.op
+    out = graph.tensor(op.outputs[0])
+    kind = op.kind
+    if kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
+        counts = _conv_counts(graph, op, out.shape[1])
+    elif kind is OpKind.FULLY_CONNECTED:
+        in_features = graph.tensor(op.inputs[1]).shape[1]
+        counts = Counter({"fc_macs": out.num_elements * in_features,
+                          "fc_outputs": out.num_elements})
+    elif kind is OpKind.ADD:
+        counts = Counter({"add_elements": out.num_elements})
+    elif kind in (OpKind.MEAN, OpKind.AVERAGE_POOL_2D):
+        counts = Counter({"pool_elements": graph.tensor(op.inputs[0]).num_elements})
+    elif kind is OpKind.SOFTMAX:
+        counts = Counter({"softmax_elements": out.num_elements})
+    elif kind is OpKind.QUANTIZE:
+        counts = Counter({"quantize_elements": out.num_elements})
+    elif kind is OpKind.RESHAPE:
+        if plan.offset(op.inputs[0]) == plan.offset(op.outputs[0]):
+            return Counter({"units": 1})
+        counts = Counter({"move_bytes": out.size_bytes})
+    else:
+        counts = Counter()
+    counts["calls"] += 1
+    return counts
+
+
+def step_features(plan: Plan, up: UnitPlan) -> dict[str, int]:
+    """Return the work counts (FEATURES, zeros included) of one plan step."""
+    counts = (_fused_counts(plan.graph, up) if isinstance(up.unit, FusedUnit)
+              else _layer_counts(plan, up))
+    counts["units"] = 1
+    return {name: int(counts.get(name, 0)) for name in FEATURES}
+
+
+def plan_features(plan: Plan) -> list[dict[str, int]]:
+    """Return step_features for every step of `plan`, in order."""
+    return [step_features(plan, up) for up in plan.units]
+
+
+def total_features(plan: Plan) -> dict[str, int]:
+    """Return the work counts of the whole plan (the sum over its steps)."""
+    totals = Counter()
+    for features in plan_features(plan):
+        totals.update(features)
+    return {name: int(totals.get(name, 0)) for name in FEATURES}
+
+
+def executed_macs(features: dict[str, int]) -> int:
+    """Return the multiply-accumulates the plan executes (halo rows recomputed by channel
+    groups included)."""
+    return sum(v for k, v in features.items() if k.endswith("_macs"))
+
+
+CODE_FEATURES = ("base", "fused_units", "layer_units", "bands", "has_fused", "has_groups",
+                 "has_add", "has_avgpool", "has_mean", "has_fc", "has_softmax", "has_quantize")
+_KIND_FLAGS = {OpKind.ADD: "has_add", OpKind.AVERAGE_POOL_2D: "has_avgpool",
+               OpKind.MEAN: "has_mean", OpKind.FULLY_CONNECTED: "has_fc",
+               OpKind.SOFTMAX: "has_softmax", OpKind.QUANTIZE: "has_quantize"}
+
+
+def code_features(plan: Plan) -> dict[str, int]:
+    """Return what the generated code's size depends on: units and bands (call sites and
+    tables in mnv2_model.c) and which kernels get linked (CODE_FEATURES)."""
+    counts = Counter({"base": 1})
+    for up in plan.units:
+        if isinstance(up.unit, FusedUnit):
+            counts["fused_units"] += 1
+            counts["bands"] += len(up.choice.bands)
+            counts["has_fused"] = 1
+            counts["has_groups"] |= len(up.choice.groups) > 1
+            counts["has_add"] |= up.unit.add is not None
+        else:
+            counts["layer_units"] += 1
+            flag = _KIND_FLAGS.get(up.unit.op.kind)
+            if flag:
+                counts[flag] = 1
+    return {name: int(counts.get(name, 0)) for name in CODE_FEATURES}

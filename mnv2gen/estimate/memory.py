@@ -1,0 +1,51 @@
+"""Exact memory figures of one model under one kernel set: arenas, constant bytes, MACs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mnv2gen.codegen.consts import ConstPool
+from mnv2gen.codegen.lower import lower_fused, lower_layer
+from mnv2gen.ir import Graph
+from mnv2gen.planner.plan import Plan, plan_model
+from mnv2gen.planner.schedule import FusedUnit
+from mnv2gen.stats import op_macs
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The plan `build` would generate, its layer-by-layer baseline and what they cost."""
+
+    plan: Plan
+    baseline: Plan
+    const_bytes: int
+    macs: int
+
+    @property
+    def kernel_set(self) -> str:
+        """Return the kernel set whose scratch rules the plans follow."""
+        return self.plan.kernel_set
+
+
+def const_pool_bytes(plan: Plan) -> int:
+    """Return the flash bytes of the generated constant arrays (weights, biases,
+    requantisation tables, channel-group copies) of `plan`, exactly as `write_library`
+    reports them, without writing any file."""
+    pool = ConstPool()
+    for up in plan.units:
+        (lower_fused if isinstance(up.unit, FusedUnit) else lower_layer)(plan, up, pool)
+    return pool.total_bytes
+
+
+def model_macs(core: Graph) -> int:
+    """Return the multiply-accumulates of one inference of the integer graph."""
+    return sum(op_macs(core, op) for op in core.ops)
+
+
+def plan_memory(core: Graph, kernel_set: str) -> Memory:
+    """Return the Memory of the integer graph `core` under `kernel_set`: the default
+    plan (scheme auto) and the layer-by-layer baseline, as `mnv2gen plan` and `build`
+    compute them."""
+    plan = plan_model(core, "auto", kernel_set)
+    baseline = plan_model(core, "layer", kernel_set)
+    return Memory(plan, baseline, const_pool_bytes(plan), model_macs(core))
