@@ -117,6 +117,7 @@ def fit(rows: list[tuple[dict, float, float]], names: tuple[str, ...]) -> dict[s
 
 
 def predict(coefficients: dict[str, float], counts: dict) -> float:
+    """Return the sum of coefficient x count."""
     return sum(coefficients.get(k, 0.0) * v for k, v in counts.items())
 
 
@@ -176,7 +177,8 @@ def calibrate_pair(target: str, kernels: str, args, stamp: str) -> dict | None:
                         if "error" not in records.get(p.stem, {"error": 1})]
     own = train if origin is None else measured
     fit_errors = [100 * (total(r) / r["instructions"] - 1) for r in own]
-    code_errors = [100 * (predict(code, r["code_features"]) / r["code_bytes"] - 1) for r in own]
+    code_errors = [100 * (predict(code, r["code_features"]) / r["code_bytes"] - 1)
+                   for r in measured]
     shared_errors = {p.stem: round(100 * (total(records[p.stem])
                                           / records[p.stem]["instructions"] - 1), 2)
                      for p in shared if "error" not in records.get(p.stem, {"error": 1})}
@@ -196,6 +198,7 @@ def calibrate_pair(target: str, kernels: str, args, stamp: str) -> dict | None:
 
 
 def main() -> None:
+    """Calibrate the requested targets and backends; update targets/calibration.toml."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", action="append", help="default: the Cortex-M targets")

@@ -57,6 +57,7 @@ def _tool_version(cmd: list[str]) -> str:
 
 
 def describe_run(kernels: str, cmsis_nn: str | None) -> str:
+    """Return 'date; mnv2gen version (git commit); compiler; QEMU[; CMSIS-NN version]'."""
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip() or "unknown"
     parts = [datetime.date.today().isoformat(), f"mnv2gen {__version__} (git {commit} plus "
@@ -103,7 +104,10 @@ HEADER = """\
 # code_bytes: flash bytes of the generated library besides its constant arrays, as
 #   mnv2gen/estimate/codesize.py measures them with arm-none-eabi-size; used when no Arm
 #   toolchain is installed. Fitted on the same builds.
-# fit_error_pct / code_error_pct: largest |error| on the calibration models.
+# fit_error_pct: largest |error| of the instruction fit on the calibration models (on all
+#   of the target's measured models when its coefficients come from another target).
+# code_error_pct: largest |error| of the code-size table on the calibration and shared
+#   models measured on the target.
 # shared_error_pct: signed error (estimate / QEMU - 1, %) on each shared real model
 #   (../shared/models/tflite), measured in the same run; they are not in the fit.
 # measured: date, mnv2gen, compiler, QEMU (and CMSIS-NN) of the run.

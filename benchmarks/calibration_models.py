@@ -56,6 +56,7 @@ class _Layers:
         return layer.name
 
     def window(self, name, kind, x, out_c, kernel, stride, activation):
+        """Append a CONV_2D or DEPTHWISE_CONV_2D with SAME padding; return its name."""
         _, h, w, c = self.shapes[x]
         top, bottom = same_padding(h, kernel, stride)
         left, right = same_padding(w, kernel, stride)
@@ -68,9 +69,11 @@ class _Layers:
         return self._add(FloatLayer(kind, name, (x,), shape, attrs, weights))
 
     def add(self, name, a, b):
+        """Append an ADD of two tensors; return its name."""
         return self._add(FloatLayer(OpKind.ADD, name, (a, b), self.shapes[a], AddAttrs()))
 
-    def head(self, rng: random.Random, x: str, classes: int) -> None:
+    def head(self, rng: random.Random, x: str, classes: int, softmax: bool = True) -> None:
+        """Append a classifier: MEAN or AVERAGE_POOL, one or two dense layers, softmax."""
         _, h, w, c = self.shapes[x]
         if rng.random() < 0.5:
             x = self._add(FloatLayer(OpKind.MEAN, "pool", (x,), (1, c), MeanAttrs((1, 2), False)))
@@ -85,6 +88,8 @@ class _Layers:
             c = hidden
         x = self._add(FloatLayer(OpKind.FULLY_CONNECTED, "logits", (x,), (1, classes),
                                  FullyConnectedAttrs(), (classes, c)))
+        if not softmax:
+            return
         self._add(FloatLayer(OpKind.SOFTMAX, "predictions", (x,), (1, classes),
                              SoftmaxAttrs(1.0)))
 
@@ -93,7 +98,7 @@ def mbconv_net(name: str, seed: int, head: str = "classifier") -> Graph:
     """Return a random MCUNet-like int8 network (inverted residual blocks of varied kernel,
     expansion and odd or even widths). head "classifier": pooling and dense layers;
     "fomo": a 1x1 convolution to 3 channels and a softmax per pixel (no pooling, no dense
-    layer), like Edge Impulse's FOMO detector."""
+    layer), like Edge Impulse's FOMO detector; "logits": the classifier without softmax."""
     rng = random.Random(seed)
     resolution = rng.choice([48, 64, 80, 96, 112, 128, 144])
     channels = rng.choice([1, 3, 3, 3])
@@ -125,14 +130,14 @@ def mbconv_net(name: str, seed: int, head: str = "classifier") -> Graph:
         return quantised_graph(name, b.layers, (1, resolution, resolution, channels), seed)
     if rng.random() < 0.6:
         x = b.window("conv_last", OpKind.CONV_2D, x, rng.choice([64, 96, 160, 320]), 1, 1, relu6)
-    b.head(rng, x, rng.choice([2, 5, 10, 100]))
+    b.head(rng, x, rng.choice([2, 5, 10, 100]), softmax=head != "logits")
     return quantised_graph(name, b.layers, (1, resolution, resolution, channels), seed)
 
 
 def calibration_specs(count_mbconv: int = 16) -> list[Spec]:
     """Return the calibration models: zoo MobileNetV2/V1 of several widths, resolutions,
-    class counts and input channels, `count_mbconv` random MBConv nets and four FOMO-like
-    nets (no dense layer)."""
+    class counts and input channels, `count_mbconv` random MBConv nets, four FOMO-like
+    nets (no dense layer) and two without softmax."""
     specs = []
     for alpha, resolution, classes, channels in (
             (0.35, 96, 1000, 3), (0.35, 160, 10, 1), (0.35, 64, 2, 3), (0.5, 96, 2, 3),
@@ -148,4 +153,5 @@ def calibration_specs(count_mbconv: int = 16) -> list[Spec]:
     specs += [Spec(f"mbconv_{seed}", "mbconv", (seed,)) for seed in range(count_mbconv)]
     # without dense layers or pooling: separates those kernels' code from the rest
     specs += [Spec(f"fomo_{seed}", "mbconv", (seed, "fomo")) for seed in range(100, 104)]
+    specs += [Spec(f"logits_{seed}", "mbconv", (seed, "logits")) for seed in range(200, 202)]
     return specs

@@ -29,6 +29,7 @@ from mnv2gen.toolchain import load_target  # noqa: E402
 
 
 def main() -> int:
+    """Print the comparison table; return 1 when an error exceeds --max-error."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="cortex-m7")

@@ -55,6 +55,7 @@ def device_output(compiled, model_input: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 def main() -> int:
+    """Classify the photo and print the top-5; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")

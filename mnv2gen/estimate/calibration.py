@@ -33,7 +33,7 @@ class Calibration:
     instructions: dict[str, float]       # feature -> instructions per count
     code_bytes: dict[str, float]         # code feature -> bytes
     fit_error_pct: float                 # largest |error| on the calibration models
-    code_error_pct: float                # largest |error| of the code-size table
+    code_error_pct: float                # largest |error| of the code-size table (all models)
     shared_error_pct: dict[str, float]   # shared model -> signed error of the estimate, %
     coefficients_from: str | None = None  # a target compiling to the same code
 
