@@ -73,7 +73,9 @@ def _cmsis_version(root: Path) -> str:
     if pdsc.exists():
         found = re.search(r'<release version="([^"]+)"', pdsc.read_text())
         if found:
-            return found.group(1)
+            version = found.group(1)
+            return ("v7 API, development checkout (pdsc release 0.0.0)" if version == "0.0.0"
+                    else version)
     return "(version unknown)"
 
 
