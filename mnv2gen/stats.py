@@ -19,6 +19,11 @@ def op_macs(graph: Graph, op: Op) -> int:
     return 0
 
 
+def graph_macs(graph: Graph) -> int:
+    """Return the multiply-accumulates of one inference of `graph`."""
+    return sum(op_macs(graph, op) for op in graph.ops)
+
+
 def op_const_bytes(graph: Graph, op: Op) -> int:
     """Return the bytes of the constant tensors (weights, biases) an operator reads."""
     return sum(graph.tensor(n).size_bytes for n in op.inputs if graph.tensor(n).is_const)

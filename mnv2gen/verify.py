@@ -16,7 +16,7 @@ from mnv2gen.errors import MnvError
 from mnv2gen.inputs import random_inputs
 from mnv2gen.pipeline import Compiled, write_library
 from mnv2gen.reference import run_all
-from mnv2gen.stats import op_macs
+from mnv2gen.stats import graph_macs
 from mnv2gen.toolchain import FAULT_EXIT_CODE, build_elf, missing_tools, run_elf, size_report
 
 _RESULT = re.compile(r"^MNV2 RESULT (\d+) (-?\d+) (\d+) (\d+)$")
@@ -66,7 +66,7 @@ def reference_io(compiled: Compiled, full_inputs: list[np.ndarray]) -> tuple[byt
 
 
 def _timeout(compiled: Compiled, count: int) -> float:
-    macs = sum(op_macs(compiled.core, op) for op in compiled.core.ops)
+    macs = graph_macs(compiled.core)
     # portable kernels under -icount run ~0.1 G instructions/s at ~10 instructions/MAC
     return 120.0 + count * macs * 2e-7 * (30 if compiled.target.mve else 1)
 

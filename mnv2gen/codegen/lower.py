@@ -195,6 +195,11 @@ def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
     return template, lower(plan, up, pool)
 
 
+def lower_unit(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
+    """Return (template name, context) of any unit, adding its constants to `pool`."""
+    return (lower_fused if isinstance(up.unit, FusedUnit) else lower_layer)(plan, up, pool)
+
+
 def _group_major(filter_data: np.ndarray, groups, axis: int) -> np.ndarray:
     """Return the filter with each channel group's slice stored contiguously."""
     return np.concatenate([np.take(filter_data, range(a, b), axis=axis).reshape(-1)

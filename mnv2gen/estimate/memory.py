@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mnv2gen.codegen.consts import ConstPool
-from mnv2gen.codegen.lower import lower_fused, lower_layer
+from mnv2gen.codegen.lower import lower_unit
 from mnv2gen.ir import Graph
 from mnv2gen.planner.plan import Plan, plan_model
-from mnv2gen.planner.schedule import FusedUnit
-from mnv2gen.stats import op_macs
+from mnv2gen.stats import graph_macs
 
 
 @dataclass(frozen=True)
@@ -33,13 +32,13 @@ def const_pool_bytes(plan: Plan) -> int:
     reports them, without writing any file."""
     pool = ConstPool()
     for up in plan.units:
-        (lower_fused if isinstance(up.unit, FusedUnit) else lower_layer)(plan, up, pool)
+        lower_unit(plan, up, pool)
     return pool.total_bytes
 
 
 def model_macs(core: Graph) -> int:
     """Return the multiply-accumulates of one inference of the integer graph."""
-    return sum(op_macs(core, op) for op in core.ops)
+    return graph_macs(core)
 
 
 def plan_memory(core: Graph, kernel_set: str) -> Memory:
