@@ -14,7 +14,7 @@ import click
 import numpy as np
 
 from mnv2gen import __version__
-from mnv2gen.errors import MnvError, VerificationError
+from mnv2gen.errors import MnvError, VerificationError, quoted
 from mnv2gen.fsutil import atomic_write_bytes
 
 
@@ -151,10 +151,10 @@ def _parse_bytes(value: str | None) -> int | None:
     try:
         number = float(text[:-1] if scale > 1 else text)
     except ValueError:
-        raise MnvError(f"--ram-budget {value!r} is not a byte count",
+        raise MnvError(f"--ram-budget {quoted(value)} is not a byte count",
                        "give bytes, e.g. 131072, 128k or 1.5M") from None
     if number <= 0:
-        raise MnvError(f"--ram-budget {value!r} must be positive")
+        raise MnvError(f"--ram-budget {quoted(value)} must be positive")
     return int(number * scale)
 
 
@@ -197,7 +197,7 @@ def _floats(option: str, value: str | None) -> tuple[float, ...] | None:
     try:
         return tuple(float(v) for v in value.split(","))
     except ValueError:
-        raise MnvError(f"{option} {value!r} is not a number or comma-separated numbers"
+        raise MnvError(f"{option} {quoted(value)} is not a number or comma-separated numbers"
                        ) from None
 
 
@@ -260,15 +260,18 @@ def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with
                                 ("std", std))))
     shape = _floats("--input-shape", input_shape)
     if shape and any(d != int(d) or d < 1 for d in shape):
-        raise MnvError(f"--input-shape {input_shape!r} needs positive integers")
+        raise MnvError(f"--input-shape {quoted(input_shape)} needs positive integers")
     if float_runner == "onnxruntime":
         import importlib.util
 
         if importlib.util.find_spec("onnxruntime") is None:
             raise MnvError("--float-runner onnxruntime: onnxruntime is not installed",
                            "pip install onnxruntime, or use --float-runner numpy")
-    result = quantize_onnx(model, calibrate_with, preprocess, percentile,
-                           tuple(int(d) for d in shape) if shape else None, seed)
+    from mnv2gen.errors import file_label
+    from mnv2gen.loader import guarded
+
+    result = guarded(file_label(model), quantize_onnx, model, calibrate_with, preprocess,
+                     percentile, tuple(int(d) for d in shape) if shape else None, seed)
     evaluation = (load_samples(eval_with, result.model, preprocess) if eval_with
                   else result.calibration)
     data = write_tflite(result.graph)
@@ -434,7 +437,7 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
     from mnv2gen.estimate.run import estimate as run_estimate
 
     if kernels not in ("portable", "cmsis-nn"):
-        raise MnvError(f"--kernels {kernels!r} is not a kernel backend",
+        raise MnvError(f"--kernels {quoted(kernels)} is not a kernel backend",
                        "choose portable or cmsis-nn")
     configurations = cfg.configurations(
         model, arch, cfg.parse_list("--alpha", alpha, float),

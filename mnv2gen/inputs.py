@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 from mnv2gen.ir import DType, Graph, Tensor
 
 
@@ -52,6 +52,6 @@ def load_input(graph: Graph, path: str | Path) -> list[np.ndarray]:
     if array.shape != spec.shape or array.dtype != spec.dtype.np:
         raise MnvError(
             f"{path}: array is {array.dtype}{list(array.shape)}, the model input "
-            f"{spec.name!r} is {spec.dtype.value}{list(spec.shape)}",
+            f"{quoted(spec.name)} is {spec.dtype.value}{list(spec.shape)}",
             "save the input with the model's shape and dtype (see `mnv2gen inspect`)")
     return [array]

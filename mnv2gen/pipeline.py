@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
 from mnv2gen.loader import Calibration, load_model
@@ -49,7 +49,8 @@ def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None) -> tuple[str
     else:
         notice = ""
     if kernels not in KERNEL_CHOICES:
-        raise MnvError(f"unknown kernels {kernels!r}", f"choose {' or '.join(KERNEL_CHOICES)}")
+        raise MnvError(f"unknown kernels {quoted(kernels)}",
+                       f"choose {' or '.join(KERNEL_CHOICES)}")
     if kernels == "cmsis-nn":
         if not path:
             raise MnvError("--kernels cmsis-nn needs the path of your CMSIS-NN checkout",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mnv2gen import quant, reference_ops
-from mnv2gen.errors import IRError, MnvError, UnsupportedError
+from mnv2gen.errors import IRError, MnvError, UnsupportedError, quoted
 from mnv2gen.ir import DType, Graph, Op, OpKind
 
 Kernel = Callable[[Graph, Op, list], np.ndarray]
@@ -47,7 +47,7 @@ def _quantize(graph: Graph, op: Op, args) -> np.ndarray:
     x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     data = args[0]
     if out.quant is None or out.quant.per_channel:
-        raise UnsupportedError(f"{op.describe()}: output {out.name!r} must be per-tensor "
+        raise UnsupportedError(f"{op.describe()}: output {quoted(out.name)} must be per-tensor "
                                "quantised")
     if x.dtype is DType.FLOAT32:
         # float32 division, then roundf (half away from zero), as AffineQuantize.
@@ -96,7 +96,7 @@ def check_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.nda
         t = graph.tensor(name)
         array = np.asarray(array)
         if array.shape != t.shape or array.dtype != t.dtype.np:
-            raise MnvError(f"input {name!r}: expected shape {t.shape} {t.dtype.value}, "
+            raise MnvError(f"input {quoted(name)}: expected shape {t.shape} {t.dtype.value}, "
                            f"got shape {array.shape} {array.dtype}")
         env[name] = array
     return env
@@ -116,7 +116,7 @@ def run_all(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]
         out = graph.tensor(op.outputs[0])
         if result.shape != out.shape or result.dtype != out.dtype.np:
             raise IRError(f"{op.describe()}: the reference produced {result.shape} "
-                          f"{result.dtype} for {out.name!r}, expected {out.shape} "
+                          f"{result.dtype} for {quoted(out.name)}, expected {out.shape} "
                           f"{out.dtype.value}")
         env[op.outputs[0]] = result
     return env

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mnv2gen.errors import IRError
+from mnv2gen.errors import IRError, quoted
 from mnv2gen.ir import DType, OpKind
 
 if TYPE_CHECKING:
@@ -125,10 +125,10 @@ def check_op(graph: Graph, op: Op) -> None:
     out = graph.tensor(op.outputs[0])
     expected = rule(graph, op)
     if tuple(expected) != tuple(out.shape):
-        raise IRError(f"{op.describe()}: output {out.name!r} has shape {out.shape}, "
+        raise IRError(f"{op.describe()}: output {quoted(out.name)} has shape {out.shape}, "
                       f"expected {tuple(expected)}")
     if op.kind in _INT8_BODY:
         for name in (op.inputs[0], *op.inputs[1:2], op.outputs[0]):
             t = graph.tensor(name)
             if t.dtype is not DType.INT8 or t.quant is None:
-                raise IRError(f"{op.describe()}: tensor {name!r} must be quantised int8")
+                raise IRError(f"{op.describe()}: tensor {quoted(name)} must be quantised int8")

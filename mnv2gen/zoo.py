@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 from mnv2gen.ir import (
     Activation,
     AddAttrs,
@@ -151,7 +151,7 @@ _ARCH_BUILDERS = {"mobilenet-v2": _mobilenet_v2, "mobilenet-v1": _mobilenet_v1}
 def _check_args(arch: str, alpha: float, resolution: int, classes: int, seed: int,
                 channels: int) -> None:
     if arch not in _ARCH_BUILDERS:
-        raise MnvError(f"unknown architecture {arch!r}; allowed: {', '.join(ARCHS)}")
+        raise MnvError(f"unknown architecture {quoted(arch)}; allowed: {', '.join(ARCHS)}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
             or not ALPHA_RANGE[0] <= alpha <= ALPHA_RANGE[1]:
         raise MnvError(f"alpha {alpha!r} is out of range; allowed: {ALPHA_RANGE[0]} to "

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mnv2gen.codegen.text import comment_text
+from mnv2gen.errors import InternalError
+
 _CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t",
            np.dtype(np.int32): "int32_t"}
 _PER_LINE = {1: 24, 2: 16, 4: 12}
@@ -45,9 +48,16 @@ class ConstPool:
         """Return the symbol under which `values` (cast to `dtype`) can be referenced.
 
         Arrays are padded with zeros to a multiple of 16 bytes plus 16 bytes: Helium
-        kernels may read up to 3 elements past the end of per-channel arrays.
+        kernels may read up to 3 elements past the end of per-channel arrays. Values
+        outside `dtype`'s range raise InternalError (a cast would wrap them silently);
+        `comment` goes through `comment_text`.
         """
-        array = np.ascontiguousarray(np.asarray(values).astype(dtype).reshape(-1))
+        source = np.asarray(values)
+        info = np.iinfo(dtype)
+        if source.size and (source.min() < info.min or source.max() > info.max):
+            raise InternalError(f"constant {symbol}: values {int(source.min())}.."
+                                f"{int(source.max())} do not fit {np.dtype(dtype).name}")
+        array = np.ascontiguousarray(source.astype(dtype).reshape(-1))
         key = (array.dtype.str, array.tobytes())
         if key in self._by_content:
             return self._by_content[key]
@@ -55,7 +65,8 @@ class ConstPool:
         padded_bytes = -(-array.nbytes // 16) * 16 + 16
         padded = np.zeros(padded_bytes // itemsize, dtype=array.dtype)
         padded[:array.size] = array
-        self.arrays.append(ConstArray(symbol, _CTYPES[array.dtype], padded, array.size, comment))
+        self.arrays.append(ConstArray(symbol, _CTYPES[array.dtype], padded, array.size,
+                                      comment_text(comment)))
         self._by_content[key] = symbol
         return symbol
 

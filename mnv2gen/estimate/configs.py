@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 from mnv2gen.ir import Graph
 from mnv2gen.zoo import ARCHS, architecture, model_name
 
@@ -63,11 +63,11 @@ def parse_list(option: str, text: str | None, cast) -> tuple | None:
         values = tuple(cast(v.strip()) for v in text.split(","))
     except ValueError:
         kind = "numbers" if cast is float else "integers"
-        raise MnvError(f"{option} {text!r} is not a comma-separated list of {kind}",
+        raise MnvError(f"{option} {quoted(text)} is not a comma-separated list of {kind}",
                        f"e.g. {option} {'0.35,0.5,1.0' if cast is float else '96,128,224'}"
                        ) from None
     if len(set(values)) != len(values):
-        raise MnvError(f"{option} {text!r} lists a value twice")
+        raise MnvError(f"{option} {quoted(text)} lists a value twice")
     return values
 
 
@@ -112,10 +112,10 @@ def parse_bytes(option: str, text: str) -> int:
     try:
         number = float(value[:-1] if scale > 1 else value)
     except ValueError:
-        raise MnvError(f"{option} {text!r} is not a byte count",
+        raise MnvError(f"{option} {quoted(text)} is not a byte count",
                        f"give bytes, e.g. {option} 8192 or {option} 8k") from None
     if number < 0:
-        raise MnvError(f"{option} {text!r} must not be negative")
+        raise MnvError(f"{option} {quoted(text)} must not be negative")
     return int(number * scale)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from mnv2gen.frontend.float_model import FloatModel
+from mnv2gen.frontend.validate import validate_graph
 from mnv2gen.ir import DType, Graph, NoAttrs, Op, OpKind, QuantParams, Tensor
 from mnv2gen.zoo_float import INPUT, FloatLayer
 from mnv2gen.zoo_quant import SOFTMAX_QUANT
@@ -37,8 +38,10 @@ def _fixed_quant(layer: FloatLayer, tensors: Mapping[str, Tensor]) -> QuantParam
     return None
 
 
-def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: WeightFn) -> Graph:
-    """Return the verified int8 Graph of `model`.
+def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: WeightFn,
+             label: str | None = None) -> Graph:
+    """Return the int8 Graph of `model`, checked by the front door (`validate_graph`, whose
+    messages start with `label`, default the model's name).
 
     `quant` maps INPUT and every layer name to its int8 output quantisation; `weights`
     returns the (int8 weights, int32 bias) tensors of a weighted layer given its int8
@@ -73,5 +76,4 @@ def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: Weigh
     tensors[result] = Tensor(result, tensors[last].shape, DType.FLOAT32)
     ops.append(Op(OpKind.DEQUANTIZE, "dequantize_output", (last,), (result,), NoAttrs(), -1))
     graph = Graph(model.name, tensors, tuple(ops), (INPUT,), (result,), model.source_sha256)
-    graph.verify()
-    return graph
+    return validate_graph(graph, label or model.name)

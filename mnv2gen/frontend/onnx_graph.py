@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from mnv2gen.errors import MnvError, ModelError, UnsupportedError
+from mnv2gen.errors import MnvError, ModelError, UnsupportedError, bare, quoted
+from mnv2gen.frontend.validate import check_shape
 
 MIN_OPSET = 11
 _FLOAT = 1  # onnx.TensorProto.FLOAT
@@ -41,7 +42,7 @@ class Node:
 
     def describe(self) -> str:
         """Return 'node N (OpType)' for messages."""
-        return f"node {self.index} ({self.op_type})"
+        return f"node {self.index} ({bare(self.op_type)})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,8 +78,8 @@ def take_attrs(graph: OnnxGraph, node: Node, known: Mapping[str, Any]) -> dict[s
     if unknown:
         listed = ", ".join(sorted(known)) or "none"
         raise UnsupportedError(
-            f"{graph.label}: {node.describe()} has attribute {unknown[0]!r}, which mnv2gen "
-            f"does not handle", f"attributes handled for {node.op_type}: {listed}")
+            f"{graph.label}: {node.describe()} has attribute {quoted(unknown[0])}, which mnv2gen "
+            f"does not handle", f"attributes handled for {bare(node.op_type)}: {listed}")
     values = dict(known)
     values.update(node.attrs)
     return values
@@ -106,7 +107,7 @@ def _tensor_array(tensor, label: str, base_dir: Path | None) -> np.ndarray:
             load_external_data_for_tensor(tensor, str(base_dir))
         array = numpy_helper.to_array(tensor)
     except Exception as exc:  # onnx raises bare errors on broken tensors
-        raise ModelError(f"{label}: initializer {tensor.name!r} cannot be read "
+        raise ModelError(f"{label}: initializer {quoted(tensor.name)} cannot be read "
                          f"({type(exc).__name__}: {exc})", "the file is corrupt") from None
     array = np.array(array)  # own the memory; read-only afterwards
     array.flags.writeable = False
@@ -148,8 +149,8 @@ def _declared_shape(value_info, label: str) -> list[int]:
             shape.append(1)  # a symbolic batch: mnv2gen compiles batch 1
         else:
             raise UnsupportedError(
-                f"{label}: input {value_info.name!r} has a dynamic dimension {i} "
-                f"({d.dim_param or '?'!r}); only the batch dimension may be symbolic",
+                f"{label}: input {quoted(value_info.name)} has a dynamic dimension {i} "
+                f"({quoted(d.dim_param or '?')}); only the batch dimension may be symbolic",
                 "fix the shape, e.g. `--input-shape 1,224,224,3` with `mnv2gen quantize`, or "
                 "onnxruntime.tools.make_dynamic_shape_fixed")
     return shape
@@ -164,20 +165,23 @@ def _static_shape(value_info, label: str, override: tuple[int, ...] | None) -> t
     else:
         if len(override) != len(dims):
             raise MnvError(f"{label}: --input-shape has {len(override)} dimensions, "
-                           f"input {value_info.name!r} has {len(dims)}")
+                           f"input {quoted(value_info.name)} has {len(dims)}")
         for i, (d, o) in enumerate(zip(dims, override, strict=True)):
             if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != o:
                 raise MnvError(
-                    f"{label}: --input-shape sets dimension {i} of {value_info.name!r} to {o}, "
+                    f"{label}: --input-shape sets dimension {i} of {quoted(value_info.name)} "
+                    f"to {o}, "
                     f"the model fixes it to {d.dim_value}")
         shape = list(override)
     if not shape:
-        raise UnsupportedError(f"{label}: input {value_info.name!r} has no shape",
+        raise UnsupportedError(f"{label}: input {quoted(value_info.name)} has no shape",
                                "give it one with `--input-shape`")
     if shape[0] != 1:
-        raise UnsupportedError(f"{label}: input {value_info.name!r} has batch size {shape[0]}",
+        raise UnsupportedError(f"{label}: input {quoted(value_info.name)} has batch size "
+                               f"{shape[0]}",
                                "mnv2gen compiles batch 1: re-export with batch 1 or give "
                                "`--input-shape 1,...` to `mnv2gen quantize`")
+    check_shape(label, f"input {quoted(value_info.name)}", shape)
     return tuple(shape)
 
 
@@ -198,21 +202,23 @@ def read_onnx(data: bytes, label: str, input_shape: tuple[int, ...] | None = Non
                                "mnv2gen compiles single-input, single-output classifiers")
     x = inputs[0]
     if x.type.tensor_type.elem_type != _FLOAT:
-        raise UnsupportedError(f"{label}: input {x.name!r} has element type "
+        raise UnsupportedError(f"{label}: input {quoted(x.name)} has element type "
                                f"{x.type.tensor_type.elem_type}, not float32",
                                "the ONNX front ends read float-input models (float or QDQ)")
     nodes = []
     for i, n in enumerate(g.node):
         if n.op_type in QOPERATORS or n.op_type.startswith("QLinear"):
             raise UnsupportedError(
-                f"{label}: node {i} ({n.op_type}) is in onnxruntime's QOperator format; "
+                f"{label}: node {i} ({bare(n.op_type)}) is in onnxruntime's QOperator format; "
                 "mnv2gen reads QDQ models", "quantise with onnxruntime.quantization."
                 "quantize_static(..., quant_format=QuantFormat.QDQ, activation_type="
                 "QuantType.QInt8, weight_type=QuantType.QInt8), or give the float model "
                 "to `mnv2gen quantize`")
         if n.domain not in ("", "ai.onnx"):
-            raise UnsupportedError(f"{label}: node {i} ({n.op_type}) is from the custom domain "
-                                   f"{n.domain!r}", "only standard ONNX operators are supported")
+            raise UnsupportedError(f"{label}: node {i} ({bare(n.op_type)}) is from the custom "
+                                   "domain "
+                                   f"{quoted(n.domain)}",
+                                   "only standard ONNX operators are supported")
         attrs = {a.name: _attribute_value(a) for a in n.attribute}
         nodes.append(Node(i, n.op_type, n.domain, tuple(n.input), tuple(n.output),
                           MappingProxyType(attrs)))

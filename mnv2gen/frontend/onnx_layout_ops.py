@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from mnv2gen.errors import quoted
 from mnv2gen.frontend.onnx_float import Translator, Value, nhwc
 from mnv2gen.frontend.onnx_fold import reshape_target
 from mnv2gen.frontend.onnx_graph import Node, take_attrs
@@ -112,7 +113,7 @@ def pad(tr: Translator, node: Node) -> None:
     x = tr.act(node, 0, allow_pad=True)
     value = tr.const(node, 2, "constant_value", optional=True)
     if attrs["mode"] != "constant" or (value is not None and np.any(value != 0)):
-        raise tr.fail(node, f"pads with mode {attrs['mode']!r} value "
+        raise tr.fail(node, f"pads with mode {quoted(attrs['mode'])} value "
                       f"{None if value is None else value.tolist()}", "only zero padding folds")
     rank = len(x.shape)
     pads = [int(p) for p in tr.const(node, 1, "pads")]

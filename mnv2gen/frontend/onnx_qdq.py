@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnv2gen.errors import UnsupportedError
+from mnv2gen.errors import UnsupportedError, quoted
 from mnv2gen.frontend.float_model import FloatModel
 from mnv2gen.frontend.int8_assembly import assemble
 from mnv2gen.frontend.onnx_float import translate
@@ -75,11 +75,11 @@ class _Stripper:
         scale, zp, _ = self._params(node)
         x = node.inputs[0]
         if scale.size != 1:
-            raise self.fail(node, f"quantises activation {x!r} per axis",
+            raise self.fail(node, f"quantises activation {quoted(x)} per axis",
                             "activations must be quantised per tensor")
         params = QuantParams((float(scale.reshape(-1)[0]),), (int(zp.reshape(-1)[0]),))
         if x in self.consts:
-            raise self.fail(node, f"quantises the float initializer {x!r} at run time",
+            raise self.fail(node, f"quantises the float initializer {quoted(x)} at run time",
                             "store weights pre-quantised (DequantizeLinear of int8)")
         self.q_outputs[node.outputs[0]] = (x, params)
 
@@ -90,14 +90,14 @@ class _Stripper:
             x, params = self.q_outputs[q]
             if (float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0])) != (
                     params.scale[0], params.zero_point[0]) or scale.size != 1:
-                raise self.fail(node, f"dequantises {q!r} with other parameters than its "
+                raise self.fail(node, f"dequantises {quoted(q)} with other parameters than its "
                                 "QuantizeLinear")
             self.act_quant[x] = params
             self.alias[out] = self.alias.get(x, x)
         elif q in self.consts:
             data = np.asarray(self.consts[q])
             if data.dtype not in (np.int8, np.int32):
-                raise self.fail(node, f"dequantises {data.dtype} initializer {q!r}",
+                raise self.fail(node, f"dequantises {data.dtype} initializer {quoted(q)}",
                                 "weights must be int8 (symmetric) and biases int32")
             axis %= max(data.ndim, 1)
             shape = [1] * data.ndim
@@ -108,7 +108,7 @@ class _Stripper:
             self.consts[out] = real.astype(np.float32)
             self.const_quant[out] = QuantConst(data, scale.reshape(-1), zp.reshape(-1), axis)
         else:
-            raise self.fail(node, f"dequantises {q!r}, which is neither an initializer nor a "
+            raise self.fail(node, f"dequantises {quoted(q)}, which is neither an initializer nor a "
                             "QuantizeLinear output", "int8 graph inputs are not supported")
 
     def strip(self) -> OnnxGraph:
@@ -141,7 +141,7 @@ def _activation_quant(model: FloatModel, act_quant: dict, label: str) -> dict:
     for name in (INPUT, *(layer.name for layer in model.layers)):
         if name not in quant:
             node = model.source_nodes.get(name, "input")
-            raise UnsupportedError(f"{label}: tensor {name!r} (node {node}) has no "
+            raise UnsupportedError(f"{label}: tensor {quoted(name)} (node {node}) has no "
                                    "QuantizeLinear; mixed float/int8 models are not supported",
                                    "quantise every operator (onnxruntime quantize_static)")
     return quant
@@ -156,12 +156,12 @@ class _Weights:
     def fail(self, layer: FloatLayer, what: str, hint: str = "") -> UnsupportedError:
         node = self.model.source_nodes.get(layer.name, -1)
         return UnsupportedError(f"{self.label}: node {node} ({layer.kind.value} "
-                                f"{layer.name!r}) {what}", hint)
+                                f"{quoted(layer.name)}) {what}", hint)
 
     def __call__(self, layer: FloatLayer, x: Tensor) -> tuple[Tensor, Tensor]:
         w_name, b_name = self.model.weight_sources[layer.name]
         if w_name not in self.cq:
-            raise self.fail(layer, f"has float weights {w_name!r}",
+            raise self.fail(layer, f"has float weights {quoted(w_name)}",
                             "weights must be DequantizeLinear of int8 initializers")
         wq = self.cq[w_name]
         axis = 3 if layer.kind is OpKind.DEPTHWISE_CONV_2D else 0
@@ -214,4 +214,4 @@ def load_qdq(data: bytes, label: str, base_dir: Path | None = None) -> Graph:
     stripper = _Stripper(graph)
     model = translate(stripper.strip())
     quant = _activation_quant(model, stripper.act_quant, label)
-    return assemble(model, quant, _Weights(model, stripper.const_quant, label))
+    return assemble(model, quant, _Weights(model, stripper.const_quant, label), label)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 from mnv2gen.ir import Graph
 from mnv2gen.planner import arena
 from mnv2gen.planner.arena import Buffer, Placement
@@ -178,7 +178,7 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
     forced: a Chunking to impose on every fused unit (tests and experiments).
     """
     if scheme not in SCHEMES:
-        raise MnvError(f"unknown scheme {scheme!r}", f"schemes: {', '.join(SCHEMES)}")
+        raise MnvError(f"unknown scheme {quoted(scheme)}", f"schemes: {', '.join(SCHEMES)}")
     units = build_units(graph, fuse=scheme != "layer")
     layer_scratch_bytes = [layer_scratch(graph, u, kernel_set) if isinstance(u, LayerUnit)
                            else {} for u in units]

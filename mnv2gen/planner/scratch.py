@@ -9,7 +9,7 @@ makes, for the unit's lifetime.
 
 from __future__ import annotations
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 
 KERNEL_SETS = ("portable", "cmsis-c", "cmsis-dsp", "cmsis-mve")
 _CH_IN_BLOCK_MVE = 124
@@ -17,7 +17,7 @@ _CH_IN_BLOCK_MVE = 124
 
 def _check(kernel_set: str) -> None:
     if kernel_set not in KERNEL_SETS:
-        raise MnvError(f"unknown kernel set {kernel_set!r}",
+        raise MnvError(f"unknown kernel set {quoted(kernel_set)}",
                        f"kernel sets: {', '.join(KERNEL_SETS)}")
 
 
