@@ -7,15 +7,31 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import sys
+import warnings
 
 import click
 import numpy as np
 
 from mnv2gen import __version__
-from mnv2gen.errors import MnvError, VerificationError, quoted
+from mnv2gen.errors import (
+    MnvError,
+    ModelError,
+    UnsupportedError,
+    VerificationError,
+    file_label,
+    one_line,
+    quoted,
+    shown,
+)
 from mnv2gen.fsutil import atomic_write_bytes
+
+SEED = click.IntRange(0, 2**32 - 1)
+MAX_VERIFY_INPUTS = 1000
+MAX_RAM_BUDGET = 1 << 40
+MESSAGE_LINE_LIMIT = 1000
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,7 +59,7 @@ def inspect(model: str, as_json: bool) -> None:
 def _describe_output(name: str, array: np.ndarray) -> str:
     flat = array.reshape(-1)
     head = ", ".join(str(v) for v in flat[:10]) + (", ..." if flat.size > 10 else "")
-    line = f"{name}: {array.dtype}{list(array.shape)} [{head}]"
+    line = f"{shown(name)}: {array.dtype}{list(array.shape)} [{head}]"
     if array.ndim == 2 and array.shape[0] == 1 and array.shape[1] > 1:
         top = np.argsort(-flat.astype(np.float64), kind="stable")[:5]
         line += "\n  top-5 class indices: " + ", ".join(f"{i} ({flat[i]})" for i in top)
@@ -54,7 +70,7 @@ def _describe_output(name: str, array: np.ndarray) -> str:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--input", "input_path", type=click.Path(dir_okay=False),
               help="Input as .npy with the model's input shape and dtype (default: random).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random input.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random input.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False),
               help="Write the output array here as .npy (the model's output dtype).")
 @click.option("--check-tflm", is_flag=True,
@@ -63,32 +79,41 @@ def _describe_output(name: str, array: np.ndarray) -> str:
 def run(model: str, input_path: str | None, seed: int, output_path: str | None,
         check_tflm: bool) -> None:
     """Run the bit-exact NumPy int8 reference on one input."""
+    from mnv2gen.frontend.validate import check_reference_work
     from mnv2gen.inputs import load_input, random_inputs
-    from mnv2gen.loader import load_model, tflite_bytes
+    from mnv2gen.loader import load_raw, tflite_bytes
+    from mnv2gen.passes import run_passes
     from mnv2gen.reference import run as run_reference
 
-    graph = load_model(model)
+    graph_raw = load_raw(model)
+    graph = run_passes(graph_raw)
+    check_reference_work(graph, file_label(model))
     inputs = load_input(graph, input_path) if input_path else random_inputs(graph, seed)
     outputs = run_reference(graph, inputs)
-    source = input_path or f"random input (seed {seed})"
-    click.echo(f"{graph.name}: reference run on {source}")
+    source = shown(input_path) if input_path else f"random input (seed {seed})"
+    click.echo(f"{shown(graph.name)}: reference run on {source}")
     for name, array in zip(graph.outputs, outputs, strict=True):
         click.echo(_describe_output(name, array))
     if check_tflm:
-        from mnv2gen.tflm import compare_with_tflm
+        from mnv2gen.tflm import compare_outputs
+        from mnv2gen.tflm_isolated import run_outputs
 
-        verdict = compare_with_tflm(tflite_bytes(model), inputs, outputs)
-        click.echo(verdict.describe())
-        if not verdict.bit_exact:
-            raise VerificationError(f"{model}: reference and TFLite Micro differ in "
-                                    f"{verdict.mismatched_bytes} bytes")
+        theirs = run_outputs(tflite_bytes(model, graph_raw), inputs)
+        if theirs.value is None:
+            click.echo(f"TFLite Micro: not compared ({theirs.reason})")
+        else:
+            verdict = compare_outputs(outputs, theirs.value)
+            click.echo(verdict.describe())
+            if not verdict.bit_exact:
+                raise VerificationError(f"{file_label(model)}: reference and TFLite Micro "
+                                        f"differ in {verdict.mismatched_bytes} bytes")
     if output_path:
         if len(outputs) != 1:
             raise MnvError(f"the model has {len(outputs)} outputs; -o writes one")
         buf = io.BytesIO()
         np.save(buf, outputs[0], allow_pickle=False)
         atomic_write_bytes(output_path, buf.getvalue())
-        click.echo(f"wrote {output_path}")
+        click.echo(f"wrote {shown(output_path)}")
 
 
 @cli.command()
@@ -97,7 +122,7 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
 @click.option("--resolution", type=int, default=224, show_default=True,
               help="Input height and width.")
 @click.option("--classes", type=int, default=1000, show_default=True, help="Output classes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the weights.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False),
               help="Where to write the .tflite file.")
 def zoo(arch: str, alpha: float, resolution: int, classes: int, seed: int,
@@ -107,7 +132,7 @@ def zoo(arch: str, alpha: float, resolution: int, classes: int, seed: int,
 
     data = synthesize_tflite(arch, alpha, resolution, classes, seed)
     atomic_write_bytes(output_path, data)
-    click.echo(f"wrote {output_path}: {arch} alpha={alpha} resolution={resolution} "
+    click.echo(f"wrote {shown(output_path)}: {arch} alpha={alpha} resolution={resolution} "
                f"classes={classes} seed={seed} ({len(data):,} bytes)")
 
 
@@ -153,8 +178,9 @@ def _parse_bytes(value: str | None) -> int | None:
     except ValueError:
         raise MnvError(f"--ram-budget {quoted(value)} is not a byte count",
                        "give bytes, e.g. 131072, 128k or 1.5M") from None
-    if number <= 0:
-        raise MnvError(f"--ram-budget {quoted(value)} must be positive")
+    if not math.isfinite(number) or not 1 <= number * scale <= MAX_RAM_BUDGET:
+        raise MnvError(f"--ram-budget {quoted(value)} is not a byte count from 1 to "
+                       f"{MAX_RAM_BUDGET:,}", "give bytes, e.g. 131072, 128k or 1.5M")
     return int(number * scale)
 
 
@@ -168,9 +194,12 @@ def _parse_bytes(value: str | None) -> int | None:
 @click.option("--kernel-set", type=click.Choice(["portable", "cmsis-c", "cmsis-dsp",
                                                   "cmsis-mve"]), default="portable",
               show_default=True, help="Kernel scratch rules to plan for.")
+@click.option("--tflm/--no-tflm", "ask_tflm", default=True, show_default=True,
+              help="Also ask TFLite Micro (the tflm extra, in a child process) for its arena "
+                   "of the same model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_calibration_options
-def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
+def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str, ask_tflm: bool,
          as_json: bool, calibrate_with, scale, offset, mean, std, percentile) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
     from mnv2gen.loader import load_raw, tflite_bytes
@@ -178,15 +207,16 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
     from mnv2gen.passes.integer_core import integer_core
     from mnv2gen.planner.plan import plan_model
     from mnv2gen.planner.report import plan_report, render_plan
-    from mnv2gen.tflm import tflm_arena_bytes, tflm_available
+    from mnv2gen.tflm_isolated import TflmOutcome, arena_bytes
 
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     raw = load_raw(model, calibration)
     core = integer_core(run_passes(raw))
     chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
     baseline = plan_model(core, "layer", kernel_set)
-    tflm = tflm_arena_bytes(tflite_bytes(model, raw)) if tflm_available() else None
-    report = plan_report(chosen, baseline, tflm)
+    tflm = (arena_bytes(tflite_bytes(model, raw), baseline.peak_bytes) if ask_tflm
+            else TflmOutcome(None, "not asked (--no-tflm)"))
+    report = plan_report(chosen, baseline, tflm.value, tflm.reason)
     _print_json(report) if as_json else click.echo(render_plan(report, chosen))
 
 
@@ -242,7 +272,7 @@ def _quant_dict(tensor) -> dict:
 @click.option("--float-runner", type=click.Choice(["auto", "onnxruntime", "numpy"]),
               default="auto", show_default=True,
               help="Run the float model in onnxruntime (auto: when installed) or NumPy.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of --calibrate random.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with: str | None,
@@ -267,7 +297,6 @@ def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with
         if importlib.util.find_spec("onnxruntime") is None:
             raise MnvError("--float-runner onnxruntime: onnxruntime is not installed",
                            "pip install onnxruntime, or use --float-runner numpy")
-    from mnv2gen.errors import file_label
     from mnv2gen.loader import guarded
 
     result = guarded(file_label(model), quantize_onnx, model, calibrate_with, preprocess,
@@ -295,7 +324,7 @@ def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with
     random_note = ("\nnote: calibrated on random images, for size/speed estimates only"
                    if calibrate_with == "random" else "")
     click.echo(
-        f"wrote {output_path} ({len(data):,} bytes, {len(graph.ops)} operators)\n"
+        f"wrote {shown(output_path)} ({len(data):,} bytes, {len(graph.ops)} operators)\n"
         f"calibration: {result.calibration.source}, {result.method}\n"
         f"input: float32 -> int8 scale {quantized_input.scale:.6g} zero point "
         f"{quantized_input.zero_point}; output: int8 scale {quantized_output.scale:.6g} "
@@ -349,7 +378,8 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, **calib
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
     generated = write_library(compiled, out_dir)
     plan = compiled.plan
-    click.echo(f"wrote {out_dir}: {len(generated.files)} files for {compiled.target.name}, "
+    click.echo(f"wrote {shown(out_dir)}: {len(generated.files)} files for "
+               f"{compiled.target.name}, "
                f"{compiled.kernels} kernels")
     click.echo(f"arena {plan.peak_bytes:,} bytes (layer by layer {compiled.baseline.peak_bytes:,}"
                f"), constant data {generated.const_bytes:,} bytes")
@@ -358,34 +388,42 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, **calib
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
-@click.option("--inputs", "count", default=3, show_default=True,
+@click.option("--inputs", "count", type=click.IntRange(1, MAX_VERIFY_INPUTS), default=3,
+              show_default=True,
               help="Number of inputs to compare (random ones fill up after --input files).")
 @click.option("--input", "input_paths", multiple=True, type=click.Path(dir_okay=False),
               help="An input .npy for the model (repeatable).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed of the random inputs.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(1.0, 7 * 24 * 3600.0),
+              help="Seconds the program may run (default: from the instruction estimate, "
+                   "at most 1 hour).")
 @click.option("--keep", type=click.Path(file_okay=False),
               help="Keep the build directory here (for inspection).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_paths, seed,
-           keep, as_json, **calibration) -> None:
+           timeout_s, keep, as_json, **calibration) -> None:
     """Build, run on the target (QEMU or host) and compare with the reference bit for bit."""
     from pathlib import Path
 
+    from mnv2gen.frontend.validate import check_reference_work
     from mnv2gen.inputs import load_input
     from mnv2gen.verify import verification_inputs
     from mnv2gen.verify import verify as run_verify
 
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
+    check_reference_work(compiled.full, file_label(model))
     given = [load_input(compiled.full, p) for p in input_paths]
     inputs = verification_inputs(compiled, count, seed, given)
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-    report = run_verify(compiled, inputs, Path(keep) if keep else None)
+    report = run_verify(compiled, inputs, Path(keep) if keep else None, timeout_s)
     if as_json:
         _print_json(report)
     else:
         verdict = "bit-exact" if report["bit_exact"] else "MISMATCH"
-        click.echo(f"{report['model']} on {report['target']} ({report['kernels']} kernels): "
+        click.echo(f"{shown(report['model'])} on {report['target']} "
+                   f"({report['kernels']} kernels): "
                    f"{verdict}, {report['mismatched_bytes']} of "
                    f"{report['inputs'] * report['output_bytes']} output bytes differ over "
                    f"{report['inputs']} input(s)")
@@ -396,7 +434,8 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
             click.echo(f"instructions per inference: {report['instructions']:,} "
                        "(QEMU instruction count, not cycles)")
     if not report["bit_exact"]:
-        raise VerificationError(f"{model}: generated code differs from the reference")
+        raise VerificationError(f"{file_label(model)}: generated code differs from the "
+                                "reference")
 
 
 # ---------------------------------------------------------------- estimate (mnv2gen.estimate)
@@ -489,28 +528,61 @@ class _NoProgress:
         """Ignore progress."""
 
 
+_DEFAULT_HINTS = {
+    ModelError: "the file is truncated, corrupt or not a model mnv2gen reads",
+    UnsupportedError: "the README lists the supported operators, types and quantisation",
+    VerificationError: "rerun with --keep DIR to inspect the generated program",
+    MnvError: "see `mnv2gen COMMAND --help`",
+}
+
+
+def _say(prefix: str, text: str) -> None:
+    """Print one message line to stderr: control characters gone, length bounded."""
+    line = one_line(text)
+    if len(line) > MESSAGE_LINE_LIMIT:
+        line = line[:MESSAGE_LINE_LIMIT - 3] + "..."
+    click.echo(f"{prefix}: {line}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit status; MnvErrors become one-line messages."""
-    try:
-        cli.main(args=argv, prog_name="mnv2gen", standalone_mode=False)
-    except MnvError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except Exception as exc:  # a bug: say so in one line instead of a traceback
-        if os.environ.get("MNV2GEN_DEBUG"):
-            raise
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
-        click.echo("hint: this is a bug in mnv2gen; please report it with the command and "
-                   "the model (MNV2GEN_DEBUG=1 shows the traceback)", err=True)
-        return 3
+    """Run the CLI and return its exit status; errors become an `error:` and a `hint:` line.
+
+    2: usage and input errors (MnvError, click usage errors), 1: verification mismatch,
+    130: interrupted, 3: a bug (anything else), with the hint to report it.
+    """
+    debug = bool(os.environ.get("MNV2GEN_DEBUG"))
+    with warnings.catch_warnings():
+        if not debug:  # NumPy's RuntimeWarnings would print before the one-line error
+            warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            cli.main(args=argv, prog_name="mnv2gen", standalone_mode=False)
+        except MnvError as exc:
+            _say("error", exc.message)
+            _say("hint", exc.hint or _DEFAULT_HINTS.get(type(exc), _DEFAULT_HINTS[MnvError]))
+            return exc.exit_code
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            return 130
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "mnv2gen"
+            _say("error", exc.format_message())
+            _say("hint", f"see `{command} --help`")
+            return 2
+        except click.ClickException as exc:
+            _say("error", exc.format_message())
+            return 2
+        except MemoryError:
+            _say("error", "out of memory")
+            _say("hint", "the model needs more memory than this machine has; see the "
+                 "README's limits")
+            return 2
+        except Exception as exc:  # a bug: say so in one line instead of a traceback
+            if debug:
+                raise
+            _say("error", f"internal error: {type(exc).__name__}: {quoted(exc, 300)}")
+            _say("hint", "this is a bug in mnv2gen; please report it with the command and "
+                 "the model (MNV2GEN_DEBUG=1 shows the traceback)")
+            return 3
     return 0
 
 

@@ -85,3 +85,12 @@ def bare(text: object) -> str:
     if 0 < len(s) <= 64 and all(ch.isascii() and (ch.isalnum() or ch in "_.:/+-") for ch in s):
         return s
     return quoted(s)
+
+
+def shown(text: object, limit: int = MESSAGE_TEXT_LIMIT) -> str:
+    """Return model- or path-derived text for a report line on stdout: as it is when it is
+    printable ASCII of at most `limit` characters, else `quoted`."""
+    s = str(text)
+    if len(s) <= limit and all(" " <= ch <= "~" for ch in s):
+        return s
+    return quoted(s, limit)

@@ -59,14 +59,16 @@ def load_raw(path: str | Path, calibration: Calibration | None = None) -> Graph:
     """
     data = read_model_bytes(path)
     label = file_label(path)
+    name = Path(path).name  # the graph keeps the real file name; messages show `label`
     if len(data) >= 8 and data[4:8] == b"TFL3":
-        return load_tflite(data, label=label)
+        return load_tflite(data, label=label).replace(name=name)
     path = Path(path)
     if _is_onnx(data, path):
         if is_quantized(data, label):
-            return guarded(label, load_qdq, data, label, path.resolve().parent)
+            return guarded(label, load_qdq, data, label, path.resolve().parent
+                           ).replace(name=name)
         if calibration is not None:
-            return guarded(label, _quantize, path, calibration)
+            return guarded(label, _quantize, path, calibration).replace(name=name)
         raise ModelError(f"{label}: a float ONNX model; it needs post-training quantisation "
                          "with calibration data first",
                          "give --calibrate IMAGES_DIR (or x.npy), or run `mnv2gen quantize "

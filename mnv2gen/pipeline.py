@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
-from mnv2gen.errors import MnvError, quoted
+from mnv2gen.errors import InternalError, MnvError, file_label, quoted
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
 from mnv2gen.loader import Calibration, load_model
 from mnv2gen.passes.integer_core import integer_core
 from mnv2gen.planner.plan import Plan, plan_model
 from mnv2gen.toolchain import Target, load_target, toolchain_available
-from mnv2gen.toolchain.build import tools
+from mnv2gen.toolchain.build import compile_timeout, run_tool, source_flags, tools
 
 
 @dataclass(frozen=True)
@@ -82,10 +81,27 @@ def compile_graph(full: Graph, target: str, kernels: str | None = None,
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
     # 2. float edges are left to the caller: the device runs the integer core
     core = integer_core(full)
+    check_target_budget(core, tgt)
     # 3. the plan, and the layer-by-layer baseline reported beside it
     plan = plan_model(core, scheme, kernel_set, ram_budget)
     baseline = plan_model(core, "layer", kernel_set)
     return Compiled(full, plan, baseline, tgt, kernels, path, notice)
+
+
+def check_target_budget(core: Graph, target: Target) -> None:
+    """Raise MnvError before any planning when the arena cannot fit the target's RAM
+    whatever the plan: it always holds the input and the output tensor."""
+    ram = target.ram_bytes
+    if ram is None:
+        return
+    need = max(core.tensor(n).size_bytes for n in (*core.inputs, *core.outputs))
+    if need > ram:
+        raise MnvError(
+            f"{file_label(core.name)}: the arena holds at least the {need:,}-byte input or "
+            "output; "
+            f"{target.name} has {ram:,} bytes of RAM ({need - ram:,} bytes over)",
+            "pick a smaller resolution, or --target host to generate code for a large "
+            "machine")
 
 
 def check_fits(compiled: Compiled, const_bytes: int) -> None:
@@ -96,13 +112,15 @@ def check_fits(compiled: Compiled, const_bytes: int) -> None:
     if ram is not None and compiled.plan.peak_bytes > ram:
         need = compiled.plan.peak_bytes
         raise MnvError(
-            f"{compiled.full.name}: the arena needs {need:,} bytes of RAM; {target.name} has "
+            f"{file_label(compiled.full.name)}: the arena needs {need:,} bytes of RAM; "
+            f"{target.name} has "
             f"{ram:,} ({need - ram:,} bytes over)",
             "try --ram-budget, a smaller model (alpha, resolution) or a target with more RAM")
     region = target.weights_region or target.region("FLASH")
     if region is not None and const_bytes > region.size_bytes:
         raise MnvError(
-            f"{compiled.full.name}: the weights need {const_bytes:,} bytes; {target.name}'s "
+            f"{file_label(compiled.full.name)}: the weights need {const_bytes:,} bytes; "
+            f"{target.name}'s "
             f"{region.label} has {region.size_bytes:,} ({const_bytes - region.size_bytes:,} "
             "bytes over)", "pick a smaller model or a part with more flash")
 
@@ -116,13 +134,15 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
     includes = ["-I."] + ([f"-I{compiled.cmsis_nn_path}/Include"] if compiled.cmsis_nn_path
                           else [])
     for source in sources:
-        done = subprocess.run([cc, *target.machine_flags, "-O2", "-Wall", "-c", source,
-                               *includes, "-o", os.devnull], cwd=out_dir, capture_output=True,
-                              text=True)
+        done = run_tool([cc, *target.machine_flags, "-O2", "-Wall", *source_flags(source),
+                         "-c", source, *includes, "-o", os.devnull],
+                        f"compiling the generated {source}",
+                        compile_timeout(Path(out_dir) / source), cwd=out_dir)
         if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or ["(no message)"])[0]
-            raise MnvError(f"generated {source} does not compile for {target.name}: {first}",
-                           "this is a bug in mnv2gen; please report it with the model")
+            lines = done.stderr.strip().splitlines() or ["(no message)"]
+            first = next((line for line in lines if "error" in line), lines[0])
+            raise InternalError(f"generated {source} does not compile for {target.name}: "
+                                f"{first}")
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,

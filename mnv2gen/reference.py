@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mnv2gen import quant, reference_ops
-from mnv2gen.errors import IRError, MnvError, UnsupportedError, quoted
+from mnv2gen.errors import IRError, MnvError, UnsupportedError, file_label, quoted
 from mnv2gen.ir import DType, Graph, Op, OpKind
 
 Kernel = Callable[[Graph, Op, list], np.ndarray]
@@ -89,7 +89,7 @@ KERNELS: dict[OpKind, Kernel] = {
 def check_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """Return {input name: array}, raising MnvError on a count, shape or dtype mismatch."""
     if len(inputs) != len(graph.inputs):
-        raise MnvError(f"{graph.name}: expected {len(graph.inputs)} input array(s), "
+        raise MnvError(f"{file_label(graph.name)}: expected {len(graph.inputs)} input array(s), "
                        f"got {len(inputs)}")
     env = {}
     for name, array in zip(graph.inputs, inputs, strict=True):

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import asdict
 
 from mnv2gen.blocks import find_blocks
+from mnv2gen.errors import shown
 from mnv2gen.ir import ConvAttrs, Graph, Op, PoolAttrs, Tensor
 from mnv2gen.stats import op_const_bytes, op_macs
 
@@ -71,12 +72,12 @@ def summarize(graph: Graph) -> dict:
 
 def _io_line(spec: dict) -> str:
     q = f" scale={spec['scale']:.6g} zp={spec['zero_point']}" if "scale" in spec else ""
-    return f"  {spec['name']}: {spec['dtype']}{spec['shape']}{q}"
+    return f"  {shown(spec['name'])}: {spec['dtype']}{spec['shape']}{q}"
 
 
 def render_summary(s: dict) -> str:
     """Return the inspect report as a readable text table."""
-    lines = [f"model   {s['model']}", f"sha256  {s['sha256']}", "inputs"]
+    lines = [f"model   {shown(s['model'])}", f"sha256  {s['sha256']}", "inputs"]
     lines += [_io_line(t) for t in s["inputs"]] + ["outputs"] + [_io_line(t) for t in s["outputs"]]
     lines += ["", f"{'#':>3} {'src':>4} {'op':<18} {'output':<18} {'act':<6} {'MACs':>12} "
               f"{'params B':>9} {'out B':>9}"]

@@ -14,6 +14,7 @@ from mnv2gen import __version__
 from mnv2gen.codegen.emit import RUNTIME_FILES, _environment, templates_dir
 from mnv2gen.codegen.text import c_string, check_generated_text
 from mnv2gen.errors import MnvError
+from mnv2gen.frontend.validate import check_reference_work
 from mnv2gen.inputs import random_inputs
 from mnv2gen.pipeline import Compiled, write_library
 from mnv2gen.reference import run_all
@@ -66,10 +67,36 @@ def reference_io(compiled: Compiled, full_inputs: list[np.ndarray]) -> tuple[byt
     return (env[core.inputs[0]].tobytes(), env[core.outputs[0]].tobytes())
 
 
-def _timeout(compiled: Compiled, count: int) -> float:
-    macs = graph_macs(compiled.core)
-    # portable kernels under -icount run ~0.1 G instructions/s at ~10 instructions/MAC
-    return 120.0 + count * macs * 2e-7 * (30 if compiled.target.mve else 1)
+#: instructions per second QEMU -icount runs at, conservatively (measured on a shared
+#: 2-core machine: Cortex-M7 ~290 M/s, Cortex-M55 with Helium kernels ~31 M/s)
+QEMU_INSTRUCTIONS_PER_S = 100e6
+QEMU_MVE_INSTRUCTIONS_PER_S = 15e6
+HOST_INSTRUCTIONS_PER_S = 1e9
+TIMEOUT_CAP_S = 3600.0
+
+
+def estimated_instructions(compiled: Compiled) -> int:
+    """Return the instructions one inference is expected to take: the calibrated model of
+    targets/calibration.toml when it covers the target, else 20 per MAC (the portable
+    kernels' worst measured rate is ~15)."""
+    from mnv2gen.estimate.calibration import calibration
+    from mnv2gen.estimate.features import total_features
+
+    calib = None if compiled.target.is_host else calibration(compiled.target.name,
+                                                              compiled.kernels)
+    if calib is not None:
+        return calib.instructions_for(total_features(compiled.plan))
+    return 20 * graph_macs(compiled.core) + 100_000
+
+
+def default_timeout(compiled: Compiled, count: int) -> float:
+    """Return the seconds `verify` lets the program run for `count` inferences: a minute
+    to start plus three times the estimated instructions at a slow emulation rate, at
+    most TIMEOUT_CAP_S (`verify --timeout` overrides)."""
+    target = compiled.target
+    rate = (HOST_INSTRUCTIONS_PER_S if target.is_host else
+            QEMU_MVE_INSTRUCTIONS_PER_S if target.mve else QEMU_INSTRUCTIONS_PER_S)
+    return min(TIMEOUT_CAP_S, 60.0 + 3.0 * count * estimated_instructions(compiled) / rate)
 
 
 def verify(compiled: Compiled, inputs: list[list[np.ndarray]], work_dir: Path | None = None,
@@ -81,6 +108,7 @@ def verify(compiled: Compiled, inputs: list[list[np.ndarray]], work_dir: Path | 
     (`steps` in the report; the hooks add a few instructions per step to the total).
     """
     target = compiled.target
+    check_reference_work(compiled.full, compiled.full.name)
     missing = missing_tools(target)
     if missing:
         raise MnvError(f"verify on {target.name} needs {', '.join(missing)}",
@@ -115,10 +143,12 @@ def verify(compiled: Compiled, inputs: list[list[np.ndarray]], work_dir: Path | 
             includes.append(root / "Include")
         elf = build_elf(target, sources, includes, work / "build",
                         defines={"MNV2_PROFILE": None} if profile else None)
-        result = run_elf(target, elf, timeout_s or _timeout(compiled, len(inputs)))
+        limit = timeout_s or default_timeout(compiled, len(inputs))
+        result = run_elf(target, elf, limit)
         if result.timed_out:
-            raise MnvError(f"{target.name}: the program did not finish in time",
-                           "a hang in generated code; rerun with --keep and inspect it")
+            raise MnvError(f"{target.name}: the program did not finish within {limit:.0f} s",
+                           "give more time with --timeout SECONDS, or rerun with --keep and "
+                           "inspect it (a hang in generated code is a bug)")
         if result.exit_code == FAULT_EXIT_CODE:
             raise MnvError(f"{target.name}: the program faulted: {result.stderr.strip()}",
                            "a bug in generated code or an arena overrun; rerun with --keep")

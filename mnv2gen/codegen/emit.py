@@ -93,8 +93,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     """
     graph = plan.graph
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        from mnv2gen.errors import UnsupportedError
-        raise UnsupportedError(f"{graph.name}: {len(graph.inputs)} inputs and "
+        from mnv2gen.errors import UnsupportedError, file_label
+        raise UnsupportedError(f"{file_label(graph.name)}: {len(graph.inputs)} inputs and "
                                f"{len(graph.outputs)} outputs",
                                "code generation supports one input and one output")
     env = _environment()

@@ -13,7 +13,7 @@ import numpy as np
 
 from mnv2gen import quant
 from mnv2gen.codegen.consts import ConstPool
-from mnv2gen.errors import UnsupportedError
+from mnv2gen.errors import UnsupportedError, file_label
 from mnv2gen.ir import DType, Graph, Op, OpKind
 from mnv2gen.planner.plan import Plan, UnitPlan
 from mnv2gen.planner.schedule import FusedUnit
@@ -188,7 +188,7 @@ def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
     op = up.unit.op
     if op.kind not in LAYER_TEMPLATES:
         raise UnsupportedError(
-            f"{plan.graph.name}: {op.describe()} cannot be generated as C",
+            f"{file_label(plan.graph.name)}: {op.describe()} cannot be generated as C",
             f"code generation supports {', '.join(k.value for k in LAYER_TEMPLATES)} "
             "(float QUANTIZE/DEQUANTIZE only at the model's edges)")
     template, lower = LAYER_TEMPLATES[op.kind]

@@ -25,7 +25,7 @@ from mnv2gen.errors import MnvError
 from mnv2gen.ir import Graph
 from mnv2gen.planner.plan import Plan
 from mnv2gen.toolchain import Target, missing_tools
-from mnv2gen.toolchain.build import tools
+from mnv2gen.toolchain.build import run_tool, tools
 
 _LINKER_SCRIPT = """\
 ENTRY(mnv2_size_reset)
@@ -69,7 +69,7 @@ def can_measure(target: Target) -> bool:
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    done = run_tool(cmd, "code size build", 600.0, cwd=cwd)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         raise MnvError(f"code size build failed: {lines[0]}", " ".join(cmd))

@@ -69,6 +69,11 @@ class OnnxGraph:
         return OnnxGraph(**fields)
 
 
+def _text(value) -> str:
+    """Return a protobuf string field as str: proto2 hands invalid UTF-8 over as bytes."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def take_attrs(graph: OnnxGraph, node: Node, known: Mapping[str, Any]) -> dict[str, Any]:
     """Return `known` (attribute -> default) updated with the node's attributes.
 
@@ -195,8 +200,8 @@ def read_onnx(data: bytes, label: str, input_shape: tuple[int, ...] | None = Non
     model = parse_model_proto(data, label)
     opset = _opset(model, label)
     g = model.graph
-    constants = {t.name: _tensor_array(t, label, base_dir) for t in g.initializer}
-    inputs = [v for v in g.input if v.name not in constants]
+    constants = {_text(t.name): _tensor_array(t, label, base_dir) for t in g.initializer}
+    inputs = [v for v in g.input if _text(v.name) not in constants]
     if len(inputs) != 1 or len(g.output) != 1:
         raise UnsupportedError(f"{label}: has {len(inputs)} inputs and {len(g.output)} outputs",
                                "mnv2gen compiles single-input, single-output classifiers")
@@ -207,25 +212,26 @@ def read_onnx(data: bytes, label: str, input_shape: tuple[int, ...] | None = Non
                                "the ONNX front ends read float-input models (float or QDQ)")
     nodes = []
     for i, n in enumerate(g.node):
-        if n.op_type in QOPERATORS or n.op_type.startswith("QLinear"):
+        op_type, domain = _text(n.op_type), _text(n.domain)
+        if op_type in QOPERATORS or op_type.startswith("QLinear"):
             raise UnsupportedError(
-                f"{label}: node {i} ({bare(n.op_type)}) is in onnxruntime's QOperator format; "
+                f"{label}: node {i} ({bare(op_type)}) is in onnxruntime's QOperator format; "
                 "mnv2gen reads QDQ models", "quantise with onnxruntime.quantization."
                 "quantize_static(..., quant_format=QuantFormat.QDQ, activation_type="
                 "QuantType.QInt8, weight_type=QuantType.QInt8), or give the float model "
                 "to `mnv2gen quantize`")
-        if n.domain not in ("", "ai.onnx"):
-            raise UnsupportedError(f"{label}: node {i} ({bare(n.op_type)}) is from the custom "
-                                   "domain "
-                                   f"{quoted(n.domain)}",
+        if domain not in ("", "ai.onnx"):
+            raise UnsupportedError(f"{label}: node {i} ({bare(op_type)}) is from the custom "
+                                   f"domain {quoted(domain)}",
                                    "only standard ONNX operators are supported")
-        attrs = {a.name: _attribute_value(a) for a in n.attribute}
-        nodes.append(Node(i, n.op_type, n.domain, tuple(n.input), tuple(n.output),
+        attrs = {_text(a.name): _attribute_value(a) for a in n.attribute}
+        nodes.append(Node(i, op_type, domain, tuple(map(_text, n.input)),
+                          tuple(map(_text, n.output)),
                           MappingProxyType(attrs)))
     return OnnxGraph(label=label, name=Path(label).name, opset=opset, nodes=tuple(nodes),
-                     constants=constants, input_name=x.name,
+                     constants=constants, input_name=_text(x.name),
                      input_shape=_static_shape(x, label, input_shape),
-                     output_name=g.output[0].name, sha256=hashlib.sha256(data).hexdigest())
+                     output_name=_text(g.output[0].name), sha256=hashlib.sha256(data).hexdigest())
 
 
 def read_onnx_file(path: str | Path, input_shape: tuple[int, ...] | None = None) -> OnnxGraph:
@@ -239,5 +245,6 @@ def read_onnx_file(path: str | Path, input_shape: tuple[int, ...] | None = None)
 def is_quantized(data: bytes, label: str) -> bool:
     """Return True when the ONNX bytes hold QuantizeLinear or QOperator nodes."""
     model = parse_model_proto(data, label)
-    return any(n.op_type == "QuantizeLinear" or n.op_type in QOPERATORS
-               or n.op_type.startswith("QLinear") for n in model.graph.node)
+    types = [_text(n.op_type) for n in model.graph.node]
+    return any(t == "QuantizeLinear" or t in QOPERATORS or t.startswith("QLinear")
+               for t in types)

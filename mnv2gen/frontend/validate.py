@@ -193,6 +193,42 @@ def validate_graph(graph: Graph, label: str, limits: Limits = LIMITS) -> Graph:
     return graph
 
 
+def reference_work(graph: Graph) -> tuple[int, int]:
+    """Return (multiply-accumulates, largest per-operator working bytes) of one run of the
+    NumPy reference: a convolution's im2col matrix is float64 (8 bytes x output pixels x
+    kernel taps x input channels), other operators hold a few int64 copies of their
+    tensors."""
+    from mnv2gen.ir import OpKind
+    from mnv2gen.stats import graph_macs
+
+    largest = 0
+    for op in graph.ops:
+        out = graph.tensor(op.outputs[0])
+        if op.kind is OpKind.CONV_2D:
+            _, kh, kw, in_c = graph.tensor(op.inputs[1]).shape
+            work = 8 * (out.num_elements // out.shape[-1]) * kh * kw * in_c
+        else:
+            work = 0
+        elements = max([out.num_elements, *(graph.tensor(n).num_elements for n in op.inputs)])
+        largest = max(largest, work + 24 * elements)
+    return graph_macs(graph), largest
+
+
+def check_reference_work(graph: Graph, label: str, limits: Limits = LIMITS) -> None:
+    """Raise ModelError when one run of the NumPy reference (`run`, `verify`) would exceed
+    max_reference_macs or max_reference_bytes for an operator, with the numbers."""
+    macs, work = reference_work(graph)
+    if macs > limits.max_reference_macs:
+        raise _fail(label, "the model", f"needs {macs:,} multiply-accumulates per inference; "
+                    f"the NumPy reference runs at most {limits.max_reference_macs:,}",
+                    f"{HINT_LIMITS}; `plan` and `build` have no such limit")
+    if work > limits.max_reference_bytes:
+        raise _fail(label, "the model", f"needs {work:,} bytes of working memory for one "
+                    f"operator of the NumPy reference; at most "
+                    f"{limits.max_reference_bytes:,} are used",
+                    f"{HINT_LIMITS}; `plan` and `build` have no such limit")
+
+
 def _check_op_structure(ctx: Context, op: Op, rule: OpRule | None) -> None:
     label = ctx.label
     names = (*op.inputs, *op.outputs)
@@ -244,5 +280,6 @@ def _arithmetic(ctx: Context, op: Op, check: Callable[[Context, Op], None]) -> N
                     "the scales of its input, weights and output are inconsistent") from None
 
 
-__all__ = ["HINT_LIMITS", "LIMITS", "Limits", "check_operands", "check_quant", "check_shape",
-           "check_window", "validate_graph"]
+__all__ = ["HINT_LIMITS", "LIMITS", "Limits", "check_operands", "check_quant",
+           "check_reference_work", "check_shape", "check_window", "reference_work",
+           "validate_graph"]

@@ -54,6 +54,8 @@ class Limits:
     max_scale: float = 2.0 ** 100              # * 2**8 stays far inside float32
     max_left_shift: int = 30                   # requantisation: x * 2**shift in int32
     max_pool_area: int = 1 << 23               # pooling and MEAN sums: 255 * area in int32
+    max_reference_macs: int = 1 << 35          # NumPy reference: minutes, not hours
+    max_reference_bytes: int = 4 << 30         # its largest operator's working memory
 
 
 LIMITS = Limits()

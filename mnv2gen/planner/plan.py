@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mnv2gen.errors import MnvError, quoted
+from mnv2gen.errors import MnvError, file_label, quoted
 from mnv2gen.ir import Graph
 from mnv2gen.planner import arena
 from mnv2gen.planner.arena import Buffer, Placement
@@ -190,7 +190,8 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
                      _choose(graph, units, kernel_set, 0, forced), layer_scratch_bytes)
     if best.peak_bytes > ram_budget:
         raise MnvError(
-            f"{graph.name}: no plan fits in {ram_budget:,} bytes; the smallest achievable "
+            f"{file_label(graph.name)}: no plan fits in {ram_budget:,} bytes; the smallest "
+            "achievable "
             f"peak is {best.peak_bytes:,} bytes ({best.peak_bytes - ram_budget:,} over)",
             "raise --ram-budget or pick a smaller model (alpha or resolution)")
     target = ram_budget

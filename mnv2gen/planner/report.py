@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mnv2gen.errors import shown
 from mnv2gen.planner.arena import render
 from mnv2gen.planner.plan import Plan
 from mnv2gen.planner.schedule import FusedUnit
@@ -32,8 +33,10 @@ def _unit_entry(plan: Plan, unit_plan) -> dict:
     return entry
 
 
-def plan_report(plan: Plan, baseline: Plan, tflm_arena_bytes: int | None) -> dict:
-    """Return the plan report (DESIGN.md's `plan --json` contract plus details)."""
+def plan_report(plan: Plan, baseline: Plan, tflm_arena_bytes: int | None,
+                tflm_reason: str | None = None) -> dict:
+    """Return the plan report (DESIGN.md's `plan --json` contract plus details);
+    `tflm_reason` says why `tflm_arena_bytes` is None when TFLite Micro was asked."""
     graph = plan.graph
     report = {
         "model": graph.name, "sha256": graph.source_sha256,
@@ -43,6 +46,7 @@ def plan_report(plan: Plan, baseline: Plan, tflm_arena_bytes: int | None) -> dic
         "lower_bound_bytes": plan.lower_bound_bytes,
         "ratio_to_layer_by_layer": round(plan.peak_bytes / baseline.peak_bytes, 4),
         "tflm_arena_bytes": tflm_arena_bytes,
+        "tflm_arena_bytes_reason": None if tflm_arena_bytes is not None else tflm_reason,
         "inputs": [{"name": n, "offset": plan.offset(n),
                     "bytes": graph.tensor(n).size_bytes} for n in graph.inputs],
         "outputs": [{"name": n, "offset": plan.offset(n),
@@ -58,7 +62,7 @@ def plan_report(plan: Plan, baseline: Plan, tflm_arena_bytes: int | None) -> dic
 
 def render_plan(report: dict, plan: Plan) -> str:
     """Return the plan as a table of units, the headline numbers and an ASCII arena map."""
-    lines = [f"model   {report['model']}  scheme {report['scheme']}  "
+    lines = [f"model   {shown(report['model'])}  scheme {report['scheme']}  "
              f"kernels {report['kernel_set']}", "",
              f"{'step':>4} {'unit':<22} {'kind':<17} {'chunking':<14} {'in-place':<8} "
              f"{'live B':>9} {'scratch B':>9}"]
@@ -78,6 +82,8 @@ def render_plan(report: dict, plan: Plan) -> str:
     if tflm:
         lines.append(f"TFLite Micro      {tflm:>10,} bytes  (plan = "
                      f"{report['peak_bytes'] / tflm:.3f} x)")
+    elif report.get("tflm_arena_bytes_reason"):
+        lines.append(f"TFLite Micro             n/a  ({report['tflm_arena_bytes_reason']})")
     lines += ["", "arena map (rows = steps, columns = offset):",
               render(plan.placement, len(plan.units))]
     return "\n".join(lines)

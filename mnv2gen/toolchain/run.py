@@ -7,7 +7,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.toolchain.build import require
+from mnv2gen.errors import MnvError
+from mnv2gen.toolchain.build import require, run_tool
 from mnv2gen.toolchain.targets import ICOUNT_SHIFT, Target, as_target
 
 #: Exit status of a Cortex-M run that ended in a fault (MNV2_FAULT_EXIT_CODE in C).
@@ -71,7 +72,9 @@ def size_report(target: Target | str, elf: str | Path) -> dict:
     bss and RAM include the harness heap and stack."""
     target = as_target(target)
     tool = require(target, "size")
-    berkeley = subprocess.run([tool, str(elf)], capture_output=True, text=True, check=True)
+    berkeley = run_tool([tool, str(elf)], f"{tool} {Path(elf).name}")
+    if berkeley.returncode != 0:
+        raise MnvError(f"{tool} cannot read {Path(elf).name}: {berkeley.stderr.strip()[:200]}")
     text, data, bss = (int(v) for v in berkeley.stdout.splitlines()[1].split()[:3])
     report: dict = {"text": text, "data": data, "bss": bss}
     if target.is_host:

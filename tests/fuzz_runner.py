@@ -1,0 +1,124 @@
+"""Run mnv2gen on one mutant and judge what it did (shared by tests/test_fuzz.py and
+benchmarks/fuzz.py).
+
+Per mutant: `inspect`, `plan` and, when the model plans, `verify --target host` (which
+generates, compiles with the warnings-as-errors flags and runs the library, i.e. a build
+plus a bit-exact check), optionally `build` too. Acceptable: exit 0, or exit 2 with
+exactly an `error:` line and a `hint:` line; nothing with control characters, no
+traceback, no exit 1 (a build that computes something else), 3 (a bug), signal or timeout,
+and no output directory left behind by a failed build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@dataclass
+class Judged:
+    """The outcome of one mutant: `stage` where it stopped ("inspect", "plan", "verify",
+    "build" or "bit-exact"), and the rule violations seen (empty: acceptable)."""
+
+    name: str
+    stage: str = "inspect"
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    first_error: str = ""
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _in_process(args: list[str], timeout_s: float) -> tuple[int | None, str, str]:
+    from mnv2gen.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+
+    def alarm(signum, frame):
+        raise _Timeout()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+    except _Timeout:
+        code = None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _subprocess(args: list[str], timeout_s: float) -> tuple[int | None, str, str]:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    try:
+        done = subprocess.run([sys.executable, "-m", "mnv2gen", *args], capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        return None, "", ""
+    return (done.returncode, done.stdout.decode("utf-8", "replace"),
+            done.stderr.decode("utf-8", "replace"))
+
+
+def judge_output(command: str, code: int | None, out: str, err: str) -> list[str]:
+    """Return the rule violations of one command's exit status and output."""
+    problems = []
+    if code is None:
+        return [f"{command}: timed out"]
+    if code < 0:
+        problems.append(f"{command}: killed by signal {-code}")
+    elif code not in (0, 2):
+        problems.append(f"{command}: exit {code}: {err.strip()[:300]}")
+    if "Traceback" in out + err:
+        problems.append(f"{command}: traceback")
+    if _CONTROL.search(out + err):
+        problems.append(f"{command}: control characters in the output")
+    if code == 2:
+        lines = err.splitlines()
+        if len(lines) != 2 or not lines[0].startswith("error: ") \
+                or not lines[1].startswith("hint: "):
+            problems.append(f"{command}: not one error line and one hint line: {err[:300]!r}")
+    return problems
+
+
+def run_mutant(mutant, work: Path, isolated: bool = False, build: bool = False,
+               tflm: bool = False, timeout_s: float = 120.0) -> Judged:
+    """Return how mnv2gen handled `mutant` (a fuzz_mutator.Mutant) in folder `work`."""
+    run = _subprocess if isolated else _in_process
+    model = work / f"model{mutant.suffix}"
+    model.write_bytes(mutant.data)
+    judged = Judged(mutant.name)
+    start = time.monotonic()
+    steps = [("inspect", ["inspect", str(model)]),
+             ("plan", ["plan", str(model), "--tflm" if tflm else "--no-tflm"]),
+             ("verify", ["verify", str(model), "--target", "host", "--kernels", "portable",
+                         "--inputs", "2"])]
+    if build:
+        steps.append(("build", ["build", str(model), "--target", "host", "--kernels",
+                                "portable", "-o", str(work / "out")]))
+    for stage, args in steps:
+        judged.stage = stage
+        code, out, err = run(args, timeout_s)
+        judged.problems += judge_output(stage, code, out, err)
+        if stage == "build" and code != 0 and (work / "out").exists():
+            judged.problems.append("build: a failed build left its output directory")
+        if code != 0:
+            judged.first_error = err.splitlines()[0] if err else ""
+            break
+    else:
+        judged.stage = "bit-exact"
+    judged.seconds = time.monotonic() - start
+    return judged
