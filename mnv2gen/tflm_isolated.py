@@ -49,7 +49,7 @@ def arena_size_for(model_bytes: int, layer_by_layer_bytes: int = 0) -> int:
     return min(wanted, ARENA_CAP_BYTES)
 
 
-def _reason(done: subprocess.CompletedProcess | None, timeout_s: float) -> str:
+def _reason(done: subprocess.CompletedProcess | None, timeout_s: float, doing: str) -> str:
     if done is None:
         return f"TFLite Micro did not finish within {timeout_s:g} s"
     text = (done.stdout or "") + (done.stderr or "")
@@ -62,9 +62,9 @@ def _reason(done: subprocess.CompletedProcess | None, timeout_s: float) -> str:
             name = signal.Signals(-done.returncode).name
         except ValueError:
             name = f"signal {-done.returncode}"
-        what = f"TFLite Micro crashed ({name})"
+        what = f"TFLite Micro crashed ({name}) {doing}"
     else:
-        what = "TFLite Micro failed"
+        what = f"TFLite Micro failed {doing}"
     return one_line(f"{what}: {detail[:200]}" if detail else what)
 
 
@@ -76,8 +76,9 @@ def _child(args: list[str], arena: int, timeout_s: float
         done = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
                               stdin=subprocess.DEVNULL, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
-        return None, _reason(None, timeout_s)
-    return done, "" if done.returncode == 0 else _reason(done, timeout_s)
+        return None, _reason(None, timeout_s, "")
+    doing = "allocating the model" if args[0] == "arena" else "running the model"
+    return done, "" if done.returncode == 0 else _reason(done, timeout_s, doing)
 
 
 def arena_bytes(model: bytes, layer_by_layer_bytes: int = 0,
@@ -125,12 +126,24 @@ def run_outputs(model: bytes, inputs: Sequence[np.ndarray], layer_by_layer_bytes
                             for i in range(count)])
 
 
+def _unbuffered_c_stdout() -> None:
+    """Make C's stdout unbuffered, so TFLite Micro's last words survive an abort()."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.setvbuf(ctypes.c_void_p.in_dll(libc, "stdout"), None, 2, 0)  # _IONBF
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _worker(argv: list[str]) -> int:
     """Child entry: `LIMIT arena MODEL ARENA` or `LIMIT run FOLDER ARENA N_INPUTS`."""
     import resource
 
     limit = int(argv[0])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _unbuffered_c_stdout()
     from mnv2gen.tflm import _interpreter, run_tflm
 
     if argv[1] == "arena":

@@ -122,3 +122,65 @@ def run_mutant(mutant, work: Path, isolated: bool = False, build: bool = False,
         judged.stage = "bit-exact"
     judged.seconds = time.monotonic() - start
     return judged
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A model the mutants start from and how many mutants it gets."""
+
+    name: str
+    data: bytes
+    suffix: str
+    count: int
+
+
+def corpus_seeds(scale: float, work: Path, shared: Path | None) -> list[Seed]:
+    """Return the seed models: small synthesized ones (consistent models, `mnv2gen zoo`'s
+    tiniest configurations, a QDQ ONNX model when onnxruntime is installed) and, when
+    `shared` holds the shared models, a handful of real ones. `scale` multiplies every
+    seed's mutant count (1.0: the CI mix of about 250)."""
+    from fuzz_models import consistent_tflite, tiny_qdq_onnx
+
+    from mnv2gen.zoo import synthesize_tflite
+
+    seeds = [("consistent_6x6", consistent_tflite(6, seed=1), ".tflite", 70),
+             ("consistent_1x1", consistent_tflite(1, seed=2), ".tflite", 15),
+             ("consistent_3x2", consistent_tflite(3, 2, seed=3), ".tflite", 15),
+             ("zoo_v2_0.1_32", synthesize_tflite("mobilenet-v2", 0.1, 32, 3, 0), ".tflite", 30),
+             ("zoo_v1_0.25_32", synthesize_tflite("mobilenet-v1", 0.25, 32, 2, 1), ".tflite",
+              20)]
+    qdq = tiny_qdq_onnx(work)
+    if qdq is not None:
+        seeds.append(("tiny_qdq", qdq, ".onnx", 70))
+    if shared is not None:
+        for path, count in (("tflite/tflm_person_detect_mbv1_0.25_96_int8.tflite", 8),
+                            ("tflite/ei_fomo_balloon_mobilenet_v2_0.35_96_int8.tflite", 6),
+                            ("onnx/st_nota_mobilenet_v2_0.35_224_flowers_qdq_int8.onnx", 6)):
+            if (shared / path).is_file():
+                seeds.append((Path(path).stem, (shared / path).read_bytes(),
+                              Path(path).suffix, count))
+    return [Seed(n, d, s, max(1, round(c * scale))) for n, d, s, c in seeds]
+
+
+def mutants(seeds: list[Seed], seed: int, structural_only: tuple[str, ...] = ()):
+    """Yield every seed's mutants (fuzz_mutator), deterministic in `seed`; seeds named in
+    `structural_only` get no byte-level (weight) mutants, which keeps big models cheap."""
+    from fuzz_mutator import onnx_mutants, tflite_mutants
+
+    for i, s in enumerate(seeds):
+        share = 1.0 if s.name in structural_only else None
+        if s.suffix == ".onnx":
+            yield from onnx_mutants(s.name, s.data, seed + i, s.count,
+                                    **({"structural": share} if share else {}))
+        else:
+            yield from tflite_mutants(s.name, s.data, seed + i, s.count,
+                                      **({"structural": share} if share else {}))
+
+
+def run_in_folder(mutant, isolated: bool = False, build: bool = False, tflm: bool = False,
+                  timeout_s: float = 120.0) -> Judged:
+    """Return run_mutant(mutant) in a fresh temporary folder (for worker processes)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mnv2gen-fuzz-") as folder:
+        return run_mutant(mutant, Path(folder), isolated, build, tflm, timeout_s)

@@ -23,6 +23,7 @@ from mnv2gen.frontend.int8_assembly import assemble
 from mnv2gen.frontend.onnx_float import translate
 from mnv2gen.frontend.onnx_fold import fold_node
 from mnv2gen.frontend.onnx_graph import Node, OnnxGraph, read_onnx, take_attrs
+from mnv2gen.frontend.validate import LIMITS
 from mnv2gen.ir import DType, Graph, OpKind, QuantParams, Tensor
 from mnv2gen.zoo_float import INPUT, FloatLayer
 
@@ -57,9 +58,15 @@ class _Stripper:
         """Return (scale, zero point, axis) of a Q or DQ node; rejects uint8."""
         attrs = take_attrs(self.g, node, {"axis": 1, "saturate": 1})
         names = node.inputs[1:3]
-        if any(n not in self.consts for n in names if n):
-            raise self.fail(node, "has a non-constant scale or zero point")
+        if not names or not names[0] or any(n not in self.consts for n in names if n):
+            raise self.fail(node, "has a missing or non-constant scale or zero point",
+                            "QDQ models state scales and zero points as initializers")
         scale = np.asarray(self.consts[names[0]], np.float32)
+        if scale.ndim > 1 or not scale.size or not np.all(
+                np.isfinite(scale) & (scale >= LIMITS.min_scale) & (scale <= LIMITS.max_scale)):
+            raise self.fail(node, f"has scale {scale.reshape(-1)[:4].tolist()}; scales must "
+                            f"be finite and from {LIMITS.min_scale:.3g} to "
+                            f"{LIMITS.max_scale:.3g}", "the file is corrupt")
         # ONNX's default zero point is uint8, except where DQ reads an int32 initializer.
         source = self.consts.get(node.inputs[0]) if node.op_type == _DQ else None
         default = np.int32 if source is not None and source.dtype == np.int32 else np.uint8
@@ -69,6 +76,11 @@ class _Stripper:
             raise self.fail(node, f"uses {zp.dtype} quantisation (zero point type)",
                             "mnv2gen needs int8 activations and weights (QuantType.QInt8 "
                             "for both activation_type and weight_type)")
+        if np.asarray(zp).size not in (1, scale.size):
+            raise self.fail(node, f"has {scale.size} scales and {np.asarray(zp).size} zero "
+                            "points", "the file is corrupt")
+        if not isinstance(attrs["axis"], int):
+            raise self.fail(node, f"has axis {attrs['axis']!r}", "the file is corrupt")
         return scale, np.asarray(zp), attrs["axis"]
 
     def quantize(self, node: Node) -> None:
@@ -99,17 +111,23 @@ class _Stripper:
             if data.dtype not in (np.int8, np.int32):
                 raise self.fail(node, f"dequantises {data.dtype} initializer {quoted(q)}",
                                 "weights must be int8 (symmetric) and biases int32")
+            if not -max(data.ndim, 1) <= axis < max(data.ndim, 1):
+                raise self.fail(node, f"has axis {axis} for a rank-{data.ndim} initializer",
+                                "the file is corrupt")
             axis %= max(data.ndim, 1)
             shape = [1] * data.ndim
             if scale.size > 1:
+                if data.ndim == 0 or data.shape[axis] != scale.size:
+                    raise self.fail(node, f"has {scale.size} scales for axis {axis} of "
+                                    f"{quoted(q)} {data.shape}", "the file is corrupt")
                 shape[axis] = -1
             real = ((data.astype(np.float32) - zp.astype(np.float32).reshape(shape or ()))
                     * scale.reshape(shape or ()))
             self.consts[out] = real.astype(np.float32)
             self.const_quant[out] = QuantConst(data, scale.reshape(-1), zp.reshape(-1), axis)
         else:
-            raise self.fail(node, f"dequantises {quoted(q)}, which is neither an initializer nor a "
-                            "QuantizeLinear output", "int8 graph inputs are not supported")
+            raise self.fail(node, f"dequantises {quoted(q)}, which is neither an initializer "
+                            "nor a QuantizeLinear output", "int8 graph inputs are not supported")
 
     def strip(self) -> OnnxGraph:
         """Return the float graph without Q/DQ nodes (inputs renamed through the pairs)."""

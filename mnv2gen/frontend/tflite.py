@@ -113,8 +113,10 @@ class _Reader:
         try:
             yield
         except _FLATBUFFER_ERRORS as exc:
-            raise ModelError(f"{self.label}: {where} cannot be read: it points outside the "
-                             f"file or holds invalid data ({type(exc).__name__})",
+            what = ("an offset or length points outside the file"
+                    if isinstance(exc, (struct.error, IndexError)) else
+                    f"it holds invalid data ({type(exc).__name__})")
+            raise ModelError(f"{self.label}: {where} cannot be read: {what}",
                              _CORRUPT_HINT) from None
 
     def count(self, what: str, n: int) -> int:

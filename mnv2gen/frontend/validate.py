@@ -54,8 +54,8 @@ def check_shape(label: str, where: str, shape: Sequence, limits: Limits = LIMITS
         if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
             raise _fail(label, where, f"dimension {axis} is {d!r}, not an integer")
         if not 1 <= d <= limits.max_dim:
-            raise _fail(label, where, f"dimension {axis} is {int(d)}; dimensions must be "
-                        f"1 to {limits.max_dim}")
+            raise _fail(label, where, f"dimension {axis} is {int(d):,}; dimensions must be "
+                        f"1 to {limits.max_dim:,}")
     elements = math.prod(int(d) for d in shape)
     if elements > limits.max_tensor_bytes:
         raise _fail(label, where, f"shape {tuple(int(d) for d in shape)} has {elements:,} "
@@ -161,6 +161,11 @@ def validate_graph(graph: Graph, label: str, limits: Limits = LIMITS) -> Graph:
             if name not in graph.tensors:
                 raise _fail(label, f"graph {role} {quoted(name)}", "is not a tensor of the "
                             "model", "the file is corrupt")
+    written = {n for op in graph.ops for n in op.outputs}
+    for name in graph.outputs:
+        if name not in written:
+            raise _fail(label, f"graph output {quoted(name)}", "is not computed by any "
+                        "operator (a constant or a graph input)", "the file is corrupt")
     activation_bytes = const_bytes = 0
     for t in graph.tensors.values():
         where = f"tensor {quoted(t.name)}"
