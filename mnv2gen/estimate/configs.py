@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.errors import MnvError, quoted
+from mnv2gen.errors import MnvError, file_label, quoted
 from mnv2gen.ir import Graph
 from mnv2gen.zoo import ARCHS, architecture, model_name
 
@@ -83,11 +83,11 @@ def configurations(model: str | None, arch: str | None, alphas: tuple | None,
     if model is not None:
         if arch is not None or described:
             raise MnvError(f"give a model file or a model-free description, not both "
-                           f"({model} with {arch and '--arch' or described[0]})",
+                           f"({file_label(model)} with {arch and '--arch' or described[0]})",
                            "drop MODEL to estimate a configuration, or drop --arch/--alpha/"
                            "--resolution/--classes to estimate the file")
         if not Path(model).is_file():
-            raise MnvError(f"{model}: no such file")
+            raise MnvError(f"{file_label(model)}: no such file")
         return [Configuration(Path(model).stem, model=model)]
     if arch is None:
         raise MnvError("nothing to estimate: give a model file or --arch",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mnv2gen.errors import shown
+
 _VERDICTS = {"fits": "fits", "plan-only": "plan only", "no-flash": "no (flash)", "no": "no (RAM)"}
 
 
@@ -19,7 +21,7 @@ def _describe(c: dict) -> str:
         what = f"model-free {c['arch']} alpha {c['alpha']:g}, {c['classes']} classes"
     else:
         what = f"model file {c['model']}"
-    return f"{c['name']}: {what}, input {shape}, {c['macs']:,} MACs"
+    return f"{shown(c['name'])}: {what}, input {shape}, {c['macs']:,} MACs"
 
 
 def _instructions(t: dict) -> str:

@@ -101,12 +101,16 @@ def quantize_float_model(model: FloatModel, ranges: Ranges) -> Graph:
 def check_float_shapes(label: str, model: FloatModel) -> None:
     """Raise ModelError when a layer's shape, or all activations together, exceed the front
     door's limits: calibration runs the float model, so this comes before any sample."""
-    total = math.prod(model.input_shape)
-    check_shape(label, "the input", model.input_shape)
-    for layer in model.layers:
-        where = f"node {model.source_nodes.get(layer.name, '?')} ({quoted(layer.name)})"
-        check_shape(label, where, layer.shape)
-        total += math.prod(layer.shape)
+    total = 0
+    for where, shape in (("the input", model.input_shape),
+                         *((f"node {model.source_nodes.get(layer.name, '?')} "
+                            f"({quoted(layer.name)})", layer.shape) for layer in model.layers)):
+        check_shape(label, where, shape)
+        total += math.prod(shape)
+        if math.prod(shape) > LIMITS.max_float_elements:
+            raise ModelError(f"{label}: {where} has {math.prod(shape):,} elements; "
+                             "post-training quantisation calibrates float tensors of at "
+                             f"most {LIMITS.max_float_elements:,}", HINT_LIMITS)
     if total > LIMITS.max_activation_bytes:
         raise ModelError(f"{label}: its activations take {total:,} bytes in int8; at most "
                          f"{LIMITS.max_activation_bytes:,} are supported", HINT_LIMITS)

@@ -56,6 +56,7 @@ class Limits:
     max_pool_area: int = 1 << 23               # pooling and MEAN sums: 255 * area in int32
     max_reference_macs: int = 1 << 35          # NumPy reference: minutes, not hours
     max_reference_bytes: int = 4 << 30         # its largest operator's working memory
+    max_float_elements: int = 1 << 26          # PTQ: a float tensor of one calibration sample
 
 
 LIMITS = Limits()
