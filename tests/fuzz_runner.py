@@ -102,10 +102,14 @@ def run_mutant(mutant, work: Path, isolated: bool = False, build: bool = False,
     model.write_bytes(mutant.data)
     judged = Judged(mutant.name)
     start = time.monotonic()
+    # float ONNX seeds are quantised on the fly (inspect refuses them with a hint)
+    calibrate = ["--calibrate", "random"] if mutant.name.startswith("float_") else []
     steps = [("inspect", ["inspect", str(model)]),
-             ("plan", ["plan", str(model), "--tflm" if tflm else "--no-tflm"]),
+             ("plan", ["plan", str(model), "--tflm" if tflm else "--no-tflm", *calibrate]),
              ("verify", ["verify", str(model), "--target", "host", "--kernels", "portable",
-                         "--inputs", "2"])]
+                         "--inputs", "2", *calibrate])]
+    if calibrate:
+        steps.pop(0)
     if build:
         steps.append(("build", ["build", str(model), "--target", "host", "--kernels",
                                 "portable", "-o", str(work / "out")]))
@@ -139,6 +143,7 @@ def corpus_seeds(scale: float, work: Path, shared: Path | None) -> list[Seed]:
     tiniest configurations, a QDQ ONNX model when onnxruntime is installed) and, when
     `shared` holds the shared models, a handful of real ones. `scale` multiplies every
     seed's mutant count (1.0: the CI mix of about 250)."""
+    import onnx_builders as ob
     from fuzz_models import consistent_tflite, tiny_qdq_onnx
 
     from mnv2gen.zoo import synthesize_tflite
@@ -151,7 +156,9 @@ def corpus_seeds(scale: float, work: Path, shared: Path | None) -> list[Seed]:
               20)]
     qdq = tiny_qdq_onnx(work)
     if qdq is not None:
-        seeds.append(("tiny_qdq", qdq, ".onnx", 70))
+        seeds.append(("tiny_qdq", qdq, ".onnx", 60))
+    seeds.append(("float_nchw_residual", ob.nchw_residual(seed=4).SerializeToString(), ".onnx",
+                  20))
     if shared is not None:
         for path, count in (("tflite/tflm_person_detect_mbv1_0.25_96_int8.tflite", 8),
                             ("tflite/ei_fomo_balloon_mobilenet_v2_0.35_96_int8.tflite", 6),

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from mnv2gen.errors import ModelError, quoted
 from mnv2gen.frontend.float_model import FloatModel
 from mnv2gen.frontend.validate import validate_graph
 from mnv2gen.ir import DType, Graph, NoAttrs, Op, OpKind, QuantParams, Tensor
@@ -52,28 +53,36 @@ def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: Weigh
                QUANTIZED_INPUT: Tensor(QUANTIZED_INPUT, x, DType.INT8, quant[INPUT])}
     ops = [Op(OpKind.QUANTIZE, "quantize_input", (INPUT,), (QUANTIZED_INPUT,), NoAttrs(), -1)]
     names = {INPUT: QUANTIZED_INPUT}
+
+    def add(t: Tensor) -> None:
+        if t.name in tensors:  # a file's names can collide with the ones made here
+            raise ModelError(f"{label or model.name}: two tensors are called {quoted(t.name)}",
+                             "rename the tensors of the model so each name is unique")
+        tensors[t.name] = t
+
     for layer in model.layers:
         source = model.source_nodes.get(layer.name, -1)
         inputs = tuple(names[n] for n in layer.inputs)
         if layer.weights is not None:
             w, b = weights(layer, tensors[inputs[0]])
-            tensors[w.name], tensors[b.name] = w, b
+            add(w)
+            add(b)
             inputs = (*inputs, w.name, b.name)
         wanted = quant[layer.name]
         fixed = _fixed_quant(layer, tensors)
         out = layer.name
         if fixed is not None and not same_quant(fixed, wanted):
             out = f"{layer.name}/{layer.kind.value.lower()}"
-        tensors[out] = Tensor(out, layer.shape, DType.INT8, fixed or wanted)
+        add(Tensor(out, layer.shape, DType.INT8, fixed or wanted))
         ops.append(Op(layer.kind, layer.name, inputs, (out,), layer.attrs, source))
         if out != layer.name:  # requantise to the quantisation the model asks for
-            tensors[layer.name] = Tensor(layer.name, layer.shape, DType.INT8, wanted)
+            add(Tensor(layer.name, layer.shape, DType.INT8, wanted))
             ops.append(Op(OpKind.QUANTIZE, f"{layer.name}/requantize", (out,), (layer.name,),
                           NoAttrs(), source))
         names[layer.name] = layer.name
     last = model.output
     result = f"{last}/dequantized"
-    tensors[result] = Tensor(result, tensors[last].shape, DType.FLOAT32)
+    add(Tensor(result, tensors[last].shape, DType.FLOAT32))
     ops.append(Op(OpKind.DEQUANTIZE, "dequantize_output", (last,), (result,), NoAttrs(), -1))
     graph = Graph(model.name, tensors, tuple(ops), (INPUT,), (result,), model.source_sha256)
     return validate_graph(graph, label or model.name)

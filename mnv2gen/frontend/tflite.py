@@ -140,8 +140,10 @@ class _Reader:
             with self.reading(f"the name of tensor {i}"):
                 raw = self.subgraph.Tensors(i).Name()
             name = raw.decode("utf-8", "replace") if raw else f"tensor_{i}"
-            if name in seen:
-                name = f"{name}#{i}"
+            base, n = name, 0
+            while name in seen:  # a file may repeat names, even the ones made here
+                n += 1
+                name = f"{base}#{i}" if n == 1 else f"{base}#{i}.{n}"
             seen.add(name)
             names.append(name)
         return names
