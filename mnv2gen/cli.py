@@ -225,10 +225,13 @@ def _floats(option: str, value: str | None) -> tuple[float, ...] | None:
     if value is None:
         return None
     try:
-        return tuple(float(v) for v in value.split(","))
+        numbers = tuple(float(v) for v in value.split(","))
     except ValueError:
-        raise MnvError(f"{option} {quoted(value)} is not a number or comma-separated numbers"
-                       ) from None
+        numbers = ()
+    if not numbers or not all(math.isfinite(v) for v in numbers):
+        raise MnvError(f"{option} {quoted(value)} is not a finite number or comma-separated "
+                       "finite numbers", f"e.g. {option} 0.5 or {option} 0.485,0.456,0.406")
+    return numbers
 
 
 def _preprocess(scale, offset, mean, std):
@@ -536,6 +539,12 @@ _DEFAULT_HINTS = {
 }
 
 
+def _command(argv: list[str] | None) -> str:
+    """Return the subcommand named on the command line, or COMMAND."""
+    words = sys.argv[1:] if argv is None else argv
+    return next((w for w in words if w in cli.commands), "COMMAND")
+
+
 def _say(prefix: str, text: str) -> None:
     """Print one message line to stderr: control characters gone, length bounded."""
     line = one_line(text)
@@ -558,7 +567,8 @@ def main(argv: list[str] | None = None) -> int:
             cli.main(args=argv, prog_name="mnv2gen", standalone_mode=False)
         except MnvError as exc:
             _say("error", exc.message)
-            _say("hint", exc.hint or _DEFAULT_HINTS.get(type(exc), _DEFAULT_HINTS[MnvError]))
+            default = _DEFAULT_HINTS.get(type(exc), _DEFAULT_HINTS[MnvError])
+            _say("hint", exc.hint or default.replace("COMMAND", _command(argv)))
             return exc.exit_code
         except click.exceptions.Abort:
             click.echo("aborted", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,8 +115,9 @@ def parse_bytes(option: str, text: str) -> int:
     except ValueError:
         raise MnvError(f"{option} {quoted(text)} is not a byte count",
                        f"give bytes, e.g. {option} 8192 or {option} 8k") from None
-    if number < 0:
-        raise MnvError(f"{option} {quoted(text)} must not be negative")
+    if not math.isfinite(number) or number < 0 or number * scale >= 1 << 40:
+        raise MnvError(f"{option} {quoted(text)} is not a byte count from 0 to 1 TiB",
+                       f"give bytes, e.g. {option} 8192 or {option} 8k")
     return int(number * scale)
 
 

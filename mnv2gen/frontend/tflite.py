@@ -22,7 +22,7 @@ from tflite.BuiltinOptions import BuiltinOptions
 from tflite.Padding import Padding as TflPadding
 from tflite.TensorType import TensorType
 
-from mnv2gen.errors import IRError, ModelError, UnsupportedError, file_label, quoted
+from mnv2gen.errors import IRError, MnvError, ModelError, UnsupportedError, file_label, quoted
 from mnv2gen.frontend.validate import (
     HINT_LIMITS,
     LIMITS,
@@ -452,9 +452,11 @@ def _translate_op(reader: _Reader, index: int, tensor_of) -> Op:
     return Op(kind, name, inputs, (output.name,), attrs, index), tensors[:n_inputs] + [output]
 
 
-def read_model_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """Return the bytes of a model file, raising ModelError when it cannot be read, is not
-    a regular file (a directory, FIFO, device such as /dev/zero) or exceeds `limit` bytes."""
+def read_model_bytes(path: str | Path, limit: int = MAX_FILE_BYTES,
+                     what: str = "model file") -> bytes:
+    """Return the bytes of a model file (or other input file, `what`), raising ModelError
+    when it cannot be read, is not a regular file (a directory, FIFO, device such as
+    /dev/zero) or exceeds `limit` bytes."""
     label = file_label(path)
     try:
         info = os.stat(path)
@@ -464,12 +466,12 @@ def read_model_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
         raise ModelError(f"{label}: cannot read ({getattr(exc, 'strerror', None) or exc})"
                          ) from None
     if stat.S_ISDIR(info.st_mode):
-        raise ModelError(f"{label}: is a directory, expected a model file")
+        raise ModelError(f"{label}: is a directory, expected a {what}")
     if not stat.S_ISREG(info.st_mode):
         raise ModelError(f"{label}: is not a regular file (a device, FIFO or socket)",
-                         "give the path of a .tflite or .onnx file")
+                         f"give the path of a {what}")
     if info.st_size > limit:
-        raise ModelError(f"{label}: is {info.st_size:,} bytes; model files of at most "
+        raise ModelError(f"{label}: is {info.st_size:,} bytes; {what}s of at most "
                          f"{limit:,} bytes are read", "MobileNet-family models are far smaller")
     try:
         with open(path, "rb") as f:
@@ -497,11 +499,11 @@ def load_tflite(source: str | Path | bytes, label: str | None = None) -> Graph:
                          "quantize`")
     try:
         return _translate(data, label)
-    except (ModelError, UnsupportedError):
-        raise
     except IRError as exc:
         raise ModelError(f"{label}: inconsistent model: {exc.message}",
                          "the file may be corrupt") from None
+    except MnvError:
+        raise
     except Exception as exc:  # a path the reader's checks do not cover yet
         if os.environ.get("MNV2GEN_DEBUG"):
             raise
