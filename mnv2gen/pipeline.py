@@ -70,12 +70,12 @@ def compile_model(model: str | Path, target: str, kernels: str | None = None,
                          scheme, ram_budget)
 
 
-def compile_graph(full: Graph, target: str, kernels: str | None = None,
+def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
                   ram_budget: int | None = None) -> Compiled:
-    """Return a loaded (passed) graph planned for `target`."""
+    """Return a loaded (passed) graph planned for `target` (a name or a Target)."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
-    tgt = load_target(target)
+    tgt = target if isinstance(target, Target) else load_target(target)
     kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path)
     kernel_set = "portable" if kernels == "portable" else (
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
