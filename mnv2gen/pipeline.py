@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
+from mnv2gen.codegen.pixels import PixelInput
 from mnv2gen.errors import MnvError
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
@@ -125,11 +126,13 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,
-                  compile_it: bool = True) -> Generated:
-    """Write the generated library to `out_dir` atomically (nothing is left on failure)."""
+                  compile_it: bool = True, pixels: PixelInput | None = None) -> Generated:
+    """Write the generated library to `out_dir` atomically (nothing is left on failure);
+    `pixels` adds the pixel input helper (build --pixel-format)."""
     with atomic_directory(out_dir) as tmp:
         generated = generate(compiled.full, compiled.plan, compiled.baseline, compiled.target,
-                             compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes)
+                             compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes,
+                             pixels)
         check_fits(compiled, generated.const_bytes)
         if compile_it and toolchain_available(compiled.target):
             compile_check(compiled, tmp)

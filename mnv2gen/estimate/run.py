@@ -128,6 +128,7 @@ def _parts(entries: dict[str, dict], options: Options) -> list[dict]:
         measured = entry["measured"] or {}
         instructions = measured.get("instructions") or entry["instructions"]
         region, _ = part.largest_region
+        cpu = load_target(part.target).cpu
         rows.append({
             "part": part.name, "target": part.target, "core": part.core,
             "clock_mhz": part.clock_mhz, "ram_region": region,
@@ -138,7 +139,10 @@ def _parts(entries: dict[str, dict], options: Options) -> list[dict]:
             "latency_ms": (round(instructions / (part.clock_mhz * 1e3), 2)
                            if instructions else None),
             "latency_source": ("measured" if measured.get("instructions") else "estimate")
-            if instructions else None})
+            if instructions else None,
+            "calibration_core": cat.core_name(cpu),
+            "calibration_borrowed": cat.borrows_calibration(part, cpu),
+            "latency_caveats": cat.latency_caveats(part, cpu), "note": part.note})
     return rows
 
 
