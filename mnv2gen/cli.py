@@ -308,7 +308,8 @@ def _compile_options(func):
     """Attach the options build and verify share."""
     options = [
         click.option("--target", "target", required=True,
-                     help="cortex-m3, cortex-m4, cortex-m7, cortex-m55, stm32f405 or host."),
+                     help="cortex-m0, cortex-m3, cortex-m33, cortex-m4, cortex-m7, cortex-m55, "
+                          "stm32f405 or host."),
         click.option("--kernels", type=click.Choice(["cmsis-nn", "portable"]),
                      help="Kernel backend (default: cmsis-nn when a CMSIS-NN path is known, "
                           "else portable)."),

@@ -125,3 +125,15 @@ def test_cmsis_nn_is_bit_exact_on_the_new_cores(tiny, target):
     compiled = compile_graph(tiny, target, "cmsis-nn", path)
     report = verify(compiled, verification_inputs(compiled, 2, 5, []))
     assert report["bit_exact"], report["per_input"]
+
+
+def test_build_refuses_an_arena_over_16_kib_with_the_numbers(tmp_path):
+    from mnv2gen.estimate.standin import standin_graph
+    from mnv2gen.pipeline import write_library
+
+    compiled = compile_graph(standin_graph("mobilenet-v2", 0.35, 96, 10), "cortex-m0",
+                             "portable")
+    with pytest.raises(MnvError, match=r"the arena needs 30,720 bytes of RAM; cortex-m0 has "
+                                       r"16,384 \(14,336 bytes over\)"):
+        write_library(compiled, tmp_path / "out", compile_it=False)
+    assert not (tmp_path / "out").exists()

@@ -23,7 +23,8 @@ color:#222}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px}h3{font-size:15px;margin-top:20px}
 table{border-collapse:collapse;margin:8px 0 12px;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;vertical-align:top}
-th{background:#f4f4f4}td.l,th.l{text-align:left}td.wide{text-align:left;min-width:14em}
+th{background:#f4f4f4}td.l,th.l{text-align:left}
+.scroll{overflow-x:auto;max-width:100%}
 .fits{color:#1a7f37}.plan-only{color:#2b6cb0;font-weight:600}.no,.no-flash{color:#b33}
 .note{color:#555;font-size:13px;max-width:110em}details{margin:12px 0}
 summary{cursor:pointer;font-weight:600}
@@ -34,7 +35,7 @@ svg.chart{display:block;margin:8px 0;width:100%;max-width:1600px;height:auto}
 align-items:start}.buffers table{margin:0;font-size:12px;width:100%}
 .buffers td,.buffers th{padding:1px 5px}
 .buffers td.name{text-align:left;overflow-wrap:anywhere;word-break:break-all}
-td{white-space:nowrap}td.l,td.wide,td.name{white-space:normal}
+td{white-space:nowrap}td.l,td.name{white-space:normal}td.nw{white-space:nowrap}
 @media print{body{margin:0;font-size:11px}summary{list-style:none}
 svg.chart,table,.caveats{break-inside:avoid}}
 """
@@ -73,7 +74,7 @@ def _summary(report: dict) -> str:
                         f"<td>{fmt.count(t['layer_by_layer_bytes'])}</td>"
                         f"<td>{fmt.count(t['plan_bytes'])}</td>"
                         f"<td>{fmt.count(t['flash_bytes'])}</td>"
-                        f"<td class=l>{esc(fmt.instructions(t))}</td>"
+                        f"<td class='l nw'>{esc(fmt.instructions(t))}</td>"
                         f"<td class=l>{esc(fits) or '-'}"
                         f"{f' <span class=plan-only>({esc(only)})</span>' if only else ''}"
                         "</td></tr>")
@@ -92,8 +93,8 @@ def _targets(c: dict) -> str:
                     f"<td>{fmt.count(t['const_bytes'])}</td><td>{fmt.count(t['code_bytes'])}</td>"
                     f"<td class=l>{esc(t['code_bytes_source'])}</td>"
                     f"<td>{fmt.count(t['flash_bytes'])}</td>"
-                    f"<td class=l>{esc(fmt.instructions(t))}</td></tr>")
-    return "".join(rows) + "</table>"
+                    f"<td class='l nw'>{esc(fmt.instructions(t))}</td></tr>")
+    return "<div class=scroll>" + "".join(rows) + "</table></div>"
 
 
 def _parts(c: dict) -> str:
@@ -103,12 +104,12 @@ def _parts(c: dict) -> str:
     rows = ["<table class=parts><tr><th class=l>part</th><th class=l>core</th><th>MHz</th>"
             "<th class=l>largest SRAM block</th><th>RAM avail B</th><th>layer margin</th>"
             "<th>plan margin</th><th>flash margin</th><th class=l>verdict</th>"
-            "<th>latency &ge;</th><th class=l>calibrated on</th><th class=l>note</th></tr>"]
+            "<th>latency &ge;</th><th class=l>calibrated on</th></tr>"]
     for p, mine in zip(c["parts"], numbers, strict=True):
         mark = f"<sup>{fmt.marks(mine)}</sup>" if mine else ""
-        calibrated = f"{esc(p['target'])} ({esc(p['calibration_core'])})"
+        calibrated = esc(p["target"])
         if p["calibration_borrowed"]:
-            calibrated += " <b>borrowed</b>"
+            calibrated += f" <b>borrowed</b> (a {esc(p['calibration_core'])})"
         rows.append(f"<tr><td class=l>{esc(p['part'])}</td><td class=l>{esc(p['core'])}</td>"
                     f"<td>{p['clock_mhz']:g}</td><td class=l>{esc(p['ram_region'])}</td>"
                     f"<td>{p['ram_available_bytes']:,}</td>"
@@ -117,11 +118,15 @@ def _parts(c: dict) -> str:
                     f"<td>{fmt.signed(p['flash_margin_bytes'])}</td>"
                     f"<td class='l {p['fits']}'>{fmt.VERDICTS[p['fits']]}</td>"
                     f"<td>{fmt.latency(p['latency_ms'])}{mark}</td>"
-                    f"<td class=l>{calibrated}</td><td class=wide>{esc(p['note'])}</td></tr>")
-    notes = "".join(f"<li value={i}>{esc(text)}</li>" for i, text in enumerate(caveats, 1))
-    return ("".join(rows) + "</table>"
+                    f"<td class=l>{calibrated}</td></tr>")
+    marked = "".join(f"<li value={i}>{esc(text)}</li>" for i, text in enumerate(caveats, 1))
+    notes = "".join(f"<li><b>{esc(p['part'])}</b>: {esc(p['note'])}</li>"
+                    for p in c["parts"] if p["note"])
+    return ("<div class=scroll>" + "".join(rows) + "</table></div>"
             + (f"<p class=note>Latency caveats (the marks in the latency column):</p>"
-               f"<ol class=caveats>{notes}</ol>" if caveats else ""))
+               f"<ol class=caveats>{marked}</ol>" if caveats else "")
+            + (f"<p class=note>Notes on the parts:</p><ul class=caveats>{notes}</ul>"
+               if notes else ""))
 
 
 def _short(name: str, limit: int = 64) -> str:
