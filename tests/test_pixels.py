@@ -20,8 +20,8 @@ from mnv2gen.codegen.pixels import (
     reference_input,
 )
 from mnv2gen.frontend.calibration import Preprocess, load_image
-from mnv2gen.pipeline import compile_model, write_library
 from mnv2gen.ir import OpKind
+from mnv2gen.pipeline import compile_model, write_library
 from mnv2gen.reference import KERNELS
 from mnv2gen.toolchain import build_elf, missing_tools
 
