@@ -208,3 +208,59 @@ def test_build_writes_the_helper_and_says_so(tmp_path):
     header = (tmp_path / "out" / "mnv2_model.h").read_text()
     assert "int mnv2_set_input_pixels(const void *pixels, int stride_bytes);" in header
     assert "#define MNV2_PIXEL_FORMAT_GRAY8 1" in header
+
+
+M0_MAIN = r"""
+#include <stdio.h>
+#include "mnv2_file.h"
+#include "mnv2_model.h"
+
+/* one byte of offset: every row, and every RGB565 word, starts at an odd address */
+static uint8_t buffer[1 + MNV2_INPUT_H * STRIDE] __attribute__((aligned(4)));
+
+int main(void)
+{
+    if (mnv2_read_file(PIXELS, buffer + 1, MNV2_INPUT_H * STRIDE) != 0)
+        return 3;
+    if (mnv2_set_input_pixels(buffer + 1, STRIDE) != MNV2_STATUS_OK)
+        return 4;
+    const uint8_t *in = (const uint8_t *)mnv2_input();
+    for (int i = 0; i < MNV2_INPUT_BYTES; ++i)
+        printf("%02x%s", in[i], (i % 32 == 31) ? "\n" : "");
+    printf("\n");
+    return 0;
+}
+"""
+
+
+@needs_shared
+@pytest.mark.qemu
+@pytest.mark.skipif(bool(missing_tools("cortex-m0")), reason="needs the Arm toolchain and QEMU")
+def test_pixel_helper_runs_on_armv6m_from_unaligned_rows(tmp_path):
+    """Armv6-M faults on unaligned loads: the helper reads bytes, so odd addresses work."""
+    from builders import tiny_mobilenet_v2
+
+    from mnv2gen.codegen.emit import templates_dir
+    from mnv2gen.pipeline import compile_graph
+    from mnv2gen.toolchain import run_elf
+
+    compiled = compile_graph(tiny_mobilenet_v2(), "cortex-m0", "portable")
+    core = compiled.core
+    _, height, width, _ = core.tensor(core.inputs[0]).shape
+    image = _photos(height, width, 3, count=1)[0]
+    stride = 2 * width + 3
+    (tmp_path / "pixels.bin").write_bytes(_frames([image], "rgb565", 3, False)[0])
+    write_library(compiled, tmp_path / "lib", compile_it=False,
+                  pixels=PixelInput("rgb565", Preprocess()))
+    (tmp_path / "main.c").write_text(M0_MAIN)
+    lib = tmp_path / "lib"
+    sources = [tmp_path / "main.c", templates_dir() / "harness" / "mnv2_file.c",
+               *(lib / n for n in ("mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c",
+                                   "mnv2_ops_portable.c"))]
+    elf = build_elf("cortex-m0", sources, [lib], tmp_path / "build", defines={
+        "STRIDE": stride, "PIXELS": f'"{(tmp_path / "pixels.bin").resolve()}"'})
+    result = run_elf("cortex-m0", elf, timeout_s=60, icount=False)
+    assert result.exit_code == 0, result.stderr
+    got = np.frombuffer(bytes.fromhex("".join(result.stdout.split())), np.int8)
+    expected = reference_input(core, Preprocess(), expand_rgb565(pack_rgb565(image)))
+    assert (got == expected.reshape(-1)).all()
