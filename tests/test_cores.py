@@ -137,3 +137,26 @@ def test_build_refuses_an_arena_over_16_kib_with_the_numbers(tmp_path):
                                        r"16,384 \(14,336 bytes over\)"):
         write_library(compiled, tmp_path / "out", compile_it=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.qemu
+@needs("cortex-m0")
+def test_estimate_measures_an_m0_model_larger_than_the_nrf51():
+    """RP2040-sized models (> 16 KiB of arena) are measured on the enlarged nRF51."""
+    import contextlib
+    import io
+    import json
+
+    from mnv2gen.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["estimate", "--arch", "mobilenet-v1", "--alpha", "0.25", "--resolution",
+                     "64", "--classes", "2", "--target", "cortex-m0", "--measure", "--json",
+                     "--quiet", "--code-table"])
+    assert code == 0
+    entry = json.loads(out.getvalue())["configurations"][0]["targets"][0]
+    assert entry["plan_bytes"] > 16 * 1024
+    measured = entry["measured"]
+    assert measured["bit_exact"] and measured["instructions"] > 10_000_000
+    assert "enlarged memories" in measured["note"]
