@@ -40,21 +40,18 @@ def latency(ms: float | None) -> str:
     return "-" if ms is None else f"{ms:,.1f} ms"
 
 
-def caveat_numbers(parts: list[dict]) -> tuple[list[list[int]], list[str]]:
-    """Return (footnote numbers per part, footnote texts): every distinct latency caveat
-    of the parts gets one number, 1-based, in order of first appearance."""
-    texts: list[str] = []
-    numbers = []
-    for p in parts:
-        mine = []
-        for caveat in p.get("latency_caveats", []):
-            if caveat not in texts:
-                texts.append(caveat)
-            mine.append(texts.index(caveat) + 1)
-        numbers.append(mine)
-    return numbers, texts
+def caveat_numbers(report: dict) -> dict[str, int]:
+    """Return every distinct latency caveat of the report's parts with its footnote number,
+    1-based, in order of first appearance (one numbering for the whole report)."""
+    numbers: dict[str, int] = {}
+    for c in report["configurations"]:
+        for p in c["parts"]:
+            for caveat in p.get("latency_caveats", []):
+                numbers.setdefault(caveat, len(numbers) + 1)
+    return numbers
 
 
-def marks(numbers: list[int]) -> str:
-    """Return footnote marks like '[1,2]' ('' when there are none)."""
-    return f"[{','.join(map(str, numbers))}]" if numbers else ""
+def marks(part: dict, numbers: dict[str, int]) -> str:
+    """Return a part's footnote marks like '[1,2]' ('' when it has no caveat)."""
+    mine = [numbers[c] for c in part.get("latency_caveats", [])]
+    return f"[{','.join(map(str, mine))}]" if mine else ""

@@ -97,16 +97,15 @@ def _targets(c: dict) -> str:
     return "<div class=scroll>" + "".join(rows) + "</table></div>"
 
 
-def _parts(c: dict) -> str:
+def _parts(c: dict, caveats: dict[str, int]) -> str:
     if not c["parts"]:
         return "<p class=note>No catalogue part uses the estimated targets.</p>"
-    numbers, caveats = fmt.caveat_numbers(c["parts"])
     rows = ["<table class=parts><tr><th class=l>part</th><th class=l>core</th><th>MHz</th>"
             "<th class=l>largest SRAM block</th><th>RAM avail B</th><th>layer margin</th>"
             "<th>plan margin</th><th>flash margin</th><th class=l>verdict</th>"
             "<th>latency &ge;</th><th class=l>calibrated on</th></tr>"]
-    for p, mine in zip(c["parts"], numbers, strict=True):
-        mark = f"<sup>{fmt.marks(mine)}</sup>" if mine else ""
+    for p in c["parts"]:
+        mark = f"<sup>{fmt.marks(p, caveats)}</sup>" if p["latency_caveats"] else ""
         calibrated = esc(p["target"])
         if p["calibration_borrowed"]:
             calibrated += f" <b>borrowed</b> (a {esc(p['calibration_core'])})"
@@ -119,12 +118,15 @@ def _parts(c: dict) -> str:
                     f"<td class='l {p['fits']}'>{fmt.VERDICTS[p['fits']]}</td>"
                     f"<td>{fmt.latency(p['latency_ms'])}{mark}</td>"
                     f"<td class=l>{calibrated}</td></tr>")
-    marked = "".join(f"<li value={i}>{esc(text)}</li>" for i, text in enumerate(caveats, 1))
+    mine = {text: n for p in c["parts"] for text in p["latency_caveats"]
+            for n in (caveats[text],)}
+    marked = "".join(f"<li value={n}>{esc(text)}</li>"
+                     for text, n in sorted(mine.items(), key=lambda kv: kv[1]))
     notes = "".join(f"<li><b>{esc(p['part'])}</b>: {esc(p['note'])}</li>"
                     for p in c["parts"] if p["note"])
     return ("<div class=scroll>" + "".join(rows) + "</table></div>"
             + (f"<p class=note>Latency caveats (the marks in the latency column):</p>"
-               f"<ol class=caveats>{marked}</ol>" if caveats else "")
+               f"<ol class=caveats>{marked}</ol>" if mine else "")
             + (f"<p class=note>Notes on the parts:</p><ul class=caveats>{notes}</ul>"
                if notes else ""))
 
@@ -149,7 +151,7 @@ def _buffer_table(memory: dict, io: set[str], rows_per_table: int = 24) -> str:
     return f"<div class=buffers>{tables}</div>"
 
 
-def _configuration(c: dict, index: int) -> str:
+def _configuration(c: dict, index: int, caveats: dict[str, int]) -> str:
     kernel_set, memory = next(iter(c["memory"].items()))
     io = set(memory["io_buffers"])
     other = "".join(
@@ -161,7 +163,7 @@ def _configuration(c: dict, index: int) -> str:
             f"<summary>{esc(c['name'])}: plan {memory['plan_bytes']:,} B "
             f"({human_bytes(memory['plan_bytes'])}), layer by layer "
             f"{memory['layer_by_layer_bytes']:,} B, {fmt.count(c['macs'])} MACs</summary>"
-            f"{_targets(c)}{_parts(c)}"
+            f"{_targets(c)}{_parts(c, caveats)}"
             f"<h3>Memory along the network ({esc(kernel_set)} kernel set)</h3>"
             "<p class=note>Bytes live at each step (before placement) of the layer-by-layer "
             "schedule and of mnv2gen's plan, over the operators each step runs. Dashed: the "
@@ -177,6 +179,7 @@ def _configuration(c: dict, index: int) -> str:
 def render_html(report: dict) -> str:
     """Return the report as one HTML page with its charts inline."""
     configs = report["configurations"]
+    caveats = fmt.caveat_numbers(report)
     kernel_set = next(iter(configs[0]["memory"]))
     design = ""
     if len(configs) > 1:
@@ -196,5 +199,5 @@ def render_html(report: dict) -> str:
         f"<br>{esc(report['latency_note'])}; parts marked in the latency column have further "
         "caveats, listed under their table.</p>"
         f"<h2>Summary</h2>{_summary(report)}{design}<h2>Configurations</h2>"
-        + "".join(_configuration(c, i) for i, c in enumerate(configs))
+        + "".join(_configuration(c, i, caveats) for i, c in enumerate(configs))
         + "</body></html>\n")

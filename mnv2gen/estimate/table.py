@@ -39,31 +39,36 @@ def _target_rows(c: dict) -> list[str]:
     return lines
 
 
-def _part_rows(c: dict) -> list[str]:
+def _part_rows(c: dict, caveats: dict[str, int]) -> list[str]:
     if not c["parts"]:
         return ["  parts: none of the catalogue's parts uses these targets"]
     lines = [f"  {'part':<18} {'core':<11} {'RAM avail B':>11} {'layer margin':>13} "
              f"{'plan margin':>12} {'flash margin':>13}  {'verdict':<10} latency >="]
-    numbers, caveats = caveat_numbers(c["parts"])
-    for p, mine in zip(c["parts"], numbers, strict=True):
+    for p in c["parts"]:
         margins = (f"{signed(p['layer_margin_bytes']):>13} "
                    f"{signed(p['plan_margin_bytes']):>12} {signed(p['flash_margin_bytes']):>13}")
         lines.append(f"  {p['part']:<18} {p['core']:<11} {p['ram_available_bytes']:>11,} "
                      f"{margins}  {VERDICTS[p['fits']]:<10} "
-                     f"{' '.join(filter(None, (latency(p['latency_ms']), marks(mine))))}")
-    if caveats:
-        lines.append("  latency caveats:")
-        for i, text in enumerate(caveats, start=1):
-            lines += textwrap.wrap(text, 100, initial_indent=f"  [{i}] ",
-                                   subsequent_indent=" " * (len(str(i)) + 5))
+                     f"{' '.join(filter(None, (latency(p['latency_ms']), marks(p, caveats))))}")
+    return lines
+
+
+def _caveat_lines(caveats: dict[str, int]) -> list[str]:
+    if not caveats:
+        return []
+    lines = ["latency caveats (the [n] marks beside a part's latency):"]
+    for text, number in caveats.items():
+        lines += textwrap.wrap(text, 100, initial_indent=f"[{number}] ",
+                               subsequent_indent=" " * (len(str(number)) + 3))
     return lines
 
 
 def render(report: dict) -> str:
     """Return the report as text: per configuration the targets, then the parts."""
     lines = [f"mnv2gen estimate: {report['kernels']} kernels on {', '.join(report['targets'])}"]
+    caveats = caveat_numbers(report)
     for c in report["configurations"]:
-        lines += ["", _describe(c), *_target_rows(c), *_part_rows(c)]
+        lines += ["", _describe(c), *_target_rows(c), *_part_rows(c, caveats)]
         plan_only = ", ".join(c["fits_with_plan_only"])
         if plan_only:
             lines.append(f"  fits only with mnv2gen's plan (not layer by layer): {plan_only}")
@@ -78,5 +83,6 @@ def render(report: dict) -> str:
         "instructions: " + report["instructions_note"] + "; est. ± = the estimate's largest "
         "error measured on the shared real models.",
         "latency >= instructions / clock: an optimistic lower bound, not a cycle count.",
+        *_caveat_lines(caveats),
     ]
     return "\n".join(lines)
