@@ -90,10 +90,11 @@ class Target:
         return (*flags, *self.extra_cflags)
 
     def for_calibration(self) -> Target:
-        """Return the target benchmarks/calibrate.py measures on: itself, or for a target
-        whose file has a [calibration] table the same core and machine with that table's
-        larger FLASH/RAM sizes and QEMU arguments (instruction counts do not depend on
-        memory size; the real sizes stay what build and verify enforce)."""
+        """Return the target instruction counts are measured on (benchmarks/calibrate.py,
+        estimate --measure): itself, or for a target whose file has a [calibration] table
+        the same core and machine with that table's larger FLASH/RAM sizes and QEMU
+        arguments (instruction counts do not depend on memory size; the real sizes stay
+        what build and verify enforce)."""
         if self.calibration_memory is None:
             return self
         args, flash, ram = self.calibration_memory
