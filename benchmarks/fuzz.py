@@ -1,7 +1,8 @@
 """The long fuzz run: thousands of seeded mutants through inspect, plan and verify.
 
 Run on demand: `python benchmarks/fuzz.py [--mutants 3000] [--seed 1] [--workers 2]
-[--isolated] [--build] [--tflm] [--shared ../shared/models] [--json report.json]`.
+[--isolated] [--build] [--tflm] [--target host --kernels portable] [--shared
+../shared/models | --no-shared] [--json report.json]`.
 
 The corpus is tests/test_fuzz.py's (tests/fuzz_runner.corpus_seeds) scaled up, plus every
 shared model (structural mutants only for those, to keep the run affordable). Each mutant
@@ -72,12 +73,15 @@ def main() -> int:
     parser.add_argument("--isolated", action="store_true")
     parser.add_argument("--build", action="store_true", help="also run `build` per mutant")
     parser.add_argument("--tflm", action="store_true", help="plan with the TFLM cross-check")
+    parser.add_argument("--target", default="host", help="verify on this target")
+    parser.add_argument("--kernels", default="portable", help="portable or cmsis-nn")
+    parser.add_argument("--no-shared", action="store_true", help="synthesized models only")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "models")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mnv2gen-fuzz-seeds-"))
-    shared = args.shared if (args.shared / "tflite").is_dir() else None
+    shared = args.shared if (args.shared / "tflite").is_dir() and not args.no_shared else None
     seeds = corpus_seeds(args.mutants * 0.8 / CI_MUTANTS, work, None)
     big = []
     if shared is not None:
@@ -88,7 +92,7 @@ def main() -> int:
           file=sys.stderr)
     start = time.monotonic()
     job = partial(run_in_folder, isolated=args.isolated, build=args.build, tflm=args.tflm,
-                  timeout_s=600.0)
+                  timeout_s=1200.0, target=args.target, kernels=args.kernels)
     judged = _run_all(corpus, args.workers, job)
     seconds = time.monotonic() - start
 
@@ -105,7 +109,8 @@ def main() -> int:
     print(f"{'all':<{width}} " + " ".join(f"{totals[s]:>9}" for s in stages)
           + f" {len(judged):>8}")
     print("(stage = where a mutant was refused with exit 2; bit-exact = inspect, plan and "
-          f"verify --target host passed, 0 differing bytes)\n{seconds:.0f} s wall")
+          f"verify --target {args.target} --kernels {args.kernels} passed, 0 differing "
+          f"bytes)\n{seconds:.0f} s wall")
     problems = [(j.name, p) for j in judged for p in j.problems]
     print(f"rule violations: {len(problems)}")
     for name, problem in problems:

@@ -95,8 +95,10 @@ def judge_output(command: str, code: int | None, out: str, err: str) -> list[str
 
 
 def run_mutant(mutant, work: Path, isolated: bool = False, build: bool = False,
-               tflm: bool = False, timeout_s: float = 120.0) -> Judged:
-    """Return how mnv2gen handled `mutant` (a fuzz_mutator.Mutant) in folder `work`."""
+               tflm: bool = False, timeout_s: float = 120.0, target: str = "host",
+               kernels: str = "portable") -> Judged:
+    """Return how mnv2gen handled `mutant` (a fuzz_mutator.Mutant) in folder `work`;
+    `verify` (and `build`) run for `target` with `kernels`."""
     run = _subprocess if isolated else _in_process
     model = work / f"model{mutant.suffix}"
     model.write_bytes(mutant.data)
@@ -106,13 +108,13 @@ def run_mutant(mutant, work: Path, isolated: bool = False, build: bool = False,
     calibrate = ["--calibrate", "random"] if mutant.name.startswith("float_") else []
     steps = [("inspect", ["inspect", str(model)]),
              ("plan", ["plan", str(model), "--tflm" if tflm else "--no-tflm", *calibrate]),
-             ("verify", ["verify", str(model), "--target", "host", "--kernels", "portable",
+             ("verify", ["verify", str(model), "--target", target, "--kernels", kernels,
                          "--inputs", "2", *calibrate])]
     if calibrate:
         steps.pop(0)
     if build:
-        steps.append(("build", ["build", str(model), "--target", "host", "--kernels",
-                                "portable", "-o", str(work / "out")]))
+        steps.append(("build", ["build", str(model), "--target", target, "--kernels",
+                                kernels, "-o", str(work / "out")]))
     for stage, args in steps:
         judged.stage = stage
         code, out, err = run(args, timeout_s)
@@ -184,10 +186,10 @@ def mutants(seeds: list[Seed], seed: int, structural_only: tuple[str, ...] = ())
                                       **({"structural": share} if share else {}))
 
 
-def run_in_folder(mutant, isolated: bool = False, build: bool = False, tflm: bool = False,
-                  timeout_s: float = 120.0) -> Judged:
-    """Return run_mutant(mutant) in a fresh temporary folder (for worker processes)."""
+def run_in_folder(mutant, **options) -> Judged:
+    """Return run_mutant(mutant, folder, **options) in a fresh temporary folder (for
+    worker processes)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="mnv2gen-fuzz-") as folder:
-        return run_mutant(mutant, Path(folder), isolated, build, tflm, timeout_s)
+        return run_mutant(mutant, Path(folder), **options)
