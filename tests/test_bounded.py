@@ -73,9 +73,10 @@ def test_verify_timeout_follows_the_estimate_and_is_capped():
     assert default_timeout(huge, 1000) == TIMEOUT_CAP_S
 
 
-def test_target_ram_is_checked_before_planning():
-    with pytest.raises(MnvError, match=r"arena holds at least the 4,320,000-byte input"):
-        compile_graph(consistent_model(1200, head=False), "cortex-m7", "portable")
+def test_no_planning_for_what_no_cortex_m_target_can_hold():
+    with pytest.raises(MnvError, match=r"arena holds at least the 4,320,000-byte input or "
+                                       r"output; the largest Cortex-M target has 4,194,304"):
+        compile_graph(consistent_model(1200, head=False), "cortex-m0", "portable")
 
 
 def test_constants_and_template_integers_are_range_checked():
