@@ -64,8 +64,8 @@ def test_round_trip_through_object_api_is_identical(shared_model):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda m: _set_opcode(m, schema.BuiltinOperator.MUL),
-     "operator 0 (MUL) is not supported"),
+    (lambda m: _set_opcode(m, schema.BuiltinOperator.LSTM),
+     "operator 0 (LSTM) is not supported"),
     (lambda m: setattr(m.subgraphs[0].tensors[m.subgraphs[0].operators[0].inputs[1]], "type",
                        schema.TensorType.UINT8), "weights"),
     (lambda m: setattr(m.subgraphs[0].tensors[m.subgraphs[0].operators[0].outputs[0]], "type",

@@ -2,8 +2,10 @@
 
 `run` returns the graph outputs, `run_all` every activation tensor; both are bit-exact
 with the tflite-micro interpreter (reference kernels, default double rounding; see
-`mnv2gen.quant`). Kernels are looked up in the single table `KERNELS`; the arithmetic
-ones live in `mnv2gen.reference_ops`, the data-movement and edge ones here.
+`mnv2gen.quant`). Kernels are looked up in the single table `KERNELS`: the convolution,
+pooling and softmax family lives in `mnv2gen.reference_ops`, the elementwise and
+activation kernels in `.elementwise`, resize/pool/concat/argmax in `.spatial`, shape
+plumbing in `.shape_ops`, and the data-movement and edge kernels here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from mnv2gen import quant, reference_ops
 from mnv2gen.errors import IRError, MnvError, UnsupportedError
 from mnv2gen.ir import DType, Graph, Op, OpKind
+from mnv2gen.reference import elementwise, shape_ops, spatial
 
 Kernel = Callable[[Graph, Op, list], np.ndarray]
 
@@ -83,6 +86,20 @@ KERNELS: dict[OpKind, Kernel] = {
     OpKind.RESHAPE: _reshape,
     OpKind.QUANTIZE: _quantize,
     OpKind.DEQUANTIZE: _dequantize,
+    OpKind.MUL: elementwise.mul,
+    OpKind.SUB: elementwise.sub,
+    OpKind.HARD_SWISH: elementwise.hard_swish,
+    OpKind.LOGISTIC: elementwise.logistic,
+    OpKind.RESIZE_BILINEAR: spatial.resize_bilinear,
+    OpKind.RESIZE_NEAREST_NEIGHBOR: spatial.resize_nearest_neighbor,
+    OpKind.CONCATENATION: spatial.concatenation,
+    OpKind.MAX_POOL_2D: spatial.max_pool2d,
+    OpKind.ARG_MAX: spatial.arg_max,
+    OpKind.SHAPE: shape_ops.shape,
+    OpKind.STRIDED_SLICE: shape_ops.strided_slice,
+    OpKind.PACK: shape_ops.pack,
+    OpKind.GATHER: shape_ops.gather,
+    OpKind.TILE: shape_ops.tile,
 }
 
 
