@@ -173,7 +173,7 @@ def _parse_bytes(value: str | None) -> int | None:
 def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
          as_json: bool, calibrate_with, scale, offset, mean, std, percentile) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
-    from mnv2gen.loader import load_raw, tflite_bytes
+    from mnv2gen.loader import checked, load_raw, tflite_bytes
     from mnv2gen.passes import run_passes
     from mnv2gen.passes.integer_core import integer_core
     from mnv2gen.planner.plan import plan_model
@@ -182,10 +182,15 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
 
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     raw = load_raw(model, calibration)
-    core = integer_core(run_passes(raw))
+    core = integer_core(checked(run_passes(raw)))
     chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
     baseline = plan_model(core, "layer", kernel_set)
-    tflm = tflm_arena_bytes(tflite_bytes(model, raw)) if tflm_available() else None
+    tflm = None
+    if tflm_available():
+        try:  # optional information: a model TFLM cannot run still plans
+            tflm = tflm_arena_bytes(tflite_bytes(model, raw))
+        except MnvError:
+            tflm = None
     report = plan_report(chosen, baseline, tflm)
     _print_json(report) if as_json else click.echo(render_plan(report, chosen))
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 _CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t",
-           np.dtype(np.int32): "int32_t"}
-_PER_LINE = {1: 24, 2: 16, 4: 12}
+           np.dtype(np.int32): "int32_t", np.dtype(np.uint8): "uint8_t",
+           np.dtype(np.int64): "int64_t"}
+_PER_LINE = {1: 24, 2: 16, 4: 12, 8: 8}
 
 
 @dataclass(frozen=True)
