@@ -56,7 +56,8 @@ def _describe_output(name: str, array: np.ndarray) -> str:
               help="Input as .npy with the model's input shape and dtype (default: random).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random input.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False),
-              help="Write the output array here as .npy (the model's output dtype).")
+              help="Write the output array here as .npy (the model's output dtype), or every "
+                   "output as .npz.")
 @click.option("--check-tflm", is_flag=True,
               help="Also run the TFLite Micro interpreter and compare bit for bit (exit 1 "
                    "on any difference; needs the tflm extra).")
@@ -83,10 +84,14 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
             raise VerificationError(f"{model}: reference and TFLite Micro differ in "
                                     f"{verdict.mismatched_bytes} bytes")
     if output_path:
-        if len(outputs) != 1:
-            raise MnvError(f"the model has {len(outputs)} outputs; -o writes one")
         buf = io.BytesIO()
-        np.save(buf, outputs[0], allow_pickle=False)
+        if output_path.lower().endswith(".npz"):
+            np.savez(buf, **{f"output_{i}": a for i, a in enumerate(outputs)})
+        elif len(outputs) != 1:
+            raise MnvError(f"the model has {len(outputs)} outputs; a .npy file holds one",
+                           "give -o a .npz path to write them all (output_0, output_1, ...)")
+        else:
+            np.save(buf, outputs[0], allow_pickle=False)
         atomic_write_bytes(output_path, buf.getvalue())
         click.echo(f"wrote {output_path}")
 

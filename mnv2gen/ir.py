@@ -287,8 +287,9 @@ class Op:
     inputs, CONCATENATION and PACK one or more; TILE takes (input, multiples) and
     RESHAPE (input) or, while its shape is computed in the graph, (input, shape) until
     passes.fold_constants folds it; all other kinds take exactly one tensor input
-    (constant shape/axis operands are folded into the attributes). `source_index` is the operator's index in the file it
-    came from (-1 for operators created by a pass), used in error messages.
+    (constant shape/axis operands are folded into the attributes). `source_index` is the
+    operator's index in the file it came from (-1 for operators created by a pass), used
+    in error messages.
     """
 
     kind: OpKind

@@ -118,8 +118,8 @@ def _concatenation(graph: Graph, op: Op) -> tuple[int, ...]:
     axis = op.attrs.axis
     first = shapes[0]
     for s in shapes[1:]:
-        if len(s) != len(first) or any(d != e for i, (d, e) in enumerate(zip(s, first))
-                                       if i != axis):
+        if len(s) != len(first) or any(
+                d != e for i, (d, e) in enumerate(zip(s, first, strict=True)) if i != axis):
             raise IRError(f"{op.describe()}: cannot concatenate shapes {first} and {s} "
                           f"along axis {axis}")
     return tuple(sum(s[axis] for s in shapes) if i == axis else d for i, d in enumerate(first))

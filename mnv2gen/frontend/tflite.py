@@ -495,7 +495,8 @@ def _translate(data: bytes, label: str) -> Graph:
     outputs = tuple(tensor_of(int(i)).name for i in sg.OutputsAsNumpy())
     for name in inputs + outputs:
         tensors.setdefault(name, next(t for t in cache.values() if t.name == name))
-    if not any(t.dtype is DType.INT8 and t.is_const for t in tensors.values()):
+    if not any(t.dtype in (DType.INT8, DType.UINT8) and t.quant is not None
+               for t in tensors.values()):
         raise UnsupportedError(f"{label}: a float model (no int8 weights)",
                                "mnv2gen needs a fully int8-quantised model")
     graph = Graph(name=Path(label).name, tensors=tensors, ops=tuple(ops), inputs=inputs,

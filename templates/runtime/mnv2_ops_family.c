@@ -188,7 +188,7 @@ int32_t mnv2_logistic_s8(const mnv2_logistic_params *params, const int8_t *input
                          int8_t *output, int32_t size)
 {
     const mnv2_logistic_params *p = params;
-    if (size < 0 || p->input_left_shift < 0 || p->input_left_shift > 30 || p->input_range_radius <= 0)
+    if (size < 0 || p->input_left_shift < 0 || p->input_left_shift > 62 || p->input_range_radius < 0)
     {
         return MNV2_ARG_ERROR;
     }
@@ -240,7 +240,7 @@ int32_t mnv2_resize_bilinear_s8(const mnv2_resize_params *params, const mnv2_dim
                                 int8_t *output)
 {
     if (!mnv2_dims_ok(input_dims) || !mnv2_dims_ok(output_dims) || input_dims->n != output_dims->n ||
-        input_dims->c != output_dims->c || params->height_scale_10 <= 0 || params->width_scale_10 <= 0)
+        input_dims->c != output_dims->c || params->height_scale_10 < 0 || params->width_scale_10 < 0)
     {
         return MNV2_ARG_ERROR;
     }

@@ -53,15 +53,15 @@ typedef struct
 {
     int32_t input_zero_point;   /**< [-128, 127] */
     int32_t input_multiplier;   /**< rescales input - zero point to Q4.27 */
-    int32_t input_left_shift;   /**< [0, 30] */
-    int32_t input_range_radius; /**< beyond it the output saturates, > 0 */
+    int32_t input_left_shift;   /**< >= 0 (from 31 on the radius is 0: all saturate) */
+    int32_t input_range_radius; /**< from it on the output saturates, >= 0 */
 } mnv2_logistic_params;
 
 /** Parameters of mnv2_resize_bilinear_s8 (ResizeBilinearInteger). */
 typedef struct
 {
-    int32_t height_scale_10;    /**< input/output height ratio, 10 fractional bits, > 0 */
-    int32_t width_scale_10;     /**< input/output width ratio, 10 fractional bits, > 0 */
+    int32_t height_scale_10;    /**< input/output height ratio, 10 fractional bits, >= 0 */
+    int32_t width_scale_10;     /**< input/output width ratio, 10 fractional bits, >= 0 */
     int32_t half_pixel_centers; /**< 0 or 1 */
 } mnv2_resize_params;
 
