@@ -202,9 +202,19 @@ INT8_BODY = {OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.ADD, OpKind.AVERAG
              OpKind.HARD_SWISH, OpKind.LOGISTIC, OpKind.RESIZE_BILINEAR,
              OpKind.RESIZE_NEAREST_NEIGHBOR, OpKind.CONCATENATION, OpKind.MAX_POOL_2D}
 _WEIGHTED = {OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED}
+# kinds that may also compute in float32 after a model's last DEQUANTIZE (all operands float)
+FLOAT_TAIL = {OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.CONCATENATION}
 
 
-def _int8_operands(op: Op) -> tuple[str, ...]:
+def is_float_tail(graph: Graph, op: Op) -> bool:
+    """Return True for a FLOAT_TAIL operator whose every operand is float32."""
+    return op.kind in FLOAT_TAIL and all(
+        graph.tensor(n).dtype is DType.FLOAT32 for n in (*op.inputs, op.outputs[0]))
+
+
+def _int8_operands(graph: Graph, op: Op) -> tuple[str, ...]:
+    if is_float_tail(graph, op):
+        return ()
     if op.kind in _WEIGHTED:
         return (op.inputs[0], op.outputs[0])
     if op.kind is OpKind.ARG_MAX:
@@ -225,7 +235,7 @@ def check_op(graph: Graph, op: Op) -> None:
         raise IRError(f"{op.describe()}: output {out.name!r} has shape {out.shape}, "
                       f"expected {tuple(expected)}")
     if op.kind in INT8_BODY or op.kind is OpKind.ARG_MAX:
-        for name in _int8_operands(op):
+        for name in _int8_operands(graph, op):
             t = graph.tensor(name)
             if t.dtype is not DType.INT8 or t.quant is None:
                 raise IRError(f"{op.describe()}: tensor {name!r} must be quantised int8")

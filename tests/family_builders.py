@@ -153,3 +153,26 @@ def pad(shape, paddings) -> Graph:
 def requantize_to_uint8(shape, qx, qy) -> Graph:
     """Return int8 x -> QUANTIZE -> uint8 y (a uint8 model output)."""
     return unary(OpKind.QUANTIZE, shape, qx, qy, NoAttrs(), shape, DType.UINT8)
+
+
+def decoding_model(on_constants: bool):
+    """Return x -> MEAN -> scores (int8), and a float tail after a DEQUANTIZE: box priors
+    scaled and shifted in float32. With `on_constants` the tail reads a constant anchor
+    table (foldable); otherwise it decodes the run-time scores (box decoding on data)."""
+    from mnv2gen.ir import MeanAttrs
+
+    rng = np.random.default_rng(9)
+    source = "anchors" if on_constants else "scores"
+    f32 = lambda name, shape, data=None: Tensor(  # noqa: E731
+        name, shape, DType.FLOAT32, None,
+        None if data is None else np.asarray(data, np.float32).reshape(shape))
+    tensors = [t8("x", (1, 4, 4, 4), q(0.05, -3)), t8("scores", (1, 4), q(0.04, 2)),
+               t8("anchors", (1, 4), q(0.01, 0), data=rng.integers(-100, 100, (1, 4))),
+               f32("real", (1, 4)), f32("gain", (4,), rng.uniform(0.5, 2, 4)),
+               f32("scaled", (1, 4)), f32("offset", (4,), rng.uniform(-1, 1, 4)),
+               f32("boxes", (1, 4))]
+    ops = [Op(OpKind.MEAN, "pool", ("x",), ("scores",), MeanAttrs((1, 2), False)),
+           Op(OpKind.DEQUANTIZE, "dequantize", (source,), ("real",), NoAttrs()),
+           Op(OpKind.MUL, "scale", ("real", "gain"), ("scaled",), AddAttrs()),
+           Op(OpKind.ADD, "shift", ("scaled", "offset"), ("boxes",), AddAttrs())]
+    return graph("decoding", tensors, ops, ("x",), ("scores", "boxes"))

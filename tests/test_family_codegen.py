@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 from codegen_helpers import need_toolchain
-from family_builders import graph, q, t8
+from family_builders import decoding_model, graph, q, t8
 
 from mnv2gen.inputs import random_inputs
 from mnv2gen.ir import (
@@ -112,3 +112,32 @@ def test_every_family_kernel_as_a_layer_unit_on_cortex_m7(kernels):
     report = verify(compile_graph(g, "cortex-m7", kernels=kernels, cmsis_nn_path=cmsis or None),
                     _inputs(g, 2))
     assert report["bit_exact"] and report["instructions"] > 0, report["per_input"]
+
+
+def test_float_operators_on_constants_are_folded_and_served_from_flash(tmp_path):
+    from mnv2gen import reference
+    from mnv2gen.passes import run_passes
+
+    g = decoding_model(on_constants=True)
+    passed = run_passes(g)
+    assert [op.kind for op in passed.ops] == [OpKind.MEAN]
+    x = random_inputs(g, 0)
+    assert reference.run(passed, x)[1].tobytes() == reference.run(g, x)[1].tobytes()
+    compiled = compile_graph(passed, "host", kernels="portable")
+    write_library(compiled, tmp_path / "lib", compile_it=False)
+    assert "const float mnv2_constant_output_1" in (tmp_path / "lib" / "mnv2_weights.c").read_text()
+    need_toolchain("host")
+    assert verify(compiled, _inputs(passed, 2))["bit_exact"]
+
+
+def test_float_operators_on_run_time_data_are_refused_cleanly(tmp_path, run_cli):
+    from mnv2gen.errors import UnsupportedError
+    from mnv2gen.frontend.tflite_writer import write_tflite
+
+    g = decoding_model(on_constants=False)
+    with pytest.raises(UnsupportedError, match="float32 output computed at run time"):
+        compile_graph(g, "host", kernels="portable")
+    path = tmp_path / "decode.tflite"
+    path.write_bytes(write_tflite(g))
+    code, out, err = run_cli("plan", path)
+    assert code == 2 and out == "" and "DEQUANTIZE" in err and len(err.splitlines()) == 2

@@ -16,6 +16,7 @@ from family_builders import (
     binary,
     binary_computed,
     concat,
+    decoding_model,
     pad,
     pool,
     q,
@@ -233,6 +234,7 @@ ORACLE_CASES = {
                                                          q(1 / 256, 0)),
     "quantize_to_uint8_rescale": lambda: requantize_to_uint8((1, 3, 3, 2), q(0.05, -3),
                                                              q(0.07, 120)),
+    "float_box_decoding": lambda: decoding_model(on_constants=False),
 }
 
 

@@ -99,7 +99,7 @@ def _edge(graph: Graph, full: Graph, name: str, address: str, index: int,
             "named_dims": list(zip(dim_names, t.shape, strict=True)), "note": ""}
     original = full.inputs[0] if is_input else (
         full.outputs[index] if index < len(full.outputs) else name)
-    if full.tensor(original).dtype is not DType.FLOAT32:
+    if full.tensor(original).dtype is not DType.FLOAT32 or t.dtype is DType.FLOAT32:
         return spec
     spec["note"] = (f"/* The original model outputs float32: dequantise as "
                     f"x = {prefix}_SCALE * (q - {prefix}_ZERO_POINT). */" if not is_input else

@@ -21,7 +21,7 @@ from mnv2gen.planner.plan import Plan, UnitPlan
 from mnv2gen.reference import spatial
 
 _CTYPES = {DType.INT8: "int8_t", DType.UINT8: "uint8_t", DType.INT32: "int32_t",
-           DType.INT64: "int64_t"}
+           DType.INT64: "int64_t", DType.FLOAT32: "float"}
 
 
 def dims4(shape) -> list[int]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from mnv2gen import quant_params
 from mnv2gen.codegen.lower import LAYER_TEMPLATES
 from mnv2gen.codegen.lower_family import broadcast_geometry, transpose_geometry
@@ -117,10 +119,13 @@ def check_supported(core: Graph) -> None:
                 "float input must go straight into a QUANTIZE")
     for name in core.outputs:
         t = core.tensor(name)
+        if t.dtype is DType.FLOAT32 and t.is_const and np.isfinite(t.data).all():
+            continue  # float arithmetic on constants only: folded, served from flash
         if t.dtype not in _OUTPUT_TYPES:
-            _refuse(core, f"a {t.dtype.value} output",
-                    "outputs are int8, uint8 (quantised) or int32/int64 (ARG_MAX); float "
-                    "operators after the last DEQUANTIZE are not generated")
+            _refuse(core, f"a {t.dtype.value} output computed at run time",
+                    "float operators after the last DEQUANTIZE (e.g. box decoding) run on "
+                    "the host: mnv2gen constant-folds them where their inputs are constants "
+                    "and generates integer code only; end the model at the DEQUANTIZE")
     for op in core.ops:
         if op.kind in _SHAPE_PLUMBING:
             _refuse_op(core, op, "it reads data known only at run time",

@@ -42,7 +42,7 @@ from mnv2gen.ir import (
     Tensor,
     TransposeAttrs,
 )
-from mnv2gen.shapes import INT8_BODY, same_padding
+from mnv2gen.shapes import FLOAT_TAIL, INT8_BODY, same_padding
 
 _OPERATOR_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 
@@ -351,6 +351,9 @@ def _int8_operands(kind: OpKind, tensors: list[Tensor], output: Tensor) -> list[
         return [tensors[0]]
     if kind not in INT8_BODY:
         return []
+    operands = [t for t in tensors if t is not None] + [output]
+    if kind in FLOAT_TAIL and all(t.dtype is DType.FLOAT32 for t in operands):
+        return []  # float arithmetic after the last DEQUANTIZE: folded, or refused by codegen
     if kind is OpKind.CONCATENATION:
         return [*tensors, output]
     if kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL):

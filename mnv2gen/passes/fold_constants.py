@@ -5,9 +5,11 @@ SHAPE reads only the (static) shape of its input, so it always folds; every oper
 whose inputs are all constants is then evaluated with the reference kernel and replaced
 by its value (STRIDED_SLICE/PACK/GATHER on shapes, TILE of a constant, a concatenation of
 constant anchors...). A RESHAPE whose shape operand became constant is checked against
-its output shape and keeps its data input only. Float QUANTIZE/DEQUANTIZE stay: they are
-the model's edges, cut by `integer_core`. Exact by construction: the folded values are
-what the reference, and TFLite, compute at run time.
+its output shape and keeps its data input only. A float QUANTIZE of the graph input and
+a DEQUANTIZE to a graph output stay: they are the model's edges, cut by `integer_core`;
+float arithmetic after a DEQUANTIZE of constants (anchor or box-prior tables) folds.
+Exact by construction: the folded values are what the reference, and TFLite, compute at
+run time.
 """
 
 from __future__ import annotations
@@ -20,11 +22,18 @@ from mnv2gen.ir import DType, Graph, Op, OpKind, Tensor
 _EDGES = (OpKind.QUANTIZE, OpKind.DEQUANTIZE)
 
 
+def _is_edge(graph: Graph, op: Op) -> bool:
+    """Return True for a float QUANTIZE of a graph input or DEQUANTIZE to a graph output."""
+    if op.kind is OpKind.QUANTIZE:
+        return graph.tensor(op.inputs[0]).dtype is DType.FLOAT32 and op.inputs[0] in graph.inputs
+    return (op.kind is OpKind.DEQUANTIZE and graph.tensor(op.outputs[0]).dtype is DType.FLOAT32
+            and op.outputs[0] in graph.outputs)
+
+
 def _foldable(graph: Graph, op: Op, constant) -> bool:
     if op.kind is OpKind.SHAPE:
         return True
-    if op.kind in _EDGES and any(graph.tensor(n).dtype is DType.FLOAT32
-                                 for n in (*op.inputs, *op.outputs)):
+    if op.kind in _EDGES and _is_edge(graph, op):
         return False
     return all(constant(n) for n in op.inputs)
 

@@ -23,7 +23,7 @@ def without_op(graph: Graph, op: Op, replacement_input: str) -> Graph:
 
 def drop_unused_constants(graph: Graph) -> Graph:
     """Return `graph` without constant tensors that no operator reads."""
-    used = {n for op in graph.ops for n in op.inputs}
+    used = {n for op in graph.ops for n in op.inputs} | set(graph.outputs)
     tensors = {n: t for n, t in graph.tensors.items() if not t.is_const or n in used}
     return graph.replace(tensors=tensors)
 

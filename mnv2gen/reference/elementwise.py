@@ -1,4 +1,5 @@
-"""Elementwise int8 kernels: SUB, MUL (with broadcast), HARD_SWISH, LOGISTIC.
+"""Elementwise kernels: SUB, MUL (with broadcast), HARD_SWISH, LOGISTIC (int8), and the
+float32 ADD/SUB/MUL a model may run after its last DEQUANTIZE.
 
 TFLite Micro reference semantics (reference_ops::BroadcastQuantSubSlow / SubElementwise,
 reference_integer_ops::Mul / BroadcastMul6DSlow, reference_ops::HardSwish,
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnv2gen import quant, quant_params
-from mnv2gen.ir import Graph, Op
+from mnv2gen import quant, quant_params, reference_ops
+from mnv2gen.ir import Activation, DType, Graph, Op, OpKind
 from mnv2gen.reference_ops import _exp_on_interval, _one_over_one_plus_x
 
 _INT16_MIN, _INT16_MAX = -(1 << 15), (1 << 15) - 1
@@ -23,7 +24,29 @@ def _clamped(values, graph: Graph, op: Op) -> np.ndarray:
     return np.clip(values + out.zero_point, lo, hi).astype(np.int8)
 
 
-def sub(graph: Graph, op: Op, args) -> np.ndarray:
+_FLOAT_RANGES = {Activation.NONE: (-np.inf, np.inf), Activation.RELU: (0.0, np.inf),
+                 Activation.RELU6: (0.0, 6.0), Activation.RELU_N1_TO_1: (-1.0, 1.0)}
+_FLOAT_OPS = {OpKind.ADD: np.add, OpKind.SUB: np.subtract, OpKind.MUL: np.multiply}
+
+
+def _float_binary(op: Op, args) -> np.ndarray:
+    """Return TFLite's float32 ADD/SUB/MUL: one IEEE float32 operation, then the clamp."""
+    lo, hi = _FLOAT_RANGES[op.attrs.activation]
+    value = _FLOAT_OPS[op.kind](np.float32(args[0]), np.float32(args[1]), dtype=np.float32)
+    return np.clip(value, np.float32(lo), np.float32(hi)).astype(np.float32)
+
+
+def _or_float(kernel):
+    """Return `kernel` dispatching float32 operands to the float arithmetic."""
+    def run(graph: Graph, op: Op, args) -> np.ndarray:
+        if graph.tensor(op.outputs[0]).dtype is DType.FLOAT32:
+            return _float_binary(op, args)
+        return kernel(graph, op, args)
+    run.__doc__ = kernel.__doc__
+    return run
+
+
+def _sub_int8(graph: Graph, op: Op, args) -> np.ndarray:
     """Return int8 SUB: both inputs shifted left 20 bits and rescaled, differenced, rescaled."""
     t1, t2, out = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
     p = quant_params.sub_params(t1.scale, t2.scale, out.scale)
@@ -36,7 +59,7 @@ def sub(graph: Graph, op: Op, args) -> np.ndarray:
     return _clamped(raw, graph, op)
 
 
-def mul(graph: Graph, op: Op, args) -> np.ndarray:
+def _mul_int8(graph: Graph, op: Op, args) -> np.ndarray:
     """Return int8 MUL: MultiplyByQuantizedMultiplier((x1 - z1) * (x2 - z2)) + z_out."""
     t1, t2, out = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
     multiplier, shift = quant_params.mul_multiplier(t1.scale, t2.scale, out.scale)
@@ -44,6 +67,11 @@ def mul(graph: Graph, op: Op, args) -> np.ndarray:
                                                             - t2.zero_point)
     raw = quant.multiply_by_quantized_multiplier(product, multiplier, shift)
     return _clamped(raw, graph, op)
+
+
+sub = _or_float(_sub_int8)
+mul = _or_float(_mul_int8)
+add = _or_float(reference_ops.add)
 
 
 def _srdhm16(a, b):
