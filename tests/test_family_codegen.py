@@ -141,3 +141,16 @@ def test_float_operators_on_run_time_data_are_refused_cleanly(tmp_path, run_cli)
     path.write_bytes(write_tflite(g))
     code, out, err = run_cli("plan", path)
     assert code == 2 and out == "" and "DEQUANTIZE" in err and len(err.splitlines()) == 2
+
+
+def test_add_of_a_full_size_constant_keeps_the_constant_in_flash():
+    from family_builders import binary
+
+    from mnv2gen.planner.plan import plan_model
+
+    need_toolchain("host")
+    g = binary(OpKind.ADD, (1, 4, 4, 3), (1, 4, 4, 3), q(0.05, 1), q(0.03, -2), q(0.06, 0))
+    plan = plan_model(g, "layer")
+    assert "w" not in plan.buffer_of.values()  # the output is not placed "over" the constant
+    report = verify(compile_graph(g, "host", kernels="portable", scheme="layer"), _inputs(g, 2))
+    assert report["bit_exact"]
