@@ -80,7 +80,7 @@ class _Stripper:
             raise self.fail(node, f"has {scale.size} scales and {np.asarray(zp).size} zero "
                             "points", "the file is corrupt")
         if not isinstance(attrs["axis"], int):
-            raise self.fail(node, f"has axis {attrs['axis']!r}", "the file is corrupt")
+            raise self.fail(node, f"has axis {quoted(attrs['axis'])}", "the file is corrupt")
         return scale, np.asarray(zp), attrs["axis"]
 
     def quantize(self, node: Node) -> None:
@@ -111,10 +111,10 @@ class _Stripper:
             if data.dtype not in (np.int8, np.int32):
                 raise self.fail(node, f"dequantises {data.dtype} initializer {quoted(q)}",
                                 "weights must be int8 (symmetric) and biases int32")
-            if not -max(data.ndim, 1) <= axis < max(data.ndim, 1):
+            if scale.size > 1 and not -data.ndim <= axis < data.ndim:
                 raise self.fail(node, f"has axis {axis} for a rank-{data.ndim} initializer",
                                 "the file is corrupt")
-            axis %= max(data.ndim, 1)
+            axis %= max(data.ndim, 1)  # ignored for a per-tensor scale, as in ONNX
             shape = [1] * data.ndim
             if scale.size > 1:
                 if data.ndim == 0 or data.shape[axis] != scale.size:

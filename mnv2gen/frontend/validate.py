@@ -38,6 +38,7 @@ from mnv2gen.frontend.validate_rules import (
     window,
 )
 from mnv2gen.ir import DType, Graph, Op, Tensor
+from mnv2gen.shapes import SHAPE_RULES
 
 _fail = fail
 _ZERO_POINT_RANGE = {DType.INT8: (-128, 127), DType.UINT8: (0, 255)}
@@ -70,16 +71,23 @@ def check_window(label: str, where: str, strides: Iterable = (1, 1),
     window(label, where, strides, dilations, kernel, limits)
 
 
-def check_operands(label: str, op: Op, tensors: Sequence[Tensor | None]) -> None:
+def check_operands(label: str, op: Op, tensors: Sequence[Tensor | None],
+                   output: Tensor | None = None) -> None:
     """Raise ModelError/UnsupportedError when `tensors` (the IR inputs of `op` in order,
     None for an omitted optional one) do not have the ranks, types and constness its
     rule requires; readers call this before they parse attributes."""
     rule = RULES.get(op.kind)
-    if rule is None:
+    present = [t for t in (*tensors, output) if t is not None]
+    if rule is None or _float_tail(rule, present):
         return
-    for position, (t, operand) in enumerate(zip(tensors, rule.inputs, strict=False)):
+    for position, t in enumerate(tensors):
         if t is not None:
-            _check_operand(label, op, f"input {position}", t, operand)
+            _check_operand(label, op, f"input {position}", t, rule.operand(position))
+
+
+def _float_tail(rule: OpRule, tensors: Sequence[Tensor]) -> bool:
+    """Return True when the op may, and does, compute in float32 (all operands float32)."""
+    return rule.float_tail and all(t.dtype is DType.FLOAT32 for t in tensors)
 
 
 def _check_operand(label: str, op: Op, role: str, t: Tensor, operand: Operand) -> None:
@@ -193,7 +201,8 @@ def validate_graph(graph: Graph, label: str, limits: Limits = LIMITS) -> Graph:
                          "the file is corrupt (shapes or operator order disagree)") from None
     for op in graph.ops:
         rule = RULES.get(op.kind)
-        if rule is not None and rule.arithmetic is not None:
+        if rule is not None and rule.arithmetic is not None and not _float_tail(
+                rule, [graph.tensor(n) for n in (*op.inputs, op.outputs[0])]):
             _arithmetic(ctx, op, rule.arithmetic)
     return graph
 
@@ -243,17 +252,20 @@ def _check_op_structure(ctx: Context, op: Op, rule: OpRule | None) -> None:
                         "of the model", "the file is corrupt")
     if rule is None:
         return
-    if len(op.inputs) != len(rule.inputs) or len(op.outputs) != 1:
+    counts = SHAPE_RULES[op.kind][0]
+    if len(op.inputs) not in counts or len(op.outputs) != 1:
+        expected = f"{counts.start}" if len(counts) == 1 else f"{counts.start} or more"
         raise _fail(label, op.describe(), f"has {len(op.inputs)} inputs and "
-                    f"{len(op.outputs)} outputs; expected {len(rule.inputs)} and 1",
+                    f"{len(op.outputs)} outputs; expected {expected} and 1",
                     "the file is corrupt")
     if not isinstance(op.attrs, rule.attrs):
         raise _fail(label, op.describe(), f"has {type(op.attrs).__name__} options",
                     "the file is corrupt")
-    for position, name in enumerate(op.inputs):
-        _check_operand(label, op, f"input {position}", ctx.graph.tensor(name),
-                       rule.inputs[position])
-    _check_operand(label, op, "output", ctx.graph.tensor(op.outputs[0]), rule.output)
+    tensors = [ctx.graph.tensor(n) for n in (*op.inputs, op.outputs[0])]
+    if not _float_tail(rule, tensors):
+        for position, t in enumerate(tensors[:-1]):
+            _check_operand(label, op, f"input {position}", t, rule.operand(position))
+        _check_operand(label, op, "output", tensors[-1], rule.output)
     if rule.same_type:
         x, y = (ctx.graph.tensor(n) for n in (op.inputs[0], op.outputs[0]))
         if x.dtype is not y.dtype or (x.quant is not None and not _same_quant(x, y)):
