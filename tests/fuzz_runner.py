@@ -148,6 +148,7 @@ def corpus_seeds(scale: float, work: Path, shared: Path | None) -> list[Seed]:
     import onnx_builders as ob
     from fuzz_models import consistent_tflite, tiny_qdq_onnx
 
+    from mnv2gen.frontend.tflite_writer import write_tflite
     from mnv2gen.zoo import synthesize_tflite
 
     seeds = [("consistent_6x6", consistent_tflite(6, seed=1), ".tflite", 70),
@@ -161,6 +162,8 @@ def corpus_seeds(scale: float, work: Path, shared: Path | None) -> list[Seed]:
         seeds.append(("tiny_qdq", qdq, ".onnx", 60))
     seeds.append(("float_nchw_residual", ob.nchw_residual(seed=4).SerializeToString(), ".onnx",
                   20))
+    seeds += [(f"family_{name}", write_tflite(graph), ".tflite", 6)
+              for name, graph in _family_graphs()]
     if shared is not None:
         for path, count in (("tflite/tflm_person_detect_mbv1_0.25_96_int8.tflite", 8),
                             ("tflite/ei_fomo_balloon_mobilenet_v2_0.35_96_int8.tflite", 6),
@@ -169,6 +172,27 @@ def corpus_seeds(scale: float, work: Path, shared: Path | None) -> list[Seed]:
                 seeds.append((Path(path).stem, (shared / path).read_bytes(),
                               Path(path).suffix, count))
     return [Seed(n, d, s, max(1, round(c * scale))) for n, d, s, c in seeds]
+
+
+def _family_graphs():
+    """Return (name, graph) of one small graph per family operator group (MUL/LOGISTIC,
+    HARD_SWISH, SUB, resize, max pool, concatenation, arg max)."""
+    import family_builders as fb
+
+    from mnv2gen.ir import OpKind, Padding
+
+    return [("squeeze_excite", fb.squeeze_excite()),
+            ("mul_logistic", fb.binary_computed(OpKind.MUL, (1, 4, 4, 8))),
+            ("hard_swish", fb.unary(OpKind.HARD_SWISH, (1, 5, 5, 8), fb.q(0.05, 2),
+                                    fb.q(0.03, -20))),
+            ("sub", fb.binary(OpKind.SUB, (1, 4, 4, 3), (3,), fb.q(0.05, 1), fb.q(0.02, 0),
+                              fb.q(0.06, -2))),
+            ("resize", fb.resize(OpKind.RESIZE_BILINEAR, (1, 3, 3, 4), 6, 6)),
+            ("max_pool", fb.pool(OpKind.MAX_POOL_2D, (1, 6, 6, 4), (3, 3), (2, 2),
+                                 Padding(0, 1, 0, 1), (3, 3))),
+            ("concat", fb.concat([(1, 2, 2, 3), (1, 2, 2, 5)], 3,
+                                 [fb.q(0.05, 0), fb.q(0.05, 0)], fb.q(0.05, 0))),
+            ("arg_max", fb.arg_max((1, 10), 1))]
 
 
 def mutants(seeds: list[Seed], seed: int, structural_only: tuple[str, ...] = ()):
