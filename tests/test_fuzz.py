@@ -113,3 +113,18 @@ def test_absurd_consistent_models_are_refused_quickly_with_numbers(run_cli, tmp_
         assert re.search(r"\d{1,3}(,\d{3})+", err), err  # says how big, with numbers
     assert time.monotonic() - start < 20
     assert not (tmp_path / "out").exists()
+
+
+def test_concatenation_of_a_differently_quantised_constant_verifies(run_cli, tmp_path):
+    """Found by the fuzz: requantize_concat gave a constant a run-time QUANTIZE (exit 3)."""
+    import family_builders as fb
+
+    from mnv2gen.frontend.tflite_writer import write_tflite
+
+    graph = fb.concat([(1, 2, 2, 3), (1, 2, 2, 5)], 3, [fb.q(0.05, 0), fb.q(0.05, 0)],
+                      fb.q(0.05, 1))
+    model = tmp_path / "concat.tflite"
+    model.write_bytes(write_tflite(graph))
+    code, out, err = run_cli("verify", model, "--target", "host", "--kernels", "portable",
+                             "--inputs", "2")
+    assert code == 0 and "bit-exact" in out, err

@@ -51,16 +51,21 @@ class ConstPool:
         """Return the symbol under which `values` (cast to `dtype`) can be referenced.
 
         Arrays are padded with zeros to a multiple of 16 bytes plus 16 bytes: Helium
-        kernels may read up to 3 elements past the end of per-channel arrays. Values
-        outside `dtype`'s range raise InternalError (a cast would wrap them silently);
-        `comment` goes through `comment_text`.
+        kernels may read up to 3 elements past the end of per-channel arrays. Integer
+        values outside `dtype`'s range and float values that are not finite in `dtype`
+        raise InternalError (a cast would change them silently); `comment` goes through
+        `comment_text`.
         """
         source = np.asarray(values)
-        info = np.iinfo(dtype)
-        if source.size and (source.min() < info.min or source.max() > info.max):
-            raise InternalError(f"constant {symbol}: values {int(source.min())}.."
-                                f"{int(source.max())} do not fit {np.dtype(dtype).name}")
+        if np.dtype(dtype).kind in "iu":
+            info = np.iinfo(dtype)
+            if source.size and (source.min() < info.min or source.max() > info.max):
+                raise InternalError(f"constant {symbol}: values {int(source.min())}.."
+                                    f"{int(source.max())} do not fit {np.dtype(dtype).name}")
         array = np.ascontiguousarray(source.astype(dtype).reshape(-1))
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InternalError(f"constant {symbol}: a value is not finite in "
+                                f"{array.dtype.name} (C has no literal for it)")
         key = (array.dtype.str, array.tobytes())
         if key in self._by_content:
             return self._by_content[key]

@@ -183,6 +183,9 @@ def validate_graph(graph: Graph, label: str, limits: Limits = LIMITS) -> Graph:
             if t.data.shape != t.shape or t.data.dtype != t.dtype.np:
                 raise _fail(label, where, f"holds {t.data.dtype}{list(t.data.shape)} data for "
                             f"shape {t.shape} {t.dtype.value}", "the file is corrupt")
+            if t.dtype is DType.FLOAT32 and not np.isfinite(t.data).all():
+                raise _fail(label, where, "holds NaN or infinite float32 values",
+                            "the file is corrupt")
             const_bytes += t.size_bytes
         else:
             activation_bytes += t.size_bytes
