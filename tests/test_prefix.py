@@ -156,6 +156,10 @@ def test_every_generated_file_carries_the_prefix(tiny, tmp_path, kernels):
         assert symbols and [s for s in symbols if not s.startswith("cat_")] == [], mode
         assert ("cat_set_arena" in symbols) == (mode == 3)
         assert "cat_invoke" in symbols and "cat_set_input_pixels" in symbols
+    legacy = compile_objects("gcc", [*STRICT_FLAGS, "-DCAT_ARENA_EXTERNAL", f"-I{out}"],
+                             [out / "cat_model.c"], tmp_path / "legacy")
+    undefined = subprocess.run(["nm", "-u", str(legacy[0])], capture_output=True, text=True)
+    assert "cat_arena" in undefined.stdout  # the old macro still selects the external mode
 
 
 def test_make_builds_the_prefixed_archive(tiny, tmp_path):
@@ -192,3 +196,20 @@ def test_build_cli_validates_the_embedding_options(tmp_path, run_cli):
     header = (tmp_path / "lib" / "cat_model.h").read_text()
     assert "#define CAT_ARENA_MODE CAT_ARENA_MODE_RUNTIME" in header
     assert "int cat_set_arena(int8_t *arena, size_t size_bytes);" in header
+
+
+def test_arena_section_needs_the_static_arena():
+    with pytest.raises(MnvError, match="places the static arena"):
+        LibraryOptions("cat", arena="runtime", arena_section=".bss.dtcm")
+
+
+def test_section_names_are_kept_verbatim_under_another_prefix(tiny, tmp_path):
+    out = tmp_path / "cat"
+    write_library(compile_graph(tiny, "host", kernels="portable"), out, compile_it=False,
+                  options=LibraryOptions("cat", weights_section=".rodata.mnv2_w",
+                                         arena_section=".bss.mnv2_a"))
+    weights, model = (out / "cat_weights.c").read_text(), (out / "cat_model.c").read_text()
+    header, report = (out / "cat_model.h").read_text(), (out / "REPORT.md").read_text()
+    assert 'section(".rodata.mnv2_w")' in weights and 'section(".bss.mnv2_a")' in model
+    assert 'section ".rodata.mnv2_w"' in header and 'section ".bss.mnv2_a"' in header
+    assert "`.bss.mnv2_a`" in report and "`cat_model.h`, every symbol `cat_*`" in report

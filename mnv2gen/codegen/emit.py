@@ -155,7 +155,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         indent=2) + "\n")
     for name in RUNTIME_FILES:
         shutil.copyfile(templates_dir() / "runtime" / name, out_dir / name)
-    renamer = apply_prefix(out_dir, options.prefix, (provenance, cmsis_nn_path))
+    renamer = apply_prefix(out_dir, options.prefix,
+                           (provenance, cmsis_nn_path, *options.free_texts))
     files = sorted(renamer.file_name(p.name) for p in out_dir.iterdir() if p.is_file())
     return Generated(tuple(files), pool.total_bytes, report,
                      tuple(map(renamer.file_name, library_sources(kernels))), renamer)

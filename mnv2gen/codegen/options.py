@@ -73,6 +73,10 @@ class LibraryOptions:
             validate_section("--weights-section", self.weights_section, _NOT_FOR_WEIGHTS)
         if self.arena_section is not None:
             validate_section("--arena-section", self.arena_section, _NOT_FOR_ARENA)
+            if self.arena != "static":
+                raise MnvError(f"--arena-section places the static arena; with --arena "
+                               f"{self.arena} the application places it",
+                               "drop --arena-section, or use --arena static")
 
     @property
     def weights(self) -> str:
@@ -84,7 +88,16 @@ class LibraryOptions:
         """Return the section of the static arena: `.bss.NAME_arena` unless given."""
         return self.arena_section or f".bss.{self.prefix}_arena"
 
+    @property
+    def free_texts(self) -> tuple[str, ...]:
+        """Return the user's texts the prefix renaming must keep verbatim (section names)."""
+        return (self.weights, self.arena_placement)
+
     def context(self) -> dict:
-        """Return the template values: arena mode (upper case) and the two section names."""
+        """Return the template values: arena mode (upper case), the two section names and
+        a one-line description of the arena's ownership (written with the mnv2_ prefix)."""
+        ownership = {"static": f"a static array in section `{self.arena_placement}`",
+                     "external": "`mnv2_arena`, defined by the application",
+                     "runtime": "a buffer handed over with `mnv2_set_arena()`"}[self.arena]
         return {"arena_mode": self.arena.upper(), "weights_section": self.weights,
-                "arena_section": self.arena_placement}
+                "arena_section": self.arena_placement, "arena_ownership": ownership}
