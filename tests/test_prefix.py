@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from codegen_helpers import cmsis_nn_path, need_toolchain
 from firmware_helpers import STRICT_FLAGS, compile_objects, defined_globals
+from test_family_codegen import heads_model
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES
 from mnv2gen.codegen.options import LibraryOptions
@@ -17,7 +18,9 @@ from mnv2gen.codegen.pixels import PixelInput
 from mnv2gen.codegen.prefix import Renamer, code_identifiers, validate_prefix
 from mnv2gen.errors import MnvError
 from mnv2gen.frontend.calibration import Preprocess
+from mnv2gen.inputs import random_inputs
 from mnv2gen.pipeline import compile_graph, write_library
+from mnv2gen.verify import verify
 from mnv2gen.zoo import synthesize
 
 #: Files of a library that do not carry the prefix in their name.
@@ -123,17 +126,20 @@ def _kernels_params():
     return [pytest.param(k, id=k) for k in KERNEL_CHOICES]
 
 
+@pytest.mark.parametrize("model", ["mobilenet_v2", "family_heads"])
 @pytest.mark.parametrize("kernels", _kernels_params())
-def test_every_generated_file_carries_the_prefix(tiny, tmp_path, kernels):
+def test_every_generated_file_carries_the_prefix(tiny, tmp_path, kernels, model):
     """The guard: a template (or a new one) that emits an unprefixed external symbol, macro
-    or file name fails here, for every kernel backend and arena mode."""
+    or file name fails here, for every kernel backend and arena mode, on a MobileNetV2 with
+    the pixel helper and on a chain of every family operator (several outputs)."""
     need_toolchain("host")
     path = cmsis_nn_path() if kernels == "cmsis-nn" else None
-    compiled = compile_graph(tiny, "host", kernels=kernels, cmsis_nn_path=path)
+    graph = tiny if model == "mobilenet_v2" else heads_model()
+    compiled = compile_graph(graph, "host", kernels=kernels, cmsis_nn_path=path)
     out = tmp_path / "cat"
     provenance_model = compiled.full.name
-    generated = write_library(compiled, out, compile_it=False,
-                              pixels=PixelInput("rgb565", Preprocess()),
+    pixels = PixelInput("rgb565", Preprocess()) if model == "mobilenet_v2" else None
+    generated = write_library(compiled, out, compile_it=False, pixels=pixels,
                               options=LibraryOptions("cat"))
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(generated.files)
@@ -155,7 +161,7 @@ def test_every_generated_file_carries_the_prefix(tiny, tmp_path, kernels):
         symbols = defined_globals("nm", objects)
         assert symbols and [s for s in symbols if not s.startswith("cat_")] == [], mode
         assert ("cat_set_arena" in symbols) == (mode == 3)
-        assert "cat_invoke" in symbols and "cat_set_input_pixels" in symbols
+        assert "cat_invoke" in symbols and ("cat_set_input_pixels" in symbols) == bool(pixels)
     legacy = compile_objects("gcc", [*STRICT_FLAGS, "-DCAT_ARENA_EXTERNAL", f"-I{out}"],
                              [out / "cat_model.c"], tmp_path / "legacy")
     undefined = subprocess.run(["nm", "-u", str(legacy[0])], capture_output=True, text=True)
@@ -213,3 +219,12 @@ def test_section_names_are_kept_verbatim_under_another_prefix(tiny, tmp_path):
     assert 'section(".rodata.mnv2_w")' in weights and 'section(".bss.mnv2_a")' in model
     assert 'section ".rodata.mnv2_w"' in header and 'section ".bss.mnv2_a"' in header
     assert "`.bss.mnv2_a`" in report and "`cat_model.h`, every symbol `cat_*`" in report
+
+
+def test_a_family_model_with_several_outputs_verifies_with_a_prefix_and_a_runtime_arena():
+    need_toolchain("host")
+    graph = heads_model()
+    compiled = compile_graph(graph, "host", kernels="portable")
+    report = verify(compiled, [random_inputs(graph, 3)],
+                    options=LibraryOptions("cat", arena="runtime"))
+    assert report["bit_exact"], report
