@@ -48,7 +48,8 @@ class ConstPool:
         self._by_content: dict[tuple, str] = {}
 
     def add(self, symbol: str, values, dtype, comment: str = "") -> str:
-        """Return the symbol under which `values` (cast to `dtype`) can be referenced.
+        """Return the symbol under which `values` (cast to `dtype`) can be referenced:
+        `symbol` with the library prefix `mnv2_` in front (the arrays are external symbols).
 
         Arrays are padded with zeros to a multiple of 16 bytes plus 16 bytes: Helium
         kernels may read up to 3 elements past the end of per-channel arrays. Integer
@@ -56,6 +57,7 @@ class ConstPool:
         raise InternalError (a cast would change them silently); `comment` goes through
         `comment_text`.
         """
+        symbol = symbol if symbol.startswith("mnv2_") else f"mnv2_{symbol}"
         source = np.asarray(values)
         if np.dtype(dtype).kind in "iu":
             info = np.iinfo(dtype)
