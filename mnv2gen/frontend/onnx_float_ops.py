@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from mnv2gen.frontend.onnx_float import WEIGHTED, Translator, Value
 from mnv2gen.frontend.onnx_fold import FOLDERS
 from mnv2gen.frontend.onnx_graph import Node, take_attrs
 from mnv2gen.frontend.onnx_layout_ops import (
@@ -24,6 +23,7 @@ from mnv2gen.frontend.onnx_layout_ops import (
     softmax,
     transpose,
 )
+from mnv2gen.frontend.onnx_translator import WEIGHTED, Translator, Value
 from mnv2gen.ir import (
     Activation,
     AddAttrs,

@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from mnv2gen.frontend.onnx_float import Translator, Value, nhwc
 from mnv2gen.frontend.onnx_fold import reshape_target
 from mnv2gen.frontend.onnx_graph import Node, take_attrs
+from mnv2gen.frontend.onnx_translator import Translator, Value, nhwc
 from mnv2gen.ir import MeanAttrs, NoAttrs, OpKind, SoftmaxAttrs
 
 
