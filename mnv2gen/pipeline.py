@@ -84,6 +84,8 @@ def compile_graph(full: Graph, target: str, kernels: str | None = None,
     # 3. the plan, and the layer-by-layer baseline reported beside it
     plan = plan_model(core, scheme, kernel_set, ram_budget)
     baseline = plan_model(core, "layer", kernel_set)
+    inexact = [f"note: {n}" for n in full.notes if n.startswith("not exact")]
+    notice = "\n".join(filter(None, [notice, *inexact]))
     return Compiled(full, plan, baseline, tgt, kernels, path, notice)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from mnv2gen.frontend.onnx_fold import FOLDERS
 from mnv2gen.frontend.onnx_graph import Node, take_attrs
 from mnv2gen.frontend.onnx_layout_ops import (
+    average_pool,
     global_average_pool,
     identity,
     pad,
@@ -255,7 +256,8 @@ HANDLERS: dict[str, Callable[[Translator, Node], None]] = {
     "Conv": _conv, "BatchNormalization": _batch_normalization,
     "Add": _arithmetic, "Sub": _arithmetic, "Mul": _arithmetic, "Div": _arithmetic,
     "Relu": _relu, "Clip": _clip,
-    "GlobalAveragePool": global_average_pool, "ReduceMean": reduce_mean,
+    "GlobalAveragePool": global_average_pool, "AveragePool": average_pool,
+    "ReduceMean": reduce_mean,
     "Flatten": reshape, "Reshape": reshape, "Squeeze": reshape, "Unsqueeze": reshape,
     "Gemm": _gemm, "MatMul": _matmul, "Pad": pad, "Transpose": transpose, "Softmax": softmax,
     "Identity": identity, "Dropout": identity,
