@@ -42,19 +42,21 @@ class Requantised:
 
     layers: list[tuple[int, int, int]] = field(default_factory=list)  # (node, changed, of)
     worst_step: float = 0.0  # largest weight change, in steps of the file's scale
+    all_layers: int = 0  # weighted layers seen, and their output channels
+    all_channels: int = 0
 
     def note(self) -> str | None:
         """Return the conversion note, or None when nothing was re-quantised."""
         if not self.layers:
             return None
         changed = sum(c for _, c, _ in self.layers)
-        total = sum(t for _, _, t in self.layers)
         worst = max(self.layers, key=lambda e: e[1])
-        return (f"not exact: {changed} of {total} output channels in {len(self.layers)} "
-                "layers have weights whose integers (q - zero point) do not fit int8; "
-                "those channels are re-quantised with a wider scale (largest weight change "
-                f"{self.worst_step:.2f} of the file's weight step; most channels in one layer: "
-                f"{worst[1]} of {worst[2]} at node {worst[0]}); all other channels are exact")
+        return (f"not exact: {changed} of {self.all_channels} output channels (in "
+                f"{len(self.layers)} of {self.all_layers} layers) have weights whose integers "
+                "(q - zero point) do not fit int8; those channels are re-quantised with a "
+                f"wider scale (largest weight change {self.worst_step:.2f} of the file's "
+                f"weight step; most in one layer: {worst[1]} of {worst[2]} channels at node "
+                f"{worst[0]}); all other channels are exact")
 
 
 def _channel_axis(layer: FloatLayer) -> int:
@@ -84,6 +86,8 @@ class Weights:
         channels = layer.weights.shape[axis]
         if wq.scale.size not in (1, channels):
             raise self.fail(layer, f"has {wq.scale.size} weight scales for {channels} outputs")
+        self.requantised.all_layers += 1
+        self.requantised.all_channels += channels
         shape = [1] * layer.weights.ndim
         shape[axis] = -1
         scale = wq.scale.reshape(shape)
