@@ -89,3 +89,18 @@ def tflm_differing_bytes(graph: Graph, inputs: list[list[np.ndarray]]) -> tuple[
             compared += a.nbytes
             differing += int(np.count_nonzero(a.view(np.uint8) != b.view(np.uint8)))
     return compared, differing
+
+
+def ir_differences(a: Graph, b: Graph) -> list[str]:
+    """Return where two graphs differ, operator by operator: kind, quantisation of every
+    input and output, constant data (an empty list for the same IR up to tensor names)."""
+    if [op.kind for op in a.ops] != [op.kind for op in b.ops]:
+        return ["operator kinds"]
+    found = []
+    for x, y in zip(a.ops, b.ops, strict=True):
+        for nx, ny in zip((*x.inputs, *x.outputs), (*y.inputs, *y.outputs), strict=True):
+            tx, ty = a.tensor(nx), b.tensor(ny)
+            if tx.quant != ty.quant or tx.is_const != ty.is_const or (
+                    tx.is_const and not np.array_equal(tx.data, ty.data)):
+                found.append(f"{x.describe()} {nx}")
+    return found

@@ -22,6 +22,7 @@ from codegen_helpers import cmsis_nn_path, logits_graph, need_toolchain
 from conftest import SHARED_MODELS
 from onnx_oracles import (
     IMAGENET_MEAN_STD,
+    ir_differences,
     onnxruntime_int8,
     operator_differences,
     tflm_differing_bytes,
@@ -132,6 +133,11 @@ def _requantised_channels(graph) -> dict[int, np.ndarray]:
             if counts.max() > len(scales) // 2:
                 masks[i] = scales != common
     return masks
+
+
+def test_qoperator_int8_and_uint8_activations_give_the_same_ir(qoperator_files):
+    graphs = [load_raw(qoperator_files[act]) for act in ("QInt8", "QUInt8")]
+    assert ir_differences(*graphs) == []
 
 
 def test_cli_commands_accept_the_file(case, run_cli, tmp_path):

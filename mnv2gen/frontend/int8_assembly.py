@@ -3,9 +3,10 @@
 Shared by post-training quantisation (`ptq`) and the QDQ reader (`onnx_qdq`). The graph
 has TFLite's float edges: a float32 NHWC input, QUANTIZE to int8, the int8 body, and
 DEQUANTIZE to a float32 output; `passes.integer_core` cuts them for the C code. Where
-TFLite fixes an output's quantisation (SOFTMAX: 1/256, zero point -128; RESHAPE and
-AVERAGE_POOL_2D: their input's) and the caller asks for another, an int8 -> int8
-QUANTIZE is appended.
+TFLite fixes an output's quantisation (SOFTMAX: 1/256, zero point -128; RESHAPE: its
+input's) and the caller asks for another, an int8 -> int8 QUANTIZE is appended; an
+AVERAGE_POOL_2D asked to rescale (TFLite's keeps its input's scale) becomes a depthwise
+convolution computing the same mean.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _fixed_quant(layer: FloatLayer, tensors: Mapping[str, Tensor]) -> QuantParam
     """Return the output quantisation TFLite imposes on `layer`, if any."""
     if layer.kind is OpKind.SOFTMAX:
         return SOFTMAX_QUANT
-    if layer.kind in (OpKind.RESHAPE, OpKind.AVERAGE_POOL_2D):  # TFLite keeps the input's
+    if layer.kind is OpKind.RESHAPE:
         return tensors[layer.inputs[0]].quant
     return None
 
