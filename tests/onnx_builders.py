@@ -226,3 +226,21 @@ def opset9_plumbing(seed: int = 0):
     m = model(nodes, ["batch", 3, 16, 16], inits, ["batch", 5], opset=9)
     m.ir_version = 4
     return m
+
+
+def qlinear_concat():
+    """Return Quantize -> QLinearConv 1x1 twice -> com.microsoft QLinearConcat of both
+    along channels -> Dequantize (a concatenation of activations)."""
+    q = {"s": np.float32(0.1), "z": np.int8(0), "w": np.ones((4, 4, 1, 1), np.int8),
+         "ws": np.float32(0.01), "wz": np.int8(0)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("QLinearConv", ["xq", "s", "z", "w", "ws", "wz", "s", "z"],
+                              ["aq"]),
+             helper.make_node("QLinearConv", ["xq", "s", "z", "w", "ws", "wz", "s", "z"],
+                              ["bq"]),
+             helper.make_node("QLinearConcat", ["s", "z", "aq", "s", "z", "bq", "s", "z"],
+                              ["yq"], domain="com.microsoft", axis=1),
+             helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"])]
+    m = model(nodes, [1, 4, 8, 8], q, [1, 8, 8, 8])
+    m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return m

@@ -202,6 +202,9 @@ def _unknown_attribute():
     ("inspect", lambda: ob.qdq_chain(final_dequantize=False), "is quantised (no Dequantize"),
     ("inspect", lambda: ob.qlinear_single("QLinearSigmoid"),
      "node 2 (QLinearSigmoid) is not supported"),
+    ("inspect", lambda: ob.qlinear_single("QLinearWhere"),
+     "node 2 (QLinearWhere) is not supported"),
+    ("inspect", ob.qlinear_concat, "node 3 (QLinearConcat) is supported only on constants"),
     ("inspect", lambda: ob.qdq_chain(opset=6), "opset 6 is older than 7"),
     ("inspect", ob.nchw_residual, "a float ONNX model; it needs post-training quantisation"),
 ])

@@ -35,7 +35,8 @@ class Rule:
     """How one QOperator becomes DequantizeLinear -> `float_op` -> QuantizeLinear.
 
     `operands`: (data, scale, zero point) input indices of the float operator's inputs, in
-    its order; `weight_axis(attrs)` the quantised axis of operand 1 when it is per channel;
+    its order (None: triples after the output's scale and zero point, as QLinearConcat);
+    `weight_axis(attrs)` the quantised axis of operand 1 when it is per channel;
     `bias`: the input index of an int32 bias at operand 0's scale * operand 1's scale;
     `output`: (scale, zero point) input indices of the output, None for a float output;
     `attrs(attrs, opset)`: the float operator's attributes; `channels_last` rules wrap the
@@ -43,7 +44,7 @@ class Rule:
     """
 
     float_op: str
-    operands: tuple[tuple[int, int, int], ...]
+    operands: tuple[tuple[int, int, int], ...] | None
     output: tuple[int, int] | None
     bias: int | None = None
     weight_axis: Callable[[Mapping], int] = lambda attrs: 0
@@ -71,6 +72,7 @@ RULES: dict[str, Rule] = {
     "QLinearSigmoid": Rule("Sigmoid", _X, (3, 4)),
     "QLinearLeakyRelu": Rule("LeakyRelu", _X, (3, 4)),
     "QLinearReduceMean": Rule("ReduceMean", _X, (3, 4)),  # axes: an input from opset 18
+    "QLinearConcat": Rule("Concat", None, (0, 1)),
 }
 
 
@@ -143,7 +145,9 @@ class _Rewriter:
         arg = lambda i: node.inputs[i] if i < len(node.inputs) else ""  # noqa: E731
         attrs = dict(node.attrs)
         floats = []
-        for k, (d, s, z) in enumerate(rule.operands):
+        operands = rule.operands or tuple((i, i + 1, i + 2)
+                                          for i in range(2, len(node.inputs), 3))
+        for k, (d, s, z) in enumerate(operands):
             axis = rule.weight_axis(attrs) if k == 1 and arg(s) and np.size(
                 self.consts.get(arg(s), 0)) > 1 else 1
             floats.append(self.dequantize(node, arg(d), arg(s), arg(z), axis))
