@@ -244,3 +244,26 @@ def qlinear_concat():
     m = model(nodes, [1, 4, 8, 8], q, [1, 8, 8, 8])
     m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return m
+
+
+def qlinear_channels_last_pool(act_type=np.uint8):
+    """Return Quantize -> QLinearConv 3x3 -> integer Transpose to NHWC ->
+    QLinearGlobalAveragePool(channels_last=1) -> Dequantize. x: 1x4x8x8, y: 1x1x1x6."""
+    rng = np.random.default_rng(2)
+    zero = 128 if act_type == np.uint8 else 0
+    q = {"s": np.float32(0.05), "z": np.asarray(zero, act_type),
+         "w": rng.integers(-127, 128, (6, 4, 3, 3)).astype(np.int8),
+         "ws": rng.uniform(0.002, 0.006, 6).astype(np.float32), "wz": np.zeros(6, np.int8),
+         "b": rng.integers(-500, 500, 6).astype(np.int32), "s2": np.float32(0.04),
+         "z2": np.asarray(zero + 5, act_type), "s3": np.float32(0.01),
+         "z3": np.asarray(zero - 3, act_type)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("QLinearConv", ["xq", "s", "z", "w", "ws", "wz", "s2", "z2", "b"],
+                              ["cq"], pads=[1, 1, 1, 1]),
+             helper.make_node("Transpose", ["cq"], ["tq"], perm=[0, 2, 3, 1]),
+             helper.make_node("QLinearGlobalAveragePool", ["tq", "s2", "z2", "s3", "z3"], ["pq"],
+                              domain="com.microsoft", channels_last=1),
+             helper.make_node("DequantizeLinear", ["pq", "s3", "z3"], ["y"])]
+    m = model(nodes, [1, 4, 8, 8], q, [1, 1, 1, 6])
+    m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return m

@@ -45,17 +45,16 @@ TORCH = Preprocess.from_mean_std(*IMAGENET_MEAN_STD)
 # not fit the weights' preprocessing), torchvision inputs would use ~5 of its 256 levels.
 MEAN_SUBTRACTED = Preprocess.from_mean_std(IMAGENET_MEAN_STD[0], (1 / 255,) * 3)
 # file -> (preprocessing, blocks inspect finds, notes it must state, top-1 agreement with
-# onnxruntime on the first 10 photos and on all 50 at least; measured: 10 and 47, 9 and
-# 45, 10 and 47, 10 and 48, 10 and 48)
+# onnxruntime on the 50 photos at least; measured: 47, 45, 47, 48, 48)
 CASES = {
     "ortex_mobilenetv2-7_1.0_224_imagenet_qdq_int8.onnx": (
-        MEAN_SUBTRACTED, 17, ("opset 10 upgraded to 13", "symbolic batch dimension"), 9, 44),
+        MEAN_SUBTRACTED, 17, ("opset 10 upgraded to 13", "symbolic batch dimension"), 44),
     "diablo_mobilenetv2_1.0_224_imagenet_qdq_uint8.onnx": (
         TORCH, 17, ("uint8 activations converted", "symbolic batch dimension",
-                    "not exact: 73 of 18056 output channels (in 52 of 53 layers)"), 8, 43),
-    "matias_mobilenetv2_1.0_224_imagenet_qdq_int8.onnx": (TORCH, 17, (), 9, 44),
-    "qoperator_QInt8": (Preprocess(), 17, ("QOperator form",), 9, 45),
-    "qoperator_QUInt8": (Preprocess(), 17, ("QOperator form", "uint8 activations"), 9, 45),
+                    "not exact: 73 of 18056 output channels (in 52 of 53 layers)"), 43),
+    "matias_mobilenetv2_1.0_224_imagenet_qdq_int8.onnx": (TORCH, 17, (), 44),
+    "qoperator_QInt8": (Preprocess(), 17, ("QOperator form",), 45),
+    "qoperator_QUInt8": (Preprocess(), 17, ("QOperator form", "uint8 activations"), 45),
 }
 # the re-quantised channels of the uint8-weight file stay within this of onnxruntime
 REQUANTISED_LSB = 3
@@ -142,7 +141,7 @@ def test_qoperator_int8_and_uint8_activations_give_the_same_ir(qoperator_files):
 
 def test_cli_commands_accept_the_file(case, run_cli, tmp_path):
     path, name = case
-    _, blocks, notes, _, _ = CASES[name]
+    _, blocks, notes, _ = CASES[name]
     code, out, err = run_cli("inspect", path, "--json")
     assert code == 0, err
     report = json.loads(out)
@@ -204,24 +203,13 @@ def _top1(path: Path, graph, preprocess: Preprocess, indices) -> tuple[int, int,
     return same, len(x), np.bincount(lsb.ravel())
 
 
-def test_top1_agrees_with_onnxruntime_on_photos(case):
-    pytest.importorskip("onnxruntime")
-    path, name = case
-    preprocess, _, _, wanted, _ = CASES[name]
-    same, count, histogram = _top1(path, load_raw(path), preprocess, range(10))
-    print(f"\n{name}: top-1 same as onnxruntime on {same}/{count} photos; output LSB "
-          f"histogram {histogram.tolist()}")
-    assert same >= wanted
-
-
-@pytest.mark.slow
 def test_top1_agrees_with_onnxruntime_on_50_photos(case):
     pytest.importorskip("onnxruntime")
     path, name = case
     same, count, histogram = _top1(path, load_raw(path), CASES[name][0], range(50))
     print(f"\n{name}: top-1 same as onnxruntime on {same}/{count} photos; output LSB "
           f"histogram {histogram.tolist()}")
-    assert same >= CASES[name][4]
+    assert same >= CASES[name][3]
 
 
 @pytest.mark.skipif(not tflm_available(), reason="tflite-micro is not installed")

@@ -239,3 +239,19 @@ def test_rescaling_pool_and_minus_128_weights_are_bit_exact_in_c(quantised, tmp_
         report = verify(compile_graph(graph, "host", kernels="portable"),
                         [random_inputs(graph, seed) for seed in (1, 2)])
         assert report["bit_exact"], path.name
+
+
+@pytest.mark.parametrize("act_type", [np.int8, np.uint8])
+def test_channels_last_pool_and_integer_transpose(tmp_path, act_type):
+    path = tmp_path / "nhwc_pool.onnx"
+    onnx.save(ob.qlinear_channels_last_pool(act_type), str(path))
+    graph = load_raw(path)
+    assert [op.kind.value for op in graph.ops] == ["QUANTIZE", "CONV_2D", "MEAN", "DEQUANTIZE"]
+    worst, _, _, kinds = _compare_with_onnxruntime(path, graph, _inputs((1, 4, 8, 8), count=4))
+    assert kinds == {"CONV_2D", "MEAN"} and worst <= 1
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = _inputs((1, 4, 8, 8), count=4)
+    theirs = np.concatenate([session.run(None, {"x": xi[None]})[0] for xi in x])
+    ours = np.concatenate([run(graph, [xi[None]])[0] for xi in _nhwc(x)])
+    assert ours.shape == theirs.shape == (4, 1, 1, 6)
+    assert np.abs(ours - theirs).max() <= 1.01 * 0.01  # within 1 LSB of the output scale

@@ -193,7 +193,7 @@ class _Rewriter:
         """An operator on a quantised tensor: pass it through or refuse it."""
         data = node.inputs[0] if node.inputs else ""
         if node.op_type in SHAPE_ONLY:
-            q, s, z = self.quantised[data]
+            _, s, z = self.quantised[data]
             self.emit(node, node.op_type, (self.dequantize(node, data, s, z), *node.inputs[1:]),
                       node.outputs, node.attrs)
             return
