@@ -267,3 +267,18 @@ def qlinear_channels_last_pool(act_type=np.uint8):
     m = model(nodes, [1, 4, 8, 8], q, [1, 1, 1, 6])
     m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return m
+
+
+def nchw_matmul_head(seed: int = 0):
+    """NCHW: Conv + Relu, GlobalAveragePool, Flatten, MatMul, Add bias (the head older
+    onnxruntime versions quantise as QLinearMatMul + QLinearAdd). x: 1x3x16x16, y: 1x5."""
+    rng = np.random.default_rng(seed)
+    inits = {"w1": _w(rng, 8, 3, 3, 3), "wm": _w(rng, 8, 5, scale=1.0),
+             "bm": _w(rng, 5, scale=0.2)}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("GlobalAveragePool", ["r1"], ["gap"]),
+             helper.make_node("Flatten", ["gap"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "wm"], ["mm"]),
+             helper.make_node("Add", ["mm", "bm"], ["y"])]
+    return model(nodes, [1, 3, 16, 16], inits, [1, 5])

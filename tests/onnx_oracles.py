@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from mnv2gen.frontend.onnx_qdq import quantised_tensors
+from mnv2gen.frontend.onnx_qdq import convert
 from mnv2gen.frontend.tflite import load_tflite
 from mnv2gen.frontend.tflite_writer import write_tflite
 from mnv2gen.ir import Graph
@@ -28,7 +28,7 @@ def onnxruntime_int8(path: Path, graph: Graph, onnx_inputs: np.ndarray) -> list[
     domain and shape} for every quantised tensor of the file that the IR keeps."""
     import onnxruntime as ort
 
-    names = quantised_tensors(path.read_bytes(), str(path), path.parent)
+    names = convert(path.read_bytes(), str(path), path.parent).names
     m = onnx.load(str(path))
     for name in names:
         info = onnx.ValueInfoProto()
@@ -104,3 +104,11 @@ def ir_differences(a: Graph, b: Graph) -> list[str]:
                     tx.is_const and not np.array_equal(tx.data, ty.data)):
                 found.append(f"{x.describe()} {nx}")
     return found
+
+
+def requantised_channels(path: Path, graph: Graph) -> dict[int, np.ndarray]:
+    """Return {op position: mask of its output channels whose weights the conversion
+    re-quantised} (only the layers that have any)."""
+    masks = convert(path.read_bytes(), str(path), path.parent).requantised
+    return {i: masks[op.inputs[1]] for i, op in enumerate(graph.ops)
+            if len(op.inputs) == 3 and op.inputs[1] in masks}

@@ -17,8 +17,10 @@ the range, which move by the same 128. Asymmetric (uint8) weights are exact wher
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -168,8 +170,23 @@ def _activation_quant(model: FloatModel, act_quant: dict, label: str) -> dict:
     return quant
 
 
-def _convert(data: bytes, label: str, base_dir: Path | None) -> tuple[Graph, dict[str, str]]:
-    """Return (the int8 IR Graph, {the file's quantised tensor: IR tensor with its values})."""
+@dataclass(frozen=True)
+class Conversion:
+    """A QDQ/QOperator file's IR and how its tensors correspond, for comparisons.
+
+    `names`: the file's quantised tensor (QuantizeLinear or QLinear output) -> the IR tensor
+    holding the same values (int8; uint8 values minus 128); `requantised`: IR weight tensor
+    -> mask of its output channels re-quantised (not exact), for the layers that have any.
+    """
+
+    graph: Graph
+    names: Mapping[str, str]
+    requantised: Mapping[str, np.ndarray]
+
+
+def convert(data: bytes, label: str, base_dir: Path | None = None) -> Conversion:
+    """Return the Conversion of a QDQ or QOperator ONNX model given as bytes (see
+    `load_qdq` for the errors)."""
     graph = read_onnx(data, label, base_dir=base_dir)
     notes = list(graph.notes)
     quantised = {}  # the file's quantised tensor -> its QuantizeLinear output in `graph`
@@ -196,7 +213,8 @@ def _convert(data: bytes, label: str, base_dir: Path | None) -> tuple[Graph, dic
     for file_name, q in quantised.items():
         if q in names:
             names[file_name] = names.pop(q)
-    return result.replace(notes=tuple(notes)), names
+    return Conversion(result.replace(notes=tuple(notes)), MappingProxyType(names),
+                      MappingProxyType(dict(weights.requantised.masks)))
 
 
 def load_qdq(data: bytes, label: str, base_dir: Path | None = None) -> Graph:
@@ -206,11 +224,4 @@ def load_qdq(data: bytes, label: str, base_dir: Path | None = None) -> Graph:
     16-bit or blocked quantisation, float islands and operators outside the supported set.
     The graph's `notes` say what the conversion changed and whether it is exact.
     """
-    return _convert(data, label, base_dir)[0]
-
-
-def quantised_tensors(data: bytes, label: str, base_dir: Path | None = None) -> dict[str, str]:
-    """Return {quantised tensor of the file: IR tensor holding the same values (int8; the
-    file's uint8 values minus 128)} for every QuantizeLinear or QLinear output the IR keeps,
-    to compare the IR with onnxruntime tensor by tensor."""
-    return _convert(data, label, base_dir)[1]
+    return convert(data, label, base_dir).graph

@@ -44,6 +44,7 @@ class Requantised:
     worst_step: float = 0.0  # largest weight change, in steps of the file's scale
     all_layers: int = 0  # weighted layers seen, and their output channels
     all_channels: int = 0
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # weights -> changed channels
 
     def note(self) -> str | None:
         """Return the conversion note, or None when nothing was re-quantised."""
@@ -97,20 +98,28 @@ class Weights:
             raise self.fail(layer, "has weights that changed after dequantisation (a Mul, "
                             "BatchNormalization or alpha folded into them)",
                             "fold those before quantising")
-        scales, q = self._fit_int8(layer, steps, wq.scale, axis)
+        scales, q, changed, worst = self._fit_int8(steps, wq.scale, axis)
         w_quant = QuantParams(tuple(float(s) for s in scales), (0,) * scales.size, axis)
         weights = Tensor(f"{layer.name}/weights", layer.weights.shape, DType.INT8, w_quant, q)
+        if changed.any():
+            record = self.requantised
+            record.layers.append((self.model.source_nodes.get(layer.name, -1),
+                                  int(changed.sum()), channels))
+            record.worst_step = max(record.worst_step, worst)
+            record.masks[weights.name] = changed
         return weights, self._bias(layer, x, scales, b_name)
 
-    def _fit_int8(self, layer, steps: np.ndarray, file_scale: np.ndarray,
-                  axis: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (weight scales, int8 weights): the file's integers where each output
-        channel fits int8, a re-quantised channel (and a per-channel scale) where not."""
+    @staticmethod
+    def _fit_int8(steps: np.ndarray, file_scale: np.ndarray,
+                  axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Return (weight scales, int8 weights, mask of the re-quantised output channels,
+        their largest weight change in file steps): the file's integers where a channel
+        fits int8, the channel re-quantised at a wider (per-channel) scale where not."""
         other = tuple(i for i in range(steps.ndim) if i != axis)
         low, high = steps.min(axis=other), steps.max(axis=other)
         bad = (low < INT8_MIN) | (high > INT8_MAX)
         if not bad.any():
-            return file_scale.astype(np.float32), steps.astype(np.int8)
+            return file_scale.astype(np.float32), steps.astype(np.int8), bad, 0.0
         channels = steps.shape[axis]
         scales = np.broadcast_to(file_scale.astype(np.float32), (channels,)).copy()
         q = np.moveaxis(steps.copy(), axis, 0)
@@ -123,10 +132,7 @@ class Weights:
             worst = max(worst, float(np.abs(new_q * float(new_scale) - q[c] * float(scales[c]))
                                      .max() / float(scales[c])))
             q[c], scales[c] = new_q, new_scale
-        node = self.model.source_nodes.get(layer.name, -1)
-        self.requantised.layers.append((node, int(bad.sum()), channels))
-        self.requantised.worst_step = max(self.requantised.worst_step, worst)
-        return scales, np.moveaxis(q, 0, axis).astype(np.int8)
+        return scales, np.moveaxis(q, 0, axis).astype(np.int8), bad, worst
 
     def _bias(self, layer: FloatLayer, x: Tensor, w_scale: np.ndarray, b_name: str) -> Tensor:
         """Return the int32 bias at input_scale * weight_scale per channel: the file's
