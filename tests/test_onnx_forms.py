@@ -291,3 +291,30 @@ def test_older_onnxruntime_defaults_uint8_weights_and_matmul_add_head(quantised,
     assert bool(inexact) == bool(requantised_channels(path, graph))
     if tflm_available():
         assert tflm_differing_bytes(graph, [[xi[None]] for xi in _nhwc(x)])[1] == 0
+
+
+def test_float_weights_quantised_in_the_graph_fold_to_the_stored_integers(tmp_path):
+    """PyTorch-style QDQ: float weights -> QuantizeLinear -> DequantizeLinear; folded with
+    ONNX's rounding (half to even) to the same IR as the integers stored."""
+    from onnx import numpy_helper
+
+    stored = ob.qdq_chain(np.uint8, np.random.default_rng(3).integers(
+        0, 256, (4, 4, 1, 1)).astype(np.uint8), weight_zero=128)
+    folded = onnx.ModelProto()
+    folded.CopyFrom(stored)
+    inits = {t.name: numpy_helper.to_array(t) for t in folded.graph.initializer}
+    real = (inits["wq"].astype(np.float32) - 128) * inits["ws"]
+    real[0, 0, 0, 0] = 2.5 * inits["ws"]  # a tie: rounds to even (2)
+    expected = stored.graph.initializer[[t.name for t in stored.graph.initializer].index("wq")]
+    expected.CopyFrom(numpy_helper.from_array(
+        np.where(np.arange(real.size).reshape(real.shape) == 0, 130,
+                 inits["wq"]).astype(np.uint8), "wq"))
+    index = [t.name for t in folded.graph.initializer].index("wq")
+    folded.graph.initializer[index].CopyFrom(numpy_helper.from_array(real, "wf"))
+    folded.graph.node.insert(0, onnx.helper.make_node("QuantizeLinear", ["wf", "ws", "wz"],
+                                                      ["wq"]))
+    graphs = []
+    for m, name in ((stored, "stored.onnx"), (folded, "folded.onnx")):
+        onnx.save(m, str(tmp_path / name))
+        graphs.append(load_raw(tmp_path / name))
+    assert ir_differences(*graphs) == []

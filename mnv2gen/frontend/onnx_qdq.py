@@ -83,23 +83,43 @@ class _Stripper:
         return scale, np.asarray(zp), attrs["axis"]
 
     def quantize(self, node: Node) -> None:
-        scale, zp, _ = self._params(node)
+        scale, zp, axis = self._params(node)
         x = node.inputs[0]
+        if x in self.consts:
+            self.consts[node.outputs[0]] = self._fold_quantize(node, x, scale, zp, axis)
+            return
         if zp.dtype not in _ACTIVATION_OFFSET:
             raise self.fail(node, f"quantises to {zp.dtype} (zero point type)",
                             "mnv2gen compiles 8-bit activations: QuantType.QInt8 or QUInt8")
         if scale.size != 1:
             raise self.fail(node, f"quantises activation {x!r} per axis",
                             "activations must be quantised per tensor")
-        if x in self.consts:
-            raise self.fail(node, f"quantises the float initializer {x!r} at run time",
-                            "store weights pre-quantised (DequantizeLinear of int8)")
         offset = _ACTIVATION_OFFSET[zp.dtype]
         self.uint8_activations += offset != 0
         zp_value = int(zp.reshape(-1)[0])
         params = QuantParams((float(scale.reshape(-1)[0]),), (zp_value - offset,))
         stated = (zp.dtype, float(scale.reshape(-1)[0]), zp_value)
         self.q_outputs[node.outputs[0]] = (x, params, stated)
+
+    def _fold_quantize(self, node: Node, x: str, scale: np.ndarray, zp: np.ndarray,
+                       axis: int) -> np.ndarray:
+        """Return QuantizeLinear of the float initializer `x` as ONNX defines it (float32
+        division, rounding half to even, saturation): float weights quantised in the graph,
+        as PyTorch's QDQ exports store them."""
+        data = np.asarray(self.consts[x])
+        if not np.issubdtype(data.dtype, np.floating) or zp.dtype not in _CONST_TYPES:
+            raise self.fail(node, f"quantises the {data.dtype} initializer {x!r} to "
+                            f"{zp.dtype}", "weights must quantise to int8 or uint8, biases "
+                            "to int32")
+        shape = [1] * data.ndim
+        if scale.size > 1:
+            shape[axis % max(data.ndim, 1)] = -1
+        info = np.iinfo(zp.dtype)
+        q = (np.rint(data.astype(np.float32) / scale.reshape(shape or ()))
+             + zp.astype(np.float64).reshape(shape or ()))
+        q = np.clip(q, info.min, info.max).astype(zp.dtype)
+        q.flags.writeable = False
+        return q
 
     def dequantize(self, node: Node) -> None:
         scale, zp, axis = self._params(node)
