@@ -145,6 +145,7 @@ def test_cli_commands_accept_the_file(case, run_cli, tmp_path):
     assert code == 0, err
     memory = json.loads(out)["configurations"][0]["memory"]["portable"]
     assert memory["plan_bytes"] == plan["peak_bytes"]
+    need_toolchain("cortex-m7")
     code, out, err = run_cli("build", path, "--target", "cortex-m7", "--kernels", "portable",
                              "-o", tmp_path / "lib")
     assert code == 0, err
