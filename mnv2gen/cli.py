@@ -56,7 +56,8 @@ def _describe_output(name: str, array: np.ndarray) -> str:
               help="Input as .npy with the model's input shape and dtype (default: random).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random input.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False),
-              help="Write the output array here as .npy (the model's output dtype).")
+              help="Write the output array here as .npy (the model's output dtype), or every "
+                   "output as .npz.")
 @click.option("--check-tflm", is_flag=True,
               help="Also run the TFLite Micro interpreter and compare bit for bit (exit 1 "
                    "on any difference; needs the tflm extra).")
@@ -83,10 +84,14 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
             raise VerificationError(f"{model}: reference and TFLite Micro differ in "
                                     f"{verdict.mismatched_bytes} bytes")
     if output_path:
-        if len(outputs) != 1:
-            raise MnvError(f"the model has {len(outputs)} outputs; -o writes one")
         buf = io.BytesIO()
-        np.save(buf, outputs[0], allow_pickle=False)
+        if output_path.lower().endswith(".npz"):
+            np.savez(buf, **{f"output_{i}": a for i, a in enumerate(outputs)})
+        elif len(outputs) != 1:
+            raise MnvError(f"the model has {len(outputs)} outputs; a .npy file holds one",
+                           "give -o a .npz path to write them all (output_0, output_1, ...)")
+        else:
+            np.save(buf, outputs[0], allow_pickle=False)
         atomic_write_bytes(output_path, buf.getvalue())
         click.echo(f"wrote {output_path}")
 
@@ -174,7 +179,7 @@ def _parse_bytes(value: str | None) -> int | None:
 def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
          as_json: bool, calibrate_with, scale, offset, mean, std, percentile) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
-    from mnv2gen.loader import load_raw, tflite_bytes
+    from mnv2gen.loader import checked, load_raw, tflite_bytes
     from mnv2gen.passes import run_passes
     from mnv2gen.passes.integer_core import integer_core
     from mnv2gen.planner.plan import plan_model
@@ -183,10 +188,15 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
 
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     raw = load_raw(model, calibration)
-    core = integer_core(run_passes(raw))
+    core = integer_core(checked(run_passes(raw)))
     chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
     baseline = plan_model(core, "layer", kernel_set)
-    tflm = tflm_arena_bytes(tflite_bytes(model, raw)) if tflm_available() else None
+    tflm = None
+    if tflm_available():
+        try:  # optional information: a model TFLM cannot run still plans
+            tflm = tflm_arena_bytes(tflite_bytes(model, raw))
+        except MnvError:
+            tflm = None
     report = plan_report(chosen, baseline, tflm)
     _print_json(report) if as_json else click.echo(render_plan(report, chosen))
 

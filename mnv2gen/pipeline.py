@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
 from mnv2gen.codegen.pixels import PixelInput
+from mnv2gen.codegen.support import check_supported
 from mnv2gen.errors import MnvError
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
@@ -80,8 +81,10 @@ def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
     kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path)
     kernel_set = "portable" if kernels == "portable" else (
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
-    # 2. float edges are left to the caller: the device runs the integer core
+    # 2. float edges are left to the caller: the device runs the integer core, which
+    #    code generation must be able to produce entirely
     core = integer_core(full)
+    check_supported(core)
     # 3. the plan, and the layer-by-layer baseline reported beside it
     plan = plan_model(core, scheme, kernel_set, ram_budget)
     baseline = plan_model(core, "layer", kernel_set)
