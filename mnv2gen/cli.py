@@ -5,6 +5,7 @@ Exit status: 0 success, 1 verification mismatch, 2 usage or input error, 3 inter
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -334,6 +335,33 @@ def _compile_options(func):
     return _calibration_options(func)
 
 
+def _library_options(func):
+    """Attach --prefix, --arena, --weights-section and --arena-section (build, verify); the
+    command receives them as one validated LibraryOptions, `library`."""
+    @functools.wraps(func)
+    def command(*args, prefix, arena, weights_section, arena_section, **kwargs):
+        from mnv2gen.codegen.options import LibraryOptions
+
+        library = LibraryOptions(prefix, arena, weights_section, arena_section)
+        return func(*args, library=library, **kwargs)
+    options = [
+        click.option("--prefix", default="mnv2", show_default=True,
+                     help="NAME: every symbol starts with NAME_, every macro with NAME_ in "
+                          "capitals, every file with NAME_ (lowercase letters, digits, _)."),
+        click.option("--arena", type=click.Choice(["static", "external", "runtime"]),
+                     default="static", show_default=True,
+                     help="Who owns the arena: a static array, the application's NAME_arena "
+                          "(link time), or a buffer given to NAME_set_arena() at run time."),
+        click.option("--weights-section", metavar="SECTION",
+                     help="Section of the const weights [default: .rodata.NAME_weights]."),
+        click.option("--arena-section", metavar="SECTION",
+                     help="Section of the static arena [default: .bss.NAME_arena]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, calibrate_with=None,
              scale=None, offset=None, mean=None, std=None, percentile=None):
     from mnv2gen.pipeline import compile_model
@@ -364,6 +392,7 @@ def _pixel_input(pixel_format: str | None, calibration: dict):
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
+@_library_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
               help="Directory to write (replaced atomically).")
 @click.option("--pixel-format", type=click.Choice(["rgb888", "gray8", "rgb565"]),
@@ -371,26 +400,28 @@ def _pixel_input(pixel_format: str | None, calibration: dict):
                    "the --scale/--offset or --mean/--std preprocessing [default: pixel / "
                    "127.5 - 1] (an exact 256-entry table per channel).")
 def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, pixel_format,
-          **calibration) -> None:
+          library, **calibration) -> None:
     """Generate the model as a C library for a target (and compile it to check)."""
     from mnv2gen.pipeline import write_library
 
     pixels = _pixel_input(pixel_format, calibration)
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
-    generated = write_library(compiled, out_dir, pixels=pixels)
+    generated = write_library(compiled, out_dir, pixels=pixels, options=library)
     plan = compiled.plan
     click.echo(f"wrote {out_dir}: {len(generated.files)} files for {compiled.target.name}, "
                f"{compiled.kernels} kernels")
     click.echo(f"arena {plan.peak_bytes:,} bytes (layer by layer {compiled.baseline.peak_bytes:,}"
                f"), constant data {generated.const_bytes:,} bytes")
     if pixels is not None:
-        click.echo(f"pixel input: mnv2_set_input_pixels() takes {pixels.pixel_format} pixels, "
+        click.echo(f"pixel input: {library.prefix}_set_input_pixels() takes "
+                   f"{pixels.pixel_format} pixels, "
                    f"value = {pixels.preprocess.describe()}")
 
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
+@_library_options
 @click.option("--inputs", "count", default=3, show_default=True,
               help="Number of inputs to compare (random ones fill up after --input files).")
 @click.option("--input", "input_paths", multiple=True, type=click.Path(dir_okay=False),
@@ -400,7 +431,7 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, pixel_f
               help="Keep the build directory here (for inspection).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_paths, seed,
-           keep, as_json, **calibration) -> None:
+           keep, as_json, library, **calibration) -> None:
     """Build, run on the target (QEMU or host) and compare with the reference bit for bit."""
     from pathlib import Path
 
@@ -413,7 +444,7 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
     inputs = verification_inputs(compiled, count, seed, given)
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-    report = run_verify(compiled, inputs, Path(keep) if keep else None)
+    report = run_verify(compiled, inputs, Path(keep) if keep else None, options=library)
     if as_json:
         _print_json(report)
     else:
