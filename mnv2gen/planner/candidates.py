@@ -113,7 +113,7 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
         scratch["window"] = window_capacity(band_list) * width_e * widest
         w = graph.tensor(unit.producer.inputs[1]).shape
         per_out = w[1] * w[2] * (w[3] if unit.producer.kind is OpKind.CONV_2D else 1)
-        produce_macs_per_row = width_e * per_out
+        produce_macs_per_row = width_e * channels_e * per_out  # every channel of a row
         producer_kind = ("pointwise" if (w[1], w[2]) == (1, 1) else "conv") \
             if unit.producer.kind is OpKind.CONV_2D else "depthwise"
         if unit.producer.kind is OpKind.CONV_2D:
