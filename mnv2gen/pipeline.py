@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
+from mnv2gen.codegen.emit import KERNEL_CHOICES, LIBRARY_SOURCES, Generated, generate
 from mnv2gen.errors import MnvError
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
@@ -64,15 +64,16 @@ def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None) -> tuple[str
 def compile_model(model: str | Path, target: str, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
                   ram_budget: int | None = None,
-                  calibration: Calibration | None = None) -> Compiled:
+                  calibration: Calibration | None = None,
+                  input_mode: str = "resident") -> Compiled:
     """Return the model file planned for `target`: load -> passes -> integer core -> plan."""
     return compile_graph(load_model(model, calibration), target, kernels, cmsis_nn_path,
-                         scheme, ram_budget)
+                         scheme, ram_budget, input_mode)
 
 
 def compile_graph(full: Graph, target: str, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
-                  ram_budget: int | None = None) -> Compiled:
+                  ram_budget: int | None = None, input_mode: str = "resident") -> Compiled:
     """Return a loaded (passed) graph planned for `target`."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
     tgt = load_target(target)
@@ -82,7 +83,7 @@ def compile_graph(full: Graph, target: str, kernels: str | None = None,
     # 2. float edges are left to the caller: the device runs the integer core
     core = integer_core(full)
     # 3. the plan, and the layer-by-layer baseline reported beside it
-    plan = plan_model(core, scheme, kernel_set, ram_budget)
+    plan = plan_model(core, scheme, kernel_set, ram_budget, input_mode=input_mode)
     baseline = plan_model(core, "layer", kernel_set)
     return Compiled(full, plan, baseline, tgt, kernels, path, notice)
 
@@ -110,7 +111,7 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
     """Compile the generated library with the target's compiler (objects only)."""
     target = compiled.target
     cc = tools(target)["cc"]
-    sources = ["mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c",
+    sources = [*LIBRARY_SOURCES,
                "mnv2_ops_cmsis.c" if compiled.kernels == "cmsis-nn" else "mnv2_ops_portable.c"]
     includes = ["-I."] + ([f"-I{compiled.cmsis_nn_path}/Include"] if compiled.cmsis_nn_path
                           else [])

@@ -94,7 +94,7 @@ def _runtime_objects(target: Target, kernels: str, cmsis_nn_path: str) -> list[P
     key = (target.name, kernels, cmsis_nn_path)
     if key not in _RUNTIME_CACHE:
         runtime = templates_dir() / "runtime"
-        sources = [runtime / "mnv2_fused.c",
+        sources = [runtime / "mnv2_fused.c", runtime / "mnv2_segment.c",
                    runtime / ("mnv2_ops_cmsis.c" if kernels == "cmsis-nn"
                               else "mnv2_ops_portable.c")]
         includes = [runtime]
