@@ -440,8 +440,11 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--png", "png_dir", type=click.Path(file_okay=False),
               help="Write the charts as PNG files into this folder (needs matplotlib).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--input-mode", type=click.Choice(["resident", "streamed"]), default="resident",
+              show_default=True, help="Whose plan the code, flash and instructions are given "
+              "for (both arenas are always reported side by side).")
 def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn, measure,
-             ram_allowance, code_table, as_json, html_path, png_dir, quiet) -> None:
+             ram_allowance, code_table, as_json, html_path, png_dir, quiet, input_mode) -> None:
     """Estimate arena, flash and instructions per inference, and the MCUs a model fits."""
     import os
 
@@ -458,7 +461,8 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
         cfg.parse_list("--classes", classes, int))
     options = Options(cfg.parse_targets(targets), kernels,
                       cmsis_nn or os.environ.get("CMSIS_NN_PATH", ""), measure,
-                      cfg.parse_bytes("--ram-allowance", ram_allowance), code_table)
+                      cfg.parse_bytes("--ram-allowance", ram_allowance), code_table,
+                      input_mode)
     if png_dir:
         from mnv2gen.estimate.png import require_matplotlib
 

@@ -50,7 +50,7 @@ void mnv2_size_reset(void) { (void)main(); for (;;) { } }
 __attribute__((section(".vectors"), used))
 const uintptr_t mnv2_size_vectors[2] = {0x20001000u, (uintptr_t)mnv2_size_reset};
 """
-_MAIN_WITH_MODEL = '#include "mnv2_model.h"\nint main(void) { return mnv2_invoke(); }\n'
+_MAIN_WITH_MODEL = '#include "mnv2_model.h"\nint main(void) { return mnv2_run(0, 0); }\n'
 _MAIN_WITHOUT = "int main(void) { return 0; }\n"
 _EXTERN = re.compile(r"^extern const (\w+) (\w+)\[(\d+)\];$", re.M)
 _FLASH_SECTIONS = (".text", ".ARM.exidx", ".data")

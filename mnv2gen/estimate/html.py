@@ -47,37 +47,50 @@ def _instructions(t: dict) -> str:
 
 def _summary(report: dict) -> str:
     rows = ["<table><tr><th class=l>configuration</th><th>MACs</th><th>target</th>"
-            "<th>layer-by-layer arena</th><th>plan arena</th><th>flash</th>"
-            "<th>instructions</th><th class=l>fits (plan only)</th></tr>"]
+            "<th>layer-by-layer arena</th><th>plan arena (resident)</th>"
+            "<th>plan arena (streamed)</th><th>flash</th>"
+            "<th>instructions</th><th class=l>fits (plan only)</th>"
+            "<th class=l>fits streamed</th></tr>"]
     for index, c in enumerate(report["configurations"]):
         for i, t in enumerate(c["targets"]):
             parts = [p for p in c["parts"] if p["target"] == t["target"]]
             fits = ", ".join(p["part"] for p in parts if p["fits"] == "fits")
             only = ", ".join(p["part"] for p in parts if p["fits"] == "plan-only")
+            streamed = ", ".join(p["part"] for p in parts if p["fits_streamed"] == "fits")
             first = (f'<td class=l rowspan="{len(c["targets"])}"><a href="#config-{index}">'
                      f'{esc(c["name"])}</a></td>'
                      f'<td rowspan="{len(c["targets"])}">{human_count(c["macs"])}</td>'
                      if i == 0 else "")
             rows.append(f"<tr>{first}<td class=l>{esc(t['target'])}</td>"
-                        f"<td>{_n(t['layer_by_layer_bytes'])}</td><td>{_n(t['plan_bytes'])}</td>"
+                        f"<td>{_n(t['layer_by_layer_bytes'])}</td>"
+                        f"<td>{_n(t['resident_plan_bytes'])}</td>"
+                        f"<td>{_n(t['streamed_plan_bytes'])}</td>"
                         f"<td>{_n(t['flash_bytes'])}</td><td>{_instructions(t)}</td>"
                         f"<td class=l>{esc(fits) or '-'}"
                         f"{f' <span class=plan-only>({esc(only)})</span>' if only else ''}"
-                        "</td></tr>")
+                        f"</td><td class=l>{esc(streamed) or '-'}</td></tr>")
     return "".join(rows) + "</table>"
 
 
 def _targets(c: dict) -> str:
     rows = ["<table><tr><th class=l>target</th><th class=l>kernel set</th><th>layer B</th>"
-            "<th>plan B</th><th>lower bound B</th><th>const B</th><th>code B</th>"
-            "<th class=l>code from</th><th>flash B</th><th>instructions</th></tr>"]
+            "<th>resident B</th><th>streamed B</th><th>lower bound B</th><th>const B</th>"
+            "<th>code B</th><th class=l>code from</th><th>flash B</th><th>instructions</th>"
+            "</tr>"]
     for t in c["targets"]:
         rows.append(f"<tr><td class=l>{esc(t['target'])}</td><td class=l>{esc(t['kernel_set'])}"
-                    f"</td><td>{_n(t['layer_by_layer_bytes'])}</td><td>{_n(t['plan_bytes'])}</td>"
+                    f"</td><td>{_n(t['layer_by_layer_bytes'])}</td>"
+                    f"<td>{_n(t['resident_plan_bytes'])}</td>"
+                    f"<td>{_n(t['streamed_plan_bytes'])}</td>"
                     f"<td>{_n(t['lower_bound_bytes'])}</td><td>{_n(t['const_bytes'])}</td>"
                     f"<td>{_n(t['code_bytes'])}</td><td class=l>{esc(t['code_bytes_source'])}"
                     f"</td><td>{_n(t['flash_bytes'])}</td><td>{_instructions(t)}</td></tr>")
     return "".join(rows) + "</table>"
+
+
+def _margin(p: dict) -> str:
+    margin = p["streamed_margin_bytes"]
+    return "-" if margin is None else f"{margin:+,}"
 
 
 def _parts(c: dict) -> str:
@@ -85,14 +98,17 @@ def _parts(c: dict) -> str:
         return "<p class=note>No catalogue part uses the estimated targets.</p>"
     rows = ["<table><tr><th class=l>part</th><th class=l>core</th><th>MHz</th>"
             "<th class=l>largest SRAM block</th><th>available B</th><th>layer margin</th>"
-            "<th>plan margin</th><th>flash margin</th><th class=l>verdict</th>"
-            "<th>latency &ge; ms</th></tr>"]
+            "<th>plan margin</th><th>streamed margin</th><th>flash margin</th>"
+            "<th class=l>verdict</th><th class=l>streamed</th><th>latency &ge; ms</th></tr>"]
     for p in c["parts"]:
         rows.append(f"<tr><td class=l>{esc(p['part'])}</td><td class=l>{esc(p['core'])}</td>"
                     f"<td>{p['clock_mhz']:g}</td><td class=l>{esc(p['ram_region'])}</td>"
                     f"<td>{p['ram_available_bytes']:,}</td><td>{p['layer_margin_bytes']:+,}</td>"
-                    f"<td>{p['plan_margin_bytes']:+,}</td><td>{p['flash_margin_bytes']:+,}</td>"
+                    f"<td>{p['plan_margin_bytes']:+,}</td><td>{_margin(p)}</td>"
+                    f"<td>{p['flash_margin_bytes']:+,}</td>"
                     f"<td class='l {p['fits']}'>{_VERDICT[p['fits']]}</td>"
+                    f"<td class='l {p['fits_streamed']}'>"
+                    f"{_VERDICT.get(p['fits_streamed'], p['fits_streamed'])}</td>"
                     f"<td>{'-' if p['latency_ms'] is None else p['latency_ms']}</td></tr>")
     return "".join(rows) + "</table>"
 

@@ -11,6 +11,7 @@ backends, which is what makes them expensive next to CMSIS-NN's 1x1 convolution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mnv2gen.ir import Graph, OpKind
 from mnv2gen.planner.chunking import (
@@ -181,6 +182,18 @@ def allowed_groups(graph: Graph, unit: FusedUnit) -> tuple[int, ...]:
 
 def candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
                forced: Chunking | None = None) -> list[Candidate]:
+    """Return the chunking candidates of a fused unit (see _candidates; cached)."""
+    return list(_cached_candidates(graph, unit, kernel_set, forced))
+
+
+@lru_cache(maxsize=1024)
+def _cached_candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
+                       forced: Chunking | None) -> tuple[Candidate, ...]:
+    return tuple(_candidates(graph, unit, kernel_set, forced))
+
+
+def _candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
+                forced: Chunking | None = None) -> list[Candidate]:
     """Return the chunking candidates of a fused unit (just the forced one if given).
 
     A forced chunking with rows=0 means all rows in one band; a group count the unit

@@ -22,11 +22,11 @@ from mnv2gen.planner.candidates import Candidate, candidates, layer_scratch
 from mnv2gen.planner.schedule import FusedUnit, LayerUnit, Unit
 from mnv2gen.planner.scratch import conv_scratch, depthwise_scratch
 from mnv2gen.planner.segment_cost import layer_cost, segment_cost
-from mnv2gen.planner.segment_shape import build_shape, stage_layout
+from mnv2gen.planner.segment_shape import shape_summary, stage_layout
 from mnv2gen.planner.stages import Stage, chains, links
 
-# Longest chain tried, and how far a chain's kept state may exceed the best peak found
-# so far before longer chains from the same start are not tried.
+# Longest chain tried (longer chains also stop once what they keep exceeds the per-unit
+# plan's peak).
 MAX_STAGES = 24
 
 
@@ -132,19 +132,19 @@ def segment_options(graph: Graph, units: tuple[Unit, ...], kernel_set: str, stre
                     not (streamed and first == 0):
                 continue  # a lone conv/pool/quantize gains nothing from tiles
             chain = tuple(stages[first:stop])
-            more = _chain_options(graph, chain, first, kernel_set, streamed and first == 0)
+            more, kept = _chain_options(graph, chain, first, kernel_set, streamed and first == 0)
             result += more
-            if last.kind == "pool" or min(o.local_bytes for o in more) > 2 * ceiling:
-                break
+            if last.kind == "pool" or kept >= ceiling:
+                break  # a longer chain keeps at least as much: it cannot beat `ceiling`
     return result
 
 
 def _chain_options(graph: Graph, chain: tuple[Stage, ...], first: int, kernel_set: str,
-                   streamed: bool) -> list[Option]:
+                   streamed: bool) -> tuple[list[Option], int]:
     kernel = tuple(stage_kernel_bytes(graph, st, kernel_set) for st in chain)
     full = tuple(st.out_shape[1] for st in chain)
-    shape = build_shape(chain, full, streamed, kernel)
-    fixed = (shape.state_bytes - shape.pool_bytes)
+    shape = shape_summary(chain, full, streamed, kernel)
+    fixed = shape.fixed_bytes + shape.acc_bytes
     in_bytes = 0 if streamed else graph.tensor(chain[0].input).size_bytes
     out_bytes = graph.tensor(chain[-1].output).size_bytes
     io = shape.pair_bytes if (shape.slack is not None and can_trail(graph, chain[0])) \
@@ -156,4 +156,7 @@ def _chain_options(graph: Graph, chain: tuple[Stage, ...], first: int, kernel_se
         result.append(Option(first, first + len(chain), "segment", io + fixed + pool,
                              segment_cost(graph, chain, widths, kernel_set), None, widths,
                              streamed))
-    return result
+    # what any longer chain from the same start keeps at least: the first input (or
+    # nothing when streamed), these rings and E rings, and the next stage's input ring
+    kept = in_bytes + fixed - shape.acc_bytes
+    return result, kept

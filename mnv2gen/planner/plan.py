@@ -25,6 +25,7 @@ from mnv2gen.errors import IRError, MnvError
 from mnv2gen.ir import Graph
 from mnv2gen.planner import assemble
 from mnv2gen.planner.arena import Placement
+from mnv2gen.planner.check import plan_problems
 from mnv2gen.planner.choose import choose, smallest_peak
 from mnv2gen.planner.options import Option, segment_options, stage_kernel_bytes, unit_options
 from mnv2gen.planner.per_unit import choose_per_unit
@@ -36,7 +37,8 @@ from mnv2gen.planner.steps import INPUT_MODES, SegmentPlan, Step, UnitPlan, segm
 SCHEMES = ("layer", "bottleneck", "auto")
 ALIGNMENT = 16
 
-__all__ = ["Plan", "plan_model", "UnitPlan", "SegmentPlan", "SCHEMES", "INPUT_MODES"]
+__all__ = ["Plan", "plan_model", "plan_problems", "UnitPlan", "SegmentPlan", "SCHEMES",
+           "INPUT_MODES"]
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,9 @@ def _build(graph, scheme, kernel_set, steps, input_mode) -> Plan:
         graph, steps, input_mode == "streamed")
     plan = Plan(graph, scheme, kernel_set, steps, buffer_of, placement, allowed, lower,
                 per_step, input_mode)
-    problems = [p for s in plan.segments for p in s.shape.ring_problems()]
+    problems = plan_problems(plan)
     if problems:
-        raise IRError("segment rings fail the static check: " + "; ".join(problems[:3]))
+        raise IRError("the plan fails the static check: " + "; ".join(problems[:3]))
     return plan
 
 
@@ -151,10 +153,10 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
     units = build_units(graph, fuse=scheme != "layer")
     if scheme != "auto" or forced is not None:
         return _fit_per_unit(graph, scheme, kernel_set, units, ram_budget, forced)
-    per_unit = None if streamed else _build(
-        graph, "bottleneck", kernel_set,
-        _per_unit(graph, "bottleneck", kernel_set, units, None, None), input_mode)
-    ceiling = per_unit.peak_bytes if per_unit else 1 << 62
+    per_unit = _build(graph, "bottleneck", kernel_set,
+                      _per_unit(graph, "bottleneck", kernel_set, units, None, None),
+                      "resident")
+    ceiling = per_unit.peak_bytes  # a feasible peak: chains keeping more cannot help
     options = unit_options(graph, units, kernel_set, None)
     options += segment_options(graph, units, kernel_set, streamed, ceiling)
     must_start = {0} if streamed else None
@@ -164,10 +166,9 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
                        "first layer; use --input-mode resident")
     count = len(units)
     if ram_budget is None:
-        plan = _build(graph, scheme, kernel_set,
-                      _steps(graph, units, choose(options, count, None, must_start),
-                             kernel_set), input_mode)
-        if per_unit is not None and per_unit.peak_bytes < plan.peak_bytes:
+        plan = _choose_and_build(graph, scheme, kernel_set, units, options, must_start,
+                                 input_mode)
+        if not streamed and per_unit.peak_bytes < plan.peak_bytes:
             return replace(per_unit, scheme=scheme)
         return plan
     target = ram_budget
@@ -187,6 +188,45 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
     if best.peak_bytes <= ram_budget:
         return best
     raise _too_small(graph, ram_budget, best)
+
+
+REPAIRS = 3
+
+
+def _unlinked(graph: Graph, plan: Plan, options, chosen) -> list[Option]:
+    """Return `options` with the true bytes of chosen in-place options whose link the
+    placement dropped (their input and output then both occupy the arena)."""
+    fixed = {}
+    for step, opt in zip(plan.units, chosen, strict=True):
+        io = assemble.step_io(graph, step)
+        if io.trail is None or io.input not in plan.buffer_of:
+            continue
+        pair = frozenset((plan.buffer_of[io.input], plan.buffer_of[io.writes[0]]))
+        if pair not in plan.allowed_overlaps:
+            both = graph.tensor(io.input).size_bytes + graph.tensor(io.writes[0]).size_bytes
+            fixed[id(opt)] = opt.local_bytes + both - io.pair_bytes
+    return [replace(o, local_bytes=max(o.local_bytes, fixed[id(o)])) if id(o) in fixed else o
+            for o in options]
+
+
+def _choose_and_build(graph, scheme, kernel_set, units, options, must_start, input_mode):
+    """Return the plan of the DP's choice, re-chosen up to REPAIRS times with the true
+    bytes of options whose in-place link the placement had to drop."""
+    chosen = choose(options, len(units), None, must_start)
+    plan = _build(graph, scheme, kernel_set, _steps(graph, units, chosen, kernel_set),
+                  input_mode)
+    for _ in range(REPAIRS):
+        repaired = _unlinked(graph, plan, options, chosen)
+        if all(a is b for a, b in zip(repaired, options, strict=True)):
+            break
+        options = repaired
+        again = choose(options, len(units), None, must_start)
+        trial = _build(graph, scheme, kernel_set, _steps(graph, units, again, kernel_set),
+                       input_mode)
+        if trial.peak_bytes >= plan.peak_bytes:
+            break
+        plan, chosen = trial, again
+    return plan
 
 
 def _fit_per_unit(graph, scheme, kernel_set, units, ram_budget, forced) -> Plan:

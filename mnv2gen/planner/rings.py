@@ -49,9 +49,9 @@ def freeze(arrays: dict[str, np.ndarray]) -> Access:
 
 
 def first_live(access: Access, times: np.ndarray) -> np.ndarray:
-    """Return per time the first index whose last read comes after it (size: none)."""
+    """Return per time the first index whose last read is not before it (size: none)."""
     prefix = np.maximum.accumulate(access.last_read) if access.size else access.last_read
-    return np.searchsorted(prefix, times, side="right")
+    return np.searchsorted(prefix, times, side="left")
 
 
 def capacity(access: Access) -> int:

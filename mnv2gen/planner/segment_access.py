@@ -13,10 +13,12 @@ Names: "in0" the segment input, "in{i}" the input of stage i (the output of stag
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from mnv2gen.planner import rings
-from mnv2gen.planner.segment import OUT, PREFETCH, input_needed
+from mnv2gen.planner.segment import OUT, PREFETCH, input_needed, prefetched_rows, row_steps
 from mnv2gen.planner.stages import Stage
 
 SUBSTEPS = 8
@@ -99,37 +101,73 @@ def accesses(stages: tuple[Stage, ...], tiles, rows, stored, schedule, streamed:
     return {k: rings.freeze(v) for k, v in arrays.items()}, needed
 
 
+@lru_cache(maxsize=4096)
+def _row_structure(st: Stage) -> dict[str, np.ndarray]:
+    """Return the schedule-independent row facts of a stage, as index arrays (-1: none):
+    for window stages the first/last output row reading each input row; for fused
+    stages the output row computing each row of E (-2: prefetched), the first/last row
+    of E whose producer reads each input row, and the first/last output row reading
+    each row of E from the E ring."""
+    steps = row_steps(st)
+    h_in, h_e = st.in_shape[0], st.e_shape[0]
+    result: dict[str, np.ndarray] = {}
+    if st.kind != "fused":
+        first = np.full(h_in, -1, np.int64)
+        last = np.full(h_in, -1, np.int64)
+        for step in reversed(steps):
+            first[step.lo:step.hi] = step.row
+        for step in steps:
+            last[step.lo:step.hi] = step.row
+        return {"first_row": first, "last_row": last}
+    computed = np.full(h_e, -1, np.int64)
+    for step in steps:
+        computed[step.new:step.hi] = step.row
+    for e in prefetched_rows(st):
+        computed[e] = -2
+    x_first = np.full(h_in, -1, np.int64)
+    x_last = np.full(h_in, -1, np.int64)
+    for e in reversed(np.nonzero(computed != -1)[0].tolist()):
+        p0, p1, _ = st.producer_rows.span(e, e + 1)
+        x_first[p0:p1] = e
+    for e in np.nonzero(computed != -1)[0].tolist():
+        p0, p1, _ = st.producer_rows.span(e, e + 1)
+        x_last[p0:p1] = e
+    old_first = np.full(h_e, -1, np.int64)
+    old_last = np.full(h_e, -1, np.int64)
+    for step in reversed(steps):
+        old_first[step.lo:step.new] = step.row
+    for step in steps:
+        old_last[step.lo:step.new] = step.row
+    result.update(computed=computed, x_first=x_first, x_last=x_last, old_first=old_first,
+                  old_last=old_last)
+    return result
+
+
+def _gather(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Return table[index] with -1 where index < 0."""
+    return np.where(index >= 0, table[np.maximum(index, 0)], -1)
+
+
 def _stage_accesses(st: Stage, i: int, tiles, steps, stored, base, out_entry, early_entry,
                     arrays) -> None:
-    h_in, w_in, _ = st.in_shape
-    w_e = st.e_shape[1]
-    e_cols = _tile_map(w_e, [(t.ea + t.halo, t.eb) for t in tiles])
+    w_in = st.in_shape[1]
+    e_cols = _tile_map(st.e_shape[1], [(t.ea + t.halo, t.eb) for t in tiles])
     out_cols = _tile_map(st.out_shape[1], [(t.c0, t.c1) for t in tiles])
     x = arrays[f"in{i}"]
-    first_entry = np.full(h_in, -1, np.int64)
-    last_entry = np.full(h_in, -1, np.int64)
+    rows = _row_structure(st)
     if st.kind == "fused":
-        computed = early_entry.copy()
-        for step in steps:
-            computed[step.new:step.hi] = out_entry[step.row]
-        for e in np.nonzero(computed >= 0)[0]:
-            p0, p1, _ = st.producer_rows.span(int(e), int(e) + 1)
-            seg = first_entry[p0:p1]
-            first_entry[p0:p1] = np.where(seg < 0, computed[e], np.minimum(seg, computed[e]))
-            last_entry[p0:p1] = np.maximum(last_entry[p0:p1], computed[e])
+        computed = np.where(rows["computed"] == -2, early_entry,
+                            _gather(out_entry, rows["computed"]))
         x_ranges = [(t.xa, t.xb) for t in tiles]
-        first = _times(base, first_entry, _first_tile_map(w_in, x_ranges), READ_INPUT)
-        lst = _times(base, last_entry, _tile_map(w_in, x_ranges), READ_INPUT)
+        first = _times(base, _gather(computed, rows["x_first"]),
+                       _first_tile_map(w_in, x_ranges), READ_INPUT)
+        lst = _times(base, _gather(computed, rows["x_last"]), _tile_map(w_in, x_ranges),
+                     READ_INPUT)
         _merge_reads(x, first, lst)
-        _e_ring(st, i, steps, stored, computed, out_entry, base, e_cols, arrays)
+        _e_ring(st, i, stored, computed, rows, out_entry, base, e_cols, arrays)
     else:
-        for step in steps:
-            s = out_entry[step.row]
-            seg = first_entry[step.lo:step.hi]
-            first_entry[step.lo:step.hi] = np.where(seg < 0, s, seg)
-            last_entry[step.lo:step.hi] = s
-        _merge_reads(x, _times(base, first_entry, e_cols, READ_INPUT),
-                     _times(base, last_entry, e_cols, READ_INPUT))
+        _merge_reads(x, _times(base, _gather(out_entry, rows["first_row"]), e_cols, READ_INPUT),
+                     _times(base, _gather(out_entry, rows["last_row"]), e_cols, READ_INPUT))
     if st.add is not None:
         t = _times(base, out_entry, out_cols, READ_SHORTCUT)
         _merge_reads(x, t, t)
@@ -138,25 +176,16 @@ def _stage_accesses(st: Stage, i: int, tiles, steps, stored, base, out_entry, ea
                                                   WRITE_OUTPUT).reshape(-1)
 
 
-def _e_ring(st, i, steps, stored, computed, out_entry, base, e_cols, arrays) -> None:
+def _e_ring(st, i, stored, computed, rows, out_entry, base, e_cols, arrays) -> None:
     """Fill the accesses of a fused stage's E ring (kept rows of E, in stored order)."""
-    keep = [e for e, q in enumerate(stored) if q >= 0]
-    w_e = st.e_shape[1]
-    ring = rings.empty(len(keep) * w_e)
+    keep = np.array([e for e, q in enumerate(stored) if q >= 0], np.int64)
+    ring = rings.empty(len(keep) * st.e_shape[1])
     arrays[f"e{i}"] = ring
-    if not keep:
+    if not keep.size:
         return
-    first_old = np.full(st.e_shape[0], -1, np.int64)
-    last_old = np.full(st.e_shape[0], -1, np.int64)
-    for step in steps:
-        s = out_entry[step.row]
-        seg = first_old[step.lo:step.new]
-        first_old[step.lo:step.new] = np.where(seg < 0, s, seg)
-        last_old[step.lo:step.new] = s
-    rows_ = np.array(keep)
-    ring["write"][:] = _times(base, computed[rows_], e_cols, WRITE_E).reshape(-1)
-    _merge_reads(ring, _times(base, first_old[rows_], e_cols, READ_E),
-                 _times(base, last_old[rows_], e_cols, READ_E))
+    ring["write"][:] = _times(base, computed[keep], e_cols, WRITE_E).reshape(-1)
+    _merge_reads(ring, _times(base, _gather(out_entry, rows["old_first"][keep]), e_cols, READ_E),
+                 _times(base, _gather(out_entry, rows["old_last"][keep]), e_cols, READ_E))
 
 
 def _streamed_writes(x: dict, stage: Stage, needed, base) -> None:

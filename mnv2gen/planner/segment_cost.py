@@ -154,8 +154,15 @@ def price_counts(kernel_set: str, counts: Counter) -> float:
 
 
 def segment_cost(graph: Graph, stages, widths, kernel_set: str) -> float:
-    """Return the planner's instruction estimate of a segment under `kernel_set`."""
-    return price_counts(kernel_set, segment_counts(graph, stages, widths))
+    """Return the planner's instruction estimate of a segment under `kernel_set` (prices
+    are linear in the counts: a sum of cached per-stage prices)."""
+    return sum(_stage_cost(graph, st, w, kernel_set)
+               for st, w in zip(stages, widths, strict=True)) + PRICES[kernel_set]["call"]
+
+
+@lru_cache(maxsize=16384)
+def _stage_cost(graph: Graph, st: Stage, width: int, kernel_set: str) -> float:
+    return price_counts(kernel_set, stage_counts(graph, st, width))
 
 
 def layer_cost(graph: Graph, op: Op, kernel_set: str) -> float:

@@ -185,3 +185,23 @@ def build_shape(stages: tuple[Stage, ...], widths: tuple[int, ...], streamed: bo
     return SegmentShape(stages, tuple(widths), tiles, rows, stored,
                         tuple(prefetched_rows(st) for st in stages), schedule, streamed,
                         tuple(ring_pixels), e_pixels, layouts, needed, slack, pair, access)
+
+
+@dataclass(frozen=True)
+class ShapeSummary:
+    """The few numbers of a SegmentShape the planner's options need (kept small)."""
+
+    fixed_bytes: int      # rings and E rings (state without pool and accumulator)
+    acc_bytes: int
+    pair_bytes: int
+    slack: int | None
+
+
+@lru_cache(maxsize=4096)
+def shape_summary(stages: tuple[Stage, ...], widths: tuple[int, ...], streamed: bool,
+                  kernel_bytes: tuple[int, ...]) -> ShapeSummary:
+    """Return the summary of build_shape(...) (cached: resident and streamed plans of one
+    graph share most chains)."""
+    shape = build_shape(stages, widths, streamed, kernel_bytes)
+    return ShapeSummary(shape.state_bytes - shape.pool_bytes - shape.acc_bytes,
+                        shape.acc_bytes, shape.pair_bytes, shape.slack)

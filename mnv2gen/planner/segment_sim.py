@@ -8,6 +8,7 @@ small, a wrong offset or an unsafe trailing write changes the outputs.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -58,19 +59,27 @@ def patch_call(graph: Graph, op: Op, x: np.ndarray, out_h: int, out_w: int, pad_
                pad_left: int) -> np.ndarray:
     """Run conv/depthwise `op` on the patch x (1, h, w, c) with pad_top/pad_left padding
     above and left; bottom and right padding are what the output size needs."""
+    sub, sub_op = _patch_graph(graph, op, tuple(x.shape), out_h, out_w, pad_top, pad_left)
+    w_t, b_t = graph.tensor(op.inputs[1]), graph.tensor(op.inputs[2])
+    return KERNELS[op.kind](sub, sub_op, [x, w_t.data, b_t.data])
+
+
+@lru_cache(maxsize=8192)
+def _patch_graph(graph: Graph, op: Op, x_shape: tuple, out_h: int, out_w: int, pad_top: int,
+                 pad_left: int) -> tuple[Graph, Op]:
+    """Return the one-op graph and op of a patch call (few distinct ones per segment)."""
     x_t, w_t, b_t, y_t = (graph.tensor(n) for n in (*op.inputs, op.outputs[0]))
     a = op.attrs
     kh, kw = w_t.shape[1], w_t.shape[2]
     need_h = (out_h - 1) * a.stride_h + (kh - 1) * a.dilation_h + 1
     need_w = (out_w - 1) * a.stride_w + (kw - 1) * a.dilation_w + 1
-    padding = Padding(pad_top, max(0, need_h - pad_top - x.shape[1]), pad_left,
-                      max(0, need_w - pad_left - x.shape[2]))
-    sub_x = replace(x_t, shape=tuple(x.shape))
+    padding = Padding(pad_top, max(0, need_h - pad_top - x_shape[1]), pad_left,
+                      max(0, need_w - pad_left - x_shape[2]))
+    sub_x = replace(x_t, shape=x_shape)
     sub_y = replace(y_t, shape=(1, out_h, out_w, y_t.shape[3]))
     sub = Graph("patch", {t.name: t for t in (sub_x, w_t, b_t, sub_y)}, (), (x_t.name,),
                 (y_t.name,))
-    return KERNELS[op.kind](sub, replace(op, attrs=replace(a, padding=padding)),
-                            [x, w_t.data, b_t.data])
+    return sub, replace(op, attrs=replace(a, padding=padding))
 
 
 def _add_call(graph: Graph, op: Op, unit_input: str, x: np.ndarray, y: np.ndarray):

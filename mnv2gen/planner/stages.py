@@ -18,6 +18,7 @@ is one of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mnv2gen.ir import DType, Graph, Op, OpKind
 from mnv2gen.planner.schedule import FusedUnit, LayerUnit, Unit
@@ -172,8 +173,14 @@ def stage_of(graph: Graph, unit: Unit) -> Stage | None:
 
 
 def chains(graph: Graph, units: tuple[Unit, ...]) -> list[Stage | None]:
-    """Return per unit its Stage, or None when it cannot join a segment."""
-    return [stage_of(graph, u) for u in units]
+    """Return per unit its Stage, or None when it cannot join a segment (the same Stage
+    objects for the same graph and units: the planner caches per-stage geometry)."""
+    return list(_chains(graph, tuple(units)))
+
+
+@lru_cache(maxsize=64)
+def _chains(graph: Graph, units: tuple[Unit, ...]) -> tuple[Stage | None, ...]:
+    return tuple(stage_of(graph, u) for u in units)
 
 
 def links(graph: Graph, first: Stage, second: Stage) -> bool:

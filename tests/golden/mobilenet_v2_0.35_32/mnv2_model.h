@@ -11,13 +11,14 @@
  *
  * Memory: everything the model writes lives in one arena of MNV2_ARENA_BYTES, the input and
  * the output included (the input is consumed in place: it is not preserved by
- * mnv2_invoke). By default the arena is a static, 16-byte aligned array inside
+ * mnv2_invoke).
+ * By default the arena is a static, 16-byte aligned array inside
  * mnv2_model.c; define MNV2_ARENA_EXTERNAL when compiling it to provide
  *     int8_t mnv2_arena[MNV2_ARENA_BYTES] __attribute__((aligned(16)));
  * yourself (e.g. in a specific RAM bank). Weights are const data (section ".weights").
  * Nothing allocates; no floating point is used at run time.
  *
- * Plan: auto scheme, arena 4096 bytes (layer by layer: 15360)
+ * Plan: auto scheme, arena 3888 bytes (layer by layer: 15360)
  */
 #ifndef MNV2_MODEL_H
 #define MNV2_MODEL_H
@@ -29,7 +30,7 @@ extern "C" {
 #endif
 
 /** Bytes of RAM the model needs: the whole arena, input and output included. */
-#define MNV2_ARENA_BYTES 4096
+#define MNV2_ARENA_BYTES 3888
 
 /** Input: int8 NHWC [1, 32, 32, 3], real = scale * (q - zero_point). */
 #define MNV2_INPUT_N 1
