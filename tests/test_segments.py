@@ -246,3 +246,44 @@ def test_streamed_header_documents_the_api(v2_full, tmp_path):
     assert "mnv2_input(void)" not in header and "mnv2_invoke" not in header
     model = (tmp_path / "lib" / "mnv2_model.c").read_text()
     assert "mnv2_feed_rows" in model and "malloc" not in model
+
+
+def test_streamed_input_needs_a_row_wise_first_layer():
+    from builders import nchw_pooling_head
+
+    with pytest.raises(MnvError, match="cannot read its input row by row"):
+        plan_model(nchw_pooling_head(), input_mode="streamed")
+
+
+@pytest.mark.parametrize("which", ["v2", "person_detect"])
+def test_a_global_pool_summed_row_by_row_is_exact(which, v2_full, shared_model):
+    """Force the last units before the global MEAN (v2) / AVERAGE_POOL_2D (person_detect)
+    into one segment ending with the pool stage: simulation and C (host) are exact."""
+    from codegen_helpers import need_toolchain
+
+    from mnv2gen.loader import load_model
+    from mnv2gen.pipeline import compile_graph
+    from mnv2gen.planner import plan as plan_module
+    from mnv2gen.planner.choose import choose
+    from mnv2gen.planner.options import segment_options, unit_options
+    from mnv2gen.verify import verify
+
+    full = v2_full if which == "v2" else load_model(shared_model("tflm_person"))
+    compiled = compile_graph(full, "host", "portable")
+    graph = compiled.core
+    units = build_units(graph)
+    pool = next(i for i, st in enumerate(chains(graph, units)) if st and st.kind == "pool")
+    options = [o for o in unit_options(graph, units, "portable", None)
+               if not pool - 2 <= o.first <= pool]
+    options += [o for o in segment_options(graph, units, "portable", False, 1 << 40)
+                if (o.first, o.stop) == (pool - 2, pool + 1)]
+    steps = plan_module._steps(graph, units, choose(options, len(units)), "portable")
+    plan = plan_module._build(graph, "auto", "portable", steps, "resident")
+    seg = next(s for s in plan.segments if s.shape.last.kind == "pool")
+    assert seg.shape.acc_bytes and plan_problems(plan) == []
+    inputs = random_inputs(graph, 12)
+    assert _differing(run(graph, inputs), simulate(plan, inputs)) == 0
+    need_toolchain("host")
+    report = verify(dataclasses.replace(compiled, plan=plan),
+                    [random_inputs(full, 30), random_inputs(full, 31)])
+    assert report["bit_exact"], report["mismatched_bytes"]
