@@ -2,8 +2,10 @@
 
 Cost is in instructions: per kernel kind a price per MAC and per output element, a price
 per kernel call and per byte a sliding window moves. The prices were read off per-step
-QEMU profiles (`verify(..., profile=True)`) of the shared models on Cortex-M7; they only
-rank chunkings against each other. Measured totals live in benchmarks/, not here.
+QEMU profiles (`verify(..., profile=True)`) of the shared models on Cortex-M7 (the
+portable call price, and mnv2gen.planner.segment_cost's copy prices, from segment steps
+against the same operators layer by layer); they rank plans against each other and bound
+a plan's instruction overhead over layer by layer. Measured totals live in benchmarks/, not here.
 Channel groups run the projection through mnv2gen's own accumulate kernel in both
 backends, which is what makes them expensive next to CMSIS-NN's 1x1 convolution.
 """
@@ -33,8 +35,8 @@ from mnv2gen.planner.scratch import (
 MOVE_COST = 0.5
 # kernel set -> kind -> (instructions per MAC, per output element); "call" per kernel call
 _PORTABLE = {"pointwise": (6.2, 100.0), "conv": (15.0, 0.0), "depthwise": (15.0, 0.0),
-             "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
-             "call": 300.0}
+             "accumulate": (7.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
+             "call": 340.0}
 _CMSIS = {"pointwise": (1.4, 43.0), "conv": (4.9, 0.0), "depthwise": (8.3, 0.0),
           "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
           "call": 1500.0}

@@ -1,8 +1,8 @@
 """Pick options covering the unit chain: dynamic programming over chain positions.
 
 Default objective: the smallest peak whose cheapest covering stays within the
-instruction-overhead bound (total cost at most (1 + OVERHEAD_BOUND) times the cheapest
-covering with no memory limit). For a peak P, `cheapest` finds the least total cost of
+instruction-overhead bound (total cost at most (1 + OVERHEAD_BOUND) times the cost of the
+layer-by-layer schedule, or the cheapest covering's cost when that is more). For a peak P, `cheapest` finds the least total cost of
 a covering whose every option needs at most P bytes (a shortest path over positions);
 the smallest feasible P is found by bisection over the options' byte counts, since the
 cheapest cost only falls as P grows. Under a RAM budget: the cheapest covering within it.
@@ -45,8 +45,11 @@ def cheapest(options_by_stop: dict[int, list[Option]], count: int, peak: float,
 
 
 def choose(options: list[Option], count: int, ram_budget: int | None = None,
-           must_start: set[int] | None = None) -> list[Option]:
-    """Return the chosen options in chain order (see the module docstring)."""
+           must_start: set[int] | None = None, reference_cost: float = 0.0) -> list[Option]:
+    """Return the chosen options in chain order (see the module docstring).
+
+    reference_cost: the layer-by-layer schedule's cost; the overhead bound is relative to
+    it (or to the cheapest covering when even that costs more)."""
     by_stop: dict[int, list[Option]] = {}
     for opt in options:
         by_stop.setdefault(opt.stop, []).append(opt)
@@ -54,7 +57,7 @@ def choose(options: list[Option], count: int, ram_budget: int | None = None,
         cost, chosen = cheapest(by_stop, count, ram_budget, must_start)
         return chosen
     free_cost, _ = cheapest(by_stop, count, float("inf"), must_start)
-    limit = free_cost * (1 + OVERHEAD_BOUND)
+    limit = max(reference_cost * (1 + OVERHEAD_BOUND), free_cost)
     peaks = sorted({opt.local_bytes for opt in options})
     lo, hi = 0, len(peaks) - 1
     while lo < hi:

@@ -8,9 +8,10 @@ plus all its scratch); `cost` is the planner's instruction estimate.
 
 Segment options: for every chain of linked stages, each stage may use tiles of
 1, 2, 4, ... or all output columns. A policy caps the transient pool at T bytes and lets
-every stage take its widest tile within T; rings hardly depend on tile widths, so the
-shape is computed exactly once per chain (full-width tiles, the widest, so its rings
-bound the others') and the pool per policy from the stages' layouts.
+every stage take its widest tile within T. Rings hardly depend on tile widths, so the
+shape is computed once per chain (with full-width tiles) and the pool per policy from
+the stages' layouts; the chosen segments get their exact shapes, and the plan re-chooses
+where those hold more (mnv2gen.planner.plan).
 """
 
 from __future__ import annotations

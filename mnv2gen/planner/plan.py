@@ -193,34 +193,37 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
 REPAIRS = 3
 
 
-def _unlinked(graph: Graph, plan: Plan, options, chosen) -> list[Option]:
-    """Return `options` with the true bytes of chosen in-place options whose link the
-    placement dropped (their input and output then both occupy the arena)."""
-    fixed = {}
-    for step, opt in zip(plan.units, chosen, strict=True):
-        io = assemble.step_io(graph, step)
-        if io.trail is None or io.input not in plan.buffer_of:
-            continue
-        pair = frozenset((plan.buffer_of[io.input], plan.buffer_of[io.writes[0]]))
-        if pair not in plan.allowed_overlaps:
-            both = graph.tensor(io.input).size_bytes + graph.tensor(io.writes[0]).size_bytes
-            fixed[id(opt)] = opt.local_bytes + both - io.pair_bytes
-    return [replace(o, local_bytes=max(o.local_bytes, fixed[id(o)])) if id(o) in fixed else o
-            for o in options]
+def _true_bytes(plan: Plan, options, chosen) -> list[Option]:
+    """Return `options` with each chosen option's bytes raised to what its step really
+    holds in the placed plan (an in-place link the placement dropped, a segment whose
+    exact rings exceed the DP's estimate)."""
+    fixed = {id(opt): live for opt, live in zip(chosen, plan.live_bytes, strict=True)
+             if live > opt.local_bytes}
+    return [replace(o, local_bytes=fixed[id(o)]) if id(o) in fixed else o for o in options]
+
+
+def layer_reference_cost(graph: Graph, kernel_set: str) -> float:
+    """Return the planner's cost of the layer-by-layer schedule of `graph`."""
+    from mnv2gen.ir import OpKind
+    from mnv2gen.planner.segment_cost import layer_cost
+
+    return sum(layer_cost(graph, op, kernel_set) for op in graph.ops
+               if op.kind is not OpKind.RESHAPE)
 
 
 def _choose_and_build(graph, scheme, kernel_set, units, options, must_start, input_mode):
     """Return the plan of the DP's choice, re-chosen up to REPAIRS times with the true
-    bytes of options whose in-place link the placement had to drop."""
-    chosen = choose(options, len(units), None, must_start)
+    bytes of the options it chose (see _true_bytes) while that lowers the peak."""
+    reference = layer_reference_cost(graph, kernel_set)
+    chosen = choose(options, len(units), None, must_start, reference)
     plan = _build(graph, scheme, kernel_set, _steps(graph, units, chosen, kernel_set),
                   input_mode)
     for _ in range(REPAIRS):
-        repaired = _unlinked(graph, plan, options, chosen)
+        repaired = _true_bytes(plan, options, chosen)
         if all(a is b for a, b in zip(repaired, options, strict=True)):
             break
         options = repaired
-        again = choose(options, len(units), None, must_start)
+        again = choose(options, len(units), None, must_start, reference)
         trial = _build(graph, scheme, kernel_set, _steps(graph, units, again, kernel_set),
                        input_mode)
         if trial.peak_bytes >= plan.peak_bytes:

@@ -18,7 +18,7 @@ from mnv2gen.planner.candidates import PRICES, _price
 from mnv2gen.planner.segment import PREFETCH, prefetched_rows, row_steps, stored_rows, tiles_of
 from mnv2gen.planner.stages import Stage
 
-COPY_CALL = 40.0   # instructions per copy call (memcpy/memmove call and loop set-up)
+COPY_CALL = 55.0   # instructions per copy call (memcpy/memmove call and loop set-up)
 MOVE_COST = 0.5    # instructions per copied byte (as the planner's window moves)
 
 
