@@ -2,8 +2,9 @@
 
 Default objective: the smallest peak whose cheapest covering stays within the
 instruction-overhead bound (total cost at most (1 + OVERHEAD_BOUND) times the cost of the
-layer-by-layer schedule, or the cheapest covering's cost when that is more). For a peak P, `cheapest` finds the least total cost of
-a covering whose every option needs at most P bytes (a shortest path over positions);
+layer-by-layer schedule, or the cheapest covering's cost when that is more). For a peak
+P, `cheapest` finds the least total cost of a covering whose every option needs at most
+P bytes (a shortest path over positions);
 the smallest feasible P is found by bisection over the options' byte counts, since the
 cheapest cost only falls as P grows. Under a RAM budget: the cheapest covering within it.
 """
