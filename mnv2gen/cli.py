@@ -126,10 +126,11 @@ def _calibration_options(func):
         click.option("--calibrate", "calibrate_with",
                      help="Float ONNX only: calibration images (folder), x.npy, or 'random' "
                           "(estimates only)."),
-        click.option("--scale", help="Float ONNX: input = pixel * scale + offset."),
-        click.option("--offset", help="Float ONNX: see --scale."),
-        click.option("--mean", help="Float ONNX: per-channel mean (with --std), 0..255."),
-        click.option("--std", help="Float ONNX: per-channel std (with --mean), 0..255."),
+        click.option("--scale", help="Float ONNX (with --calibrate) and build --pixel-format: "
+                                     "input = pixel * scale + offset."),
+        click.option("--offset", help="See --scale."),
+        click.option("--mean", help="As --scale: per-channel mean (with --std), 0..255."),
+        click.option("--std", help="As --scale: per-channel std (with --mean), 0..255."),
         click.option("--percentile", type=float, help="Float ONNX: percentile calibration."),
     ]
     for option in reversed(options):
@@ -319,7 +320,8 @@ def _compile_options(func):
     """Attach the options build and verify share."""
     options = [
         click.option("--target", "target", required=True,
-                     help="cortex-m3, cortex-m4, cortex-m7, cortex-m55, stm32f405 or host."),
+                     help="cortex-m0, cortex-m3, cortex-m33, cortex-m4, cortex-m7, cortex-m55, "
+                          "stm32f405 or host."),
         click.option("--kernels", type=click.Choice(["cmsis-nn", "portable"]),
                      help="Kernel backend (default: cmsis-nn when a CMSIS-NN path is known, "
                           "else portable)."),
@@ -347,22 +349,48 @@ def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, calibrate_wit
     return compiled
 
 
+def _pixel_input(pixel_format: str | None, calibration: dict):
+    """Return the PixelInput of --pixel-format with the --scale/--offset or --mean/--std
+    preprocessing (None without --pixel-format). Without --calibrate those options serve
+    the pixel helper only, so they are taken out of `calibration`."""
+    if pixel_format is None:
+        return None
+    from mnv2gen.codegen.pixels import PixelInput
+
+    names = ("scale", "offset", "mean", "std")
+    preprocess = _preprocess(*(_floats(f"--{n}", calibration[n]) for n in names))
+    if calibration.get("calibrate_with") is None:
+        calibration.update(dict.fromkeys(names))
+    return PixelInput(pixel_format, preprocess)
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
               help="Directory to write (replaced atomically).")
-def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, **calibration) -> None:
+@click.option("--pixel-format", type=click.Choice(["rgb888", "gray8", "rgb565"]),
+              help="Also generate mnv2_set_input_pixels() for images in this format, with "
+                   "the --scale/--offset or --mean/--std preprocessing [default: pixel / "
+                   "127.5 - 1] (an exact 256-entry table per channel).")
+def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, pixel_format,
+          **calibration) -> None:
     """Generate the model as a C library for a target (and compile it to check)."""
     from mnv2gen.pipeline import write_library
 
+    pixels = _pixel_input(pixel_format, calibration)
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
-    generated = write_library(compiled, out_dir)
+    generated = write_library(compiled, out_dir, pixels=pixels)
     plan = compiled.plan
     click.echo(f"wrote {out_dir}: {len(generated.files)} files for {compiled.target.name}, "
                f"{compiled.kernels} kernels")
     click.echo(f"arena {plan.peak_bytes:,} bytes (layer by layer {compiled.baseline.peak_bytes:,}"
                f"), constant data {generated.const_bytes:,} bytes")
+    if pixels is not None:
+        helper = ("mnv2_feed_pixel_rows()" if plan.input_mode == "streamed"
+                  else "mnv2_set_input_pixels()")
+        click.echo(f"pixel input: {helper} takes {pixels.pixel_format} pixels, "
+                   f"value = {pixels.preprocess.describe()}")
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES, LIBRARY_SOURCES, Generated, generate
+from mnv2gen.codegen.pixels import PixelInput
 from mnv2gen.errors import MnvError
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
@@ -71,12 +72,12 @@ def compile_model(model: str | Path, target: str, kernels: str | None = None,
                          scheme, ram_budget, input_mode)
 
 
-def compile_graph(full: Graph, target: str, kernels: str | None = None,
+def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
                   ram_budget: int | None = None, input_mode: str = "resident") -> Compiled:
-    """Return a loaded (passed) graph planned for `target`."""
+    """Return a loaded (passed) graph planned for `target` (a name or a Target)."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
-    tgt = load_target(target)
+    tgt = target if isinstance(target, Target) else load_target(target)
     kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path)
     kernel_set = "portable" if kernels == "portable" else (
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
@@ -126,11 +127,13 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,
-                  compile_it: bool = True) -> Generated:
-    """Write the generated library to `out_dir` atomically (nothing is left on failure)."""
+                  compile_it: bool = True, pixels: PixelInput | None = None) -> Generated:
+    """Write the generated library to `out_dir` atomically (nothing is left on failure);
+    `pixels` adds the pixel input helper (build --pixel-format)."""
     with atomic_directory(out_dir) as tmp:
         generated = generate(compiled.full, compiled.plan, compiled.baseline, compiled.target,
-                             compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes)
+                             compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes,
+                             pixels)
         check_fits(compiled, generated.const_bytes)
         if compile_it and toolchain_available(compiled.target):
             compile_check(compiled, tmp)

@@ -50,12 +50,9 @@ def _quantize(graph: Graph, op: Op, args) -> np.ndarray:
         raise UnsupportedError(f"{op.describe()}: output {out.name!r} must be per-tensor "
                                "quantised")
     if x.dtype is DType.FLOAT32:
-        # float32 division, then roundf (half away from zero), as AffineQuantize.
-        rounded = quant.round_half_away(data.astype(np.float32) / np.float32(out.scale))
-        in_range = (rounded >= quant.INT32_MIN) & (rounded <= quant.INT32_MAX)
-        # Out-of-range float -> int32 casts are undefined in C; x86 yields INT32_MIN.
-        as_int = np.where(in_range, np.nan_to_num(rounded), quant.INT32_MIN).astype(np.int64)
-        return _clip_to(quant.wrap32(as_int + out.zero_point), out.dtype)
+        info = np.iinfo(out.dtype.np)
+        return quant.affine_quantize(data, out.scale, out.zero_point, info.min, info.max
+                                     ).astype(out.dtype.np)
     multiplier, shift = quant.requantize_multiplier(x.scale, out.scale)
     # Requantize's uint8 <-> int8 "xor 0x80" shortcut gives the same bytes as this path.
     scaled = quant.multiply_by_quantized_multiplier(data.astype(np.int64) - x.zero_point,

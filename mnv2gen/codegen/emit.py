@@ -17,6 +17,7 @@ import jinja2
 from mnv2gen import __version__
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.lower import lower_unit
+from mnv2gen.codegen.pixels import PixelInput, pixel_context
 from mnv2gen.ir import DType, Graph
 from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.report import plan_report
@@ -98,11 +99,13 @@ def _stream(plan: Plan) -> dict | None:
 
 
 def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: str,
-             cmsis_nn_path: str, out_dir: Path, tflm_arena_bytes: int | None = None) -> Generated:
+             cmsis_nn_path: str, out_dir: Path, tflm_arena_bytes: int | None = None,
+             pixels: PixelInput | None = None) -> Generated:
     """Write the generated library for `plan` into `out_dir`; return what was written.
 
     `full` is the model as read (for its float edges), `plan.graph` the integer core that
-    runs on the device, `baseline` the layer-by-layer plan reported beside it.
+    runs on the device, `baseline` the layer-by-layer plan reported beside it; `pixels`
+    adds mnv2_set_input_pixels() (build --pixel-format).
     """
     graph = plan.graph
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
@@ -139,6 +142,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "cc": "gcc" if target.is_host else "arm-none-eabi-gcc",
         "ar": "ar" if target.is_host else "arm-none-eabi-ar",
         "target_flags": " ".join(target.machine_flags), "cmsis_nn_path": cmsis_nn_path,
+        "pixels": pixel_context(graph, pixels),
     }
     rendered = {
         "mnv2_model.h": "model/mnv2_model.h.j2", "mnv2_model.c": "model/mnv2_model.c.j2",

@@ -208,21 +208,22 @@ static const mnv2_fused_unit block2 = {
     1, { 4, 1923483445, -1, 15, 1073741824, 0, 20, -4, 1435636127, -19, -128, 127 },
     1, block2_group_start,
 };
-/* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 4 row(s), 2 channel group(s) */
-static const int16_t block3_group_start[3] = { 0, 24, 48 };
-static const mnv2_band block3_bands[1] = {
-    { 0, 4, 0, 8, 0, 0, 0, 8, 0, 8, 0 },
+/* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 2 bands of 2 row(s), 1 channel group(s) */
+static const int16_t block3_group_start[2] = { 0, 48 };
+static const mnv2_band block3_bands[2] = {
+    { 0, 2, 0, 5, 0, 0, 0, 5, 0, 5, 0 },
+    { 2, 2, 4, 4, 0, 4, 1, 3, 5, 3, 0 },
 };
 static const mnv2_fused_unit block3 = {
-    0, 3456, 512, 3072,
-    0, 2048, 0, 0,
+    0, 3072, 512, 2432,
+    0, 0, 0, 0,
     { 1, 8, 8, 8 }, { 1, 8, 8, 48 }, { 1, 4, 4, 16 },
     1,
     { { 4, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, block3_producer_filter, block3_producer_bias, block3_producer_multiplier, block3_producer_shift },
-    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, block3_depthwise_filter_groups, block3_depthwise_bias, block3_depthwise_multiplier, block3_depthwise_shift },
-    { { 128, 7, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 48 }, block3_project_filter_groups, block3_project_bias, block3_project_multiplier, block3_project_shift },
+    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, block3_depthwise_filter, block3_depthwise_bias, block3_depthwise_multiplier, block3_depthwise_shift },
+    { { 128, 7, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 48 }, block3_project_filter, block3_project_bias, block3_project_multiplier, block3_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-    2, block3_group_start,
+    1, block3_group_start,
 };
 /* step 4: block4, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
 static const int16_t block4_group_start[2] = { 0, 96 };
@@ -230,8 +231,8 @@ static const mnv2_band block4_bands[1] = {
     { 0, 4, 0, 4, 1, 0, 0, 4, 0, 4, 0 },
 };
 static const mnv2_fused_unit block4 = {
-    3456, 3456, 1536, 0,
-    3072, 0, 0, 0,
+    3072, 3328, 1536, 0,
+    3584, 0, 0, 0,
     { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 4, 4, 16 },
     1,
     { { -7, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block4_producer_filter, block4_producer_bias, block4_producer_multiplier, block4_producer_shift },
@@ -246,8 +247,8 @@ static const mnv2_band block5_bands[1] = {
     { 0, 4, 0, 4, 1, 0, 0, 4, 0, 4, 0 },
 };
 static const mnv2_fused_unit block5 = {
-    3456, 3456, 1536, 0,
-    3072, 0, 0, 0,
+    3328, 3072, 1536, 0,
+    3584, 0, 0, 0,
     { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 4, 4, 16 },
     1,
     { { 3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block5_producer_filter, block5_producer_bias, block5_producer_multiplier, block5_producer_shift },
@@ -262,7 +263,7 @@ static const mnv2_band block6_bands[1] = {
     { 0, 2, 0, 4, 0, 0, 0, 4, 0, 4, 0 },
 };
 static const mnv2_fused_unit block6 = {
-    3456, 1920, 0, 1536,
+    3072, 1920, 0, 1536,
     0, 0, 0, 0,
     { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 2, 2, 24 },
     1,
@@ -487,8 +488,8 @@ static int mnv2_run_steps(void)
         return MNV2_STATUS_KERNEL_ERROR;
     }
 
-    /* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 4 row(s), 2 channel group(s) */
-    for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
+    /* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 2 bands of 2 row(s), 1 channel group(s) */
+    for (int32_t band = 0; band < 2 && status == MNV2_OK; ++band)
     {
         status = mnv2_fused_band(&block3, &block3_bands[band], mnv2_arena);
     }
