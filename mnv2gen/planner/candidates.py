@@ -153,6 +153,7 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
     moved = sum(b.keep_rows for b in band_list) * width_e * channels_e
     calls = len(band_list) * per_band + sum(1 for b in band_list if b.keep_rows)
     cost += PRICES[kernel_set]["call"] * calls + MOVE_COST * moved
+    cost += _leftover_cost(graph, unit, band_list, chunking, kernel_set)
 
     slack, pair = _trail(graph, unit, band_list)
     scratch_total = sum(scratch.values())
@@ -165,6 +166,29 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
         local = pair + scratch_total
     return Candidate(chunking, band_list, groups, scratch, trail, pair, local, macs, calls,
                      cost)
+
+
+def _leftover_cost(graph: Graph, unit: FusedUnit, band_list, chunking: Chunking,
+                   kernel_set: str) -> float:
+    """Return the price of the pixels each band's 1x1 convolution calls leave over whole
+    pixel blocks (mnv2gen.planner.segment_cost: CMSIS-NN runs them on a slower path)."""
+    from mnv2gen.planner.segment_cost import LEFTOVER_MAC, leftover_macs
+
+    price = LEFTOVER_MAC[kernel_set]
+    if not price:
+        return 0.0
+    _, _, width_e, channels_e = graph.tensor(unit.expanded).shape
+    _, _, width_o, out_c = graph.tensor(unit.output).shape
+    macs = 0
+    for b in band_list:
+        if chunking.groups == 1:  # grouped projections run mnv2gen's own accumulate kernel
+            macs += leftover_macs((b.out_rows[1] - b.out_rows[0]) * width_o, channels_e, out_c)
+        producer = unit.producer
+        if producer is not None and producer.kind is OpKind.CONV_2D and \
+                graph.tensor(producer.inputs[1]).shape[1:3] == (1, 1):
+            in_c = graph.tensor(producer.inputs[0]).shape[3]
+            macs += leftover_macs((b.new_rows[1] - b.new_rows[0]) * width_e, in_c, channels_e)
+    return price * macs
 
 
 def allowed_groups(graph: Graph, unit: FusedUnit) -> tuple[int, ...]:

@@ -26,7 +26,7 @@ from mnv2gen.ir import Graph
 from mnv2gen.planner import assemble
 from mnv2gen.planner.arena import Placement
 from mnv2gen.planner.check import plan_problems
-from mnv2gen.planner.choose import choose, smallest_peak
+from mnv2gen.planner.choose import OVERHEAD_BOUNDS, choose, smallest_peak
 from mnv2gen.planner.options import Option, segment_options, stage_kernel_bytes, unit_options
 from mnv2gen.planner.per_unit import choose_per_unit
 from mnv2gen.planner.schedule import build_units
@@ -215,7 +215,8 @@ def _choose_and_build(graph, scheme, kernel_set, units, options, must_start, inp
     """Return the plan of the DP's choice, re-chosen up to REPAIRS times with the true
     bytes of the options it chose (see _true_bytes) while that lowers the peak."""
     reference = layer_reference_cost(graph, kernel_set)
-    chosen = choose(options, len(units), None, must_start, reference)
+    bound = OVERHEAD_BOUNDS[kernel_set]
+    chosen = choose(options, len(units), None, must_start, reference, bound)
     plan = _build(graph, scheme, kernel_set, _steps(graph, units, chosen, kernel_set),
                   input_mode)
     for _ in range(REPAIRS):
@@ -223,7 +224,7 @@ def _choose_and_build(graph, scheme, kernel_set, units, options, must_start, inp
         if all(a is b for a, b in zip(repaired, options, strict=True)):
             break
         options = repaired
-        again = choose(options, len(units), None, must_start, reference)
+        again = choose(options, len(units), None, must_start, reference, bound)
         trial = _build(graph, scheme, kernel_set, _steps(graph, units, again, kernel_set),
                        input_mode)
         if trial.peak_bytes >= plan.peak_bytes:

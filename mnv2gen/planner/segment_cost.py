@@ -20,6 +20,19 @@ from mnv2gen.planner.stages import Stage
 
 COPY_CALL = 55.0   # instructions per copy call (memcpy/memmove call and loop set-up)
 MOVE_COST = 0.5    # instructions per copied byte (as the planner's window moves)
+# Per kernel call of a segment tile; and per MAC of the pixels a 1x1 convolution call
+# leaves over its kernel's block of 4 pixels: CMSIS-NN runs those on a slower path
+# (measured: 7-pixel calls ~1.35x the instructions per MAC of whole-tensor calls);
+# mnv2gen's portable kernels have no such blocks.
+TILE_CALL = {"portable": 340.0, "cmsis-c": 560.0, "cmsis-dsp": 560.0, "cmsis-mve": 560.0}
+LEFTOVER_MAC = {"portable": 0.0, "cmsis-c": 1.15, "cmsis-dsp": 1.15, "cmsis-mve": 1.15}
+PIXEL_BLOCK = 4
+
+
+def leftover_macs(pixels: int, in_c: int, out_c: int) -> int:
+    """Return the MACs of a 1x1 convolution call on `pixels` pixels that fall outside
+    whole blocks of PIXEL_BLOCK pixels."""
+    return (pixels % PIXEL_BLOCK) * in_c * out_c
 
 
 def conv_counts(graph: Graph, op: Op, pixels: int, out_channels: int | None = None
@@ -32,7 +45,8 @@ def conv_counts(graph: Graph, op: Op, pixels: int, out_channels: int | None = No
         kind = "dw3_macs" if (kh, kw) == (3, 3) else "dwk_macs"
         return Counter({kind: outputs * kh * kw, "dw_outputs": outputs, "dw_pixels": pixels})
     if (kh, kw) == (1, 1):
-        return Counter({"pw_macs": outputs * in_c, "pw_outputs": outputs})
+        return Counter({"pw_macs": outputs * in_c, "pw_outputs": outputs,
+                        "pw_leftover_macs": leftover_macs(pixels, in_c, channels)})
     return Counter({"conv_macs": outputs * kh * kw * in_c, "conv_outputs": outputs,
                     "conv_taps": outputs * kh * kw})
 
@@ -142,12 +156,12 @@ def segment_counts(graph: Graph, stages, widths) -> Counter:
 
 def price_counts(kernel_set: str, counts: Counter) -> float:
     """Return the planner's instruction price of a set of work counts."""
-    p = PRICES[kernel_set]
     cost = (_price(kernel_set, "pointwise", counts["pw_macs"], counts["pw_outputs"])
             + _price(kernel_set, "conv", counts["conv_macs"], counts["conv_outputs"])
             + _price(kernel_set, "depthwise", counts["dw3_macs"] + counts["dwk_macs"], 0)
             + _price(kernel_set, "add", 0, counts["add_elements"]))
-    cost += p["call"] * counts["calls"] + COPY_CALL * counts["copy_calls"]
+    cost += TILE_CALL[kernel_set] * counts["calls"] + COPY_CALL * counts["copy_calls"]
+    cost += LEFTOVER_MAC[kernel_set] * counts["pw_leftover_macs"]
     cost += MOVE_COST * counts["move_bytes"] + 2.0 * counts["pool_elements"]
     cost += 2.0 * counts["quantize_elements"]
     return cost
