@@ -7,8 +7,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.codegen.emit import KERNEL_CHOICES, LIBRARY_SOURCES, Generated, generate
+from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
+from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.codegen.pixels import PixelInput
+from mnv2gen.codegen.support import check_supported
 from mnv2gen.errors import MnvError
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
@@ -81,8 +83,10 @@ def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
     kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path)
     kernel_set = "portable" if kernels == "portable" else (
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
-    # 2. float edges are left to the caller: the device runs the integer core
+    # 2. float edges are left to the caller: the device runs the integer core, which
+    #    code generation must be able to produce entirely
     core = integer_core(full)
+    check_supported(core)
     # 3. the plan, and the layer-by-layer baseline reported beside it
     plan = plan_model(core, scheme, kernel_set, ram_budget, input_mode=input_mode)
     baseline = plan_model(core, "layer", kernel_set)
@@ -108,12 +112,11 @@ def check_fits(compiled: Compiled, const_bytes: int) -> None:
             "bytes over)", "pick a smaller model or a part with more flash")
 
 
-def compile_check(compiled: Compiled, out_dir: Path) -> None:
+def compile_check(compiled: Compiled, out_dir: Path, generated: Generated) -> None:
     """Compile the generated library with the target's compiler (objects only)."""
     target = compiled.target
     cc = tools(target)["cc"]
-    sources = [*LIBRARY_SOURCES,
-               "mnv2_ops_cmsis.c" if compiled.kernels == "cmsis-nn" else "mnv2_ops_portable.c"]
+    sources = generated.sources
     includes = ["-I."] + ([f"-I{compiled.cmsis_nn_path}/Include"] if compiled.cmsis_nn_path
                           else [])
     for source in sources:
@@ -127,14 +130,16 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,
-                  compile_it: bool = True, pixels: PixelInput | None = None) -> Generated:
+                  compile_it: bool = True, pixels: PixelInput | None = None,
+                  options: LibraryOptions | None = None) -> Generated:
     """Write the generated library to `out_dir` atomically (nothing is left on failure);
-    `pixels` adds the pixel input helper (build --pixel-format)."""
+    `pixels` adds the pixel input helper (build --pixel-format), `options` the prefix,
+    arena mode and sections (build --prefix, --arena, --weights-section, --arena-section)."""
     with atomic_directory(out_dir) as tmp:
         generated = generate(compiled.full, compiled.plan, compiled.baseline, compiled.target,
                              compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes,
-                             pixels)
+                             pixels, options)
         check_fits(compiled, generated.const_bytes)
         if compile_it and toolchain_available(compiled.target):
-            compile_check(compiled, tmp)
+            compile_check(compiled, tmp, generated)
     return generated

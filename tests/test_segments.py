@@ -240,7 +240,7 @@ def test_streamed_header_documents_the_api(v2_full, tmp_path):
     header = (tmp_path / "lib" / "mnv2_model.h").read_text()
     for text in ("int mnv2_begin(void);",
                  "int mnv2_feed_rows(const mnv2_input_t *rows, int count);",
-                 "const int8_t *mnv2_output(void);", "#define MNV2_INPUT_ROWS_MAX 48",
+                 "const mnv2_output_t *mnv2_output(void);", "#define MNV2_INPUT_ROWS_MAX 48",
                  "#define MNV2_INPUT_RING_ROWS", "@param[in] count", "@return the number of rows"):
         assert text in header, text
     assert "mnv2_input(void)" not in header and "mnv2_invoke" not in header
@@ -287,3 +287,18 @@ def test_a_global_pool_summed_row_by_row_is_exact(which, v2_full, shared_model):
     report = verify(dataclasses.replace(compiled, plan=plan),
                     [random_inputs(full, 30), random_inputs(full, 31)])
     assert report["bit_exact"], report["mismatched_bytes"]
+
+
+@pytest.mark.parametrize("arena", ["runtime", "external"])
+def test_streamed_code_under_a_prefix_and_arena_modes_is_bit_exact(v2_full, arena):
+    from codegen_helpers import need_toolchain
+
+    from mnv2gen.codegen.options import LibraryOptions
+    from mnv2gen.pipeline import compile_graph
+    from mnv2gen.verify import verify
+
+    need_toolchain("host")
+    compiled = compile_graph(v2_full, "host", "portable", input_mode="streamed")
+    report = verify(compiled, [random_inputs(v2_full, 40)],
+                    options=LibraryOptions("cat", arena, None, None))
+    assert report["bit_exact"] and len(report["per_input"]) == 3

@@ -467,4 +467,6 @@ int32_t mnv2_average_finish_s8(const int32_t *sums,
 }
 #endif
 
+#include "mnv2_ops_family.h"
+
 #endif /* MNV2_OPS_H */

@@ -832,3 +832,6 @@ int32_t mnv2_average_finish_s8(const int32_t *sums,
     }
     return MNV2_OK;
 }
+
+/* Kernels of the heads and edges of the MobileNet family (mnv2_ops_family.h). */
+#include "mnv2_ops_family.c"

@@ -20,10 +20,37 @@ void mnv2_profile_point(int32_t step);
 #define MNV2_PROFILE_POINT(step)
 #endif
 
-#ifdef MNV2_ARENA_EXTERNAL
-extern int8_t mnv2_arena[MNV2_ARENA_BYTES];
-#else
+/* The arena; MNV2_ARENA_MODE (mnv2_model.h) says who owns it. */
+#if MNV2_ARENA_MODE == MNV2_ARENA_MODE_STATIC
+#if defined(__GNUC__) && !defined(__APPLE__)
+static int8_t mnv2_arena[MNV2_ARENA_BYTES] __attribute__((aligned(16), section(".bss.mnv2_arena")));
+#elif defined(__GNUC__)
 static int8_t mnv2_arena[MNV2_ARENA_BYTES] __attribute__((aligned(16)));
+#else
+#error the static arena needs GCC attributes (GCC, Clang, Arm Compiler 6): define MNV2_ARENA_MODE as MNV2_ARENA_MODE_EXTERNAL or MNV2_ARENA_MODE_RUNTIME
+#endif
+#define MNV2_NO_ARENA() 0
+#elif MNV2_ARENA_MODE == MNV2_ARENA_MODE_EXTERNAL
+#define MNV2_NO_ARENA() 0 /* mnv2_arena is the application's, declared in mnv2_model.h */
+#elif MNV2_ARENA_MODE == MNV2_ARENA_MODE_RUNTIME
+static int8_t *mnv2_arena;
+#define MNV2_NO_ARENA() (mnv2_arena == NULL)
+
+int mnv2_set_arena(int8_t *arena, size_t size_bytes)
+{
+    if (arena != NULL && ((uintptr_t)arena & 15u) != 0)
+    {
+        return MNV2_STATUS_ARENA_MISALIGNED;
+    }
+    if (arena != NULL && size_bytes < (size_t)MNV2_ARENA_BYTES)
+    {
+        return MNV2_STATUS_ARENA_TOO_SMALL;
+    }
+    mnv2_arena = arena;
+    return MNV2_STATUS_OK;
+}
+#else
+#error MNV2_ARENA_MODE must be MNV2_ARENA_MODE_STATIC, MNV2_ARENA_MODE_EXTERNAL or MNV2_ARENA_MODE_RUNTIME
 #endif
 
 /* step 0: segment0, depth-first over 1 unit(s) reading a whole input: block0 (fused, tiles of 2 column(s)); 17 row steps */
@@ -202,9 +229,9 @@ static const mnv2_fused_unit block2 = {
     3584, 0, 0, 0,
     { 1, 8, 8, 8 }, { 1, 8, 8, 48 }, { 1, 8, 8, 8 },
     1,
-    { { 4, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, block2_producer_filter, block2_producer_bias, block2_producer_multiplier, block2_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, block2_depthwise_filter, block2_depthwise_bias, block2_depthwise_multiplier, block2_depthwise_shift },
-    { { 128, -15, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 48 }, block2_project_filter, block2_project_bias, block2_project_multiplier, block2_project_shift },
+    { { 4, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, mnv2_block2_producer_filter, mnv2_block2_producer_bias, mnv2_block2_producer_multiplier, mnv2_block2_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, mnv2_block2_depthwise_filter, mnv2_block2_depthwise_bias, mnv2_block2_depthwise_multiplier, mnv2_block2_depthwise_shift },
+    { { 128, -15, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 48 }, mnv2_block2_project_filter, mnv2_block2_project_bias, mnv2_block2_project_multiplier, mnv2_block2_project_shift },
     1, { 4, 1923483445, -1, 15, 1073741824, 0, 20, -4, 1435636127, -19, -128, 127 },
     1, block2_group_start,
 };
@@ -219,9 +246,9 @@ static const mnv2_fused_unit block3 = {
     0, 0, 0, 0,
     { 1, 8, 8, 8 }, { 1, 8, 8, 48 }, { 1, 4, 4, 16 },
     1,
-    { { 4, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, block3_producer_filter, block3_producer_bias, block3_producer_multiplier, block3_producer_shift },
-    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, block3_depthwise_filter, block3_depthwise_bias, block3_depthwise_multiplier, block3_depthwise_shift },
-    { { 128, 7, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 48 }, block3_project_filter, block3_project_bias, block3_project_multiplier, block3_project_shift },
+    { { 4, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, mnv2_block3_producer_filter, mnv2_block3_producer_bias, mnv2_block3_producer_multiplier, mnv2_block3_producer_shift },
+    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, mnv2_block3_depthwise_filter, mnv2_block3_depthwise_bias, mnv2_block3_depthwise_multiplier, mnv2_block3_depthwise_shift },
+    { { 128, 7, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 48 }, mnv2_block3_project_filter, mnv2_block3_project_bias, mnv2_block3_project_multiplier, mnv2_block3_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     1, block3_group_start,
 };
@@ -235,9 +262,9 @@ static const mnv2_fused_unit block4 = {
     3584, 0, 0, 0,
     { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 4, 4, 16 },
     1,
-    { { -7, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block4_producer_filter, block4_producer_bias, block4_producer_multiplier, block4_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, block4_depthwise_filter, block4_depthwise_bias, block4_depthwise_multiplier, block4_depthwise_shift },
-    { { 128, -1, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, block4_project_filter, block4_project_bias, block4_project_multiplier, block4_project_shift },
+    { { -7, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, mnv2_block4_producer_filter, mnv2_block4_producer_bias, mnv2_block4_producer_multiplier, mnv2_block4_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, mnv2_block4_depthwise_filter, mnv2_block4_depthwise_bias, mnv2_block4_depthwise_multiplier, mnv2_block4_depthwise_shift },
+    { { 128, -1, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, mnv2_block4_project_filter, mnv2_block4_project_bias, mnv2_block4_project_multiplier, mnv2_block4_project_shift },
     1, { -7, 1930846616, -1, 1, 1073741824, 0, 20, -3, 1708824389, -19, -128, 127 },
     1, block4_group_start,
 };
@@ -251,9 +278,9 @@ static const mnv2_fused_unit block5 = {
     3584, 0, 0, 0,
     { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 4, 4, 16 },
     1,
-    { { 3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block5_producer_filter, block5_producer_bias, block5_producer_multiplier, block5_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, block5_depthwise_filter, block5_depthwise_bias, block5_depthwise_multiplier, block5_depthwise_shift },
-    { { 128, -8, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, block5_project_filter, block5_project_bias, block5_project_multiplier, block5_project_shift },
+    { { 3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, mnv2_block5_producer_filter, mnv2_block5_producer_bias, mnv2_block5_producer_multiplier, mnv2_block5_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, mnv2_block5_depthwise_filter, mnv2_block5_depthwise_bias, mnv2_block5_depthwise_multiplier, mnv2_block5_depthwise_shift },
+    { { 128, -8, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, mnv2_block5_project_filter, mnv2_block5_project_bias, mnv2_block5_project_multiplier, mnv2_block5_project_shift },
     1, { 3, 1073741824, 0, 8, 1614506574, -1, 20, 9, 1661740057, -19, -128, 127 },
     1, block5_group_start,
 };
@@ -267,9 +294,9 @@ static const mnv2_fused_unit block6 = {
     0, 0, 0, 0,
     { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 2, 2, 24 },
     1,
-    { { -9, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block6_producer_filter, block6_producer_bias, block6_producer_multiplier, block6_producer_shift },
-    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, block6_depthwise_filter, block6_depthwise_bias, block6_depthwise_multiplier, block6_depthwise_shift },
-    { { 128, -22, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 96 }, block6_project_filter, block6_project_bias, block6_project_multiplier, block6_project_shift },
+    { { -9, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, mnv2_block6_producer_filter, mnv2_block6_producer_bias, mnv2_block6_producer_multiplier, mnv2_block6_producer_shift },
+    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, mnv2_block6_depthwise_filter, mnv2_block6_depthwise_bias, mnv2_block6_depthwise_multiplier, mnv2_block6_depthwise_shift },
+    { { 128, -22, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 96 }, mnv2_block6_project_filter, mnv2_block6_project_bias, mnv2_block6_project_multiplier, mnv2_block6_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     1, block6_group_start,
 };
@@ -283,9 +310,9 @@ static const mnv2_fused_unit block7 = {
     1248, 0, 0, 0,
     { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 24 },
     1,
-    { { 22, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block7_producer_filter, block7_producer_bias, block7_producer_multiplier, block7_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, block7_depthwise_filter, block7_depthwise_bias, block7_depthwise_multiplier, block7_depthwise_shift },
-    { { 128, -2, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, block7_project_filter, block7_project_bias, block7_project_multiplier, block7_project_shift },
+    { { 22, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, mnv2_block7_producer_filter, mnv2_block7_producer_bias, mnv2_block7_producer_multiplier, mnv2_block7_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, mnv2_block7_depthwise_filter, mnv2_block7_depthwise_bias, mnv2_block7_depthwise_multiplier, mnv2_block7_depthwise_shift },
+    { { 128, -2, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, mnv2_block7_project_filter, mnv2_block7_project_bias, mnv2_block7_project_multiplier, mnv2_block7_project_shift },
     1, { 22, 1073741824, 0, 2, 1712299161, -1, 20, 7, 1654146750, -19, -128, 127 },
     1, block7_group_start,
 };
@@ -299,9 +326,9 @@ static const mnv2_fused_unit block8 = {
     1344, 0, 0, 0,
     { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 24 },
     1,
-    { { -7, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block8_producer_filter, block8_producer_bias, block8_producer_multiplier, block8_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, block8_depthwise_filter, block8_depthwise_bias, block8_depthwise_multiplier, block8_depthwise_shift },
-    { { 128, -14, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, block8_project_filter, block8_project_bias, block8_project_multiplier, block8_project_shift },
+    { { -7, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, mnv2_block8_producer_filter, mnv2_block8_producer_bias, mnv2_block8_producer_multiplier, mnv2_block8_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, mnv2_block8_depthwise_filter, mnv2_block8_depthwise_bias, mnv2_block8_depthwise_multiplier, mnv2_block8_depthwise_shift },
+    { { 128, -14, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, mnv2_block8_project_filter, mnv2_block8_project_bias, mnv2_block8_project_multiplier, mnv2_block8_project_shift },
     1, { -7, 1073741824, 0, 14, 1724651276, -1, 20, -10, 1919558485, -19, -128, 127 },
     1, block8_group_start,
 };
@@ -315,9 +342,9 @@ static const mnv2_fused_unit block9 = {
     1344, 0, 0, 0,
     { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 24 },
     1,
-    { { 10, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block9_producer_filter, block9_producer_bias, block9_producer_multiplier, block9_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, block9_depthwise_filter, block9_depthwise_bias, block9_depthwise_multiplier, block9_depthwise_shift },
-    { { 128, -26, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, block9_project_filter, block9_project_bias, block9_project_multiplier, block9_project_shift },
+    { { 10, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, mnv2_block9_producer_filter, mnv2_block9_producer_bias, mnv2_block9_producer_multiplier, mnv2_block9_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, mnv2_block9_depthwise_filter, mnv2_block9_depthwise_bias, mnv2_block9_depthwise_multiplier, mnv2_block9_depthwise_shift },
+    { { 128, -26, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, mnv2_block9_project_filter, mnv2_block9_project_bias, mnv2_block9_project_multiplier, mnv2_block9_project_shift },
     1, { 10, 1073741824, 0, 26, 1250024937, -1, 20, -5, 1755565687, -19, -128, 127 },
     1, block9_group_start,
 };
@@ -331,9 +358,9 @@ static const mnv2_fused_unit block10 = {
     0, 0, 0, 0,
     { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 32 },
     1,
-    { { 5, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block10_producer_filter, block10_producer_bias, block10_producer_multiplier, block10_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, block10_depthwise_filter, block10_depthwise_bias, block10_depthwise_multiplier, block10_depthwise_shift },
-    { { 128, -5, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 144 }, block10_project_filter, block10_project_bias, block10_project_multiplier, block10_project_shift },
+    { { 5, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, mnv2_block10_producer_filter, mnv2_block10_producer_bias, mnv2_block10_producer_multiplier, mnv2_block10_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, mnv2_block10_depthwise_filter, mnv2_block10_depthwise_bias, mnv2_block10_depthwise_multiplier, mnv2_block10_depthwise_shift },
+    { { 128, -5, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 144 }, mnv2_block10_project_filter, mnv2_block10_project_bias, mnv2_block10_project_multiplier, mnv2_block10_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     1, block10_group_start,
 };
@@ -347,9 +374,9 @@ static const mnv2_fused_unit block11 = {
     1792, 0, 0, 0,
     { 1, 2, 2, 32 }, { 1, 2, 2, 192 }, { 1, 2, 2, 32 },
     1,
-    { { 5, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, block11_producer_filter, block11_producer_bias, block11_producer_multiplier, block11_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, block11_depthwise_filter, block11_depthwise_bias, block11_depthwise_multiplier, block11_depthwise_shift },
-    { { 128, 2, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, block11_project_filter, block11_project_bias, block11_project_multiplier, block11_project_shift },
+    { { 5, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, mnv2_block11_producer_filter, mnv2_block11_producer_bias, mnv2_block11_producer_multiplier, mnv2_block11_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, mnv2_block11_depthwise_filter, mnv2_block11_depthwise_bias, mnv2_block11_depthwise_multiplier, mnv2_block11_depthwise_shift },
+    { { 128, 2, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, mnv2_block11_project_filter, mnv2_block11_project_bias, mnv2_block11_project_multiplier, mnv2_block11_project_shift },
     1, { 5, 2068542575, -1, -2, 1073741824, 0, 20, 17, 1533897812, -19, -128, 127 },
     1, block11_group_start,
 };
@@ -363,9 +390,9 @@ static const mnv2_fused_unit block12 = {
     1792, 0, 0, 0,
     { 1, 2, 2, 32 }, { 1, 2, 2, 192 }, { 1, 2, 2, 32 },
     1,
-    { { -17, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, block12_producer_filter, block12_producer_bias, block12_producer_multiplier, block12_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, block12_depthwise_filter, block12_depthwise_bias, block12_depthwise_multiplier, block12_depthwise_shift },
-    { { 128, 3, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, block12_project_filter, block12_project_bias, block12_project_multiplier, block12_project_shift },
+    { { -17, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, mnv2_block12_producer_filter, mnv2_block12_producer_bias, mnv2_block12_producer_multiplier, mnv2_block12_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, mnv2_block12_depthwise_filter, mnv2_block12_depthwise_bias, mnv2_block12_depthwise_multiplier, mnv2_block12_depthwise_shift },
+    { { 128, 3, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, mnv2_block12_project_filter, mnv2_block12_project_bias, mnv2_block12_project_multiplier, mnv2_block12_project_shift },
     1, { -17, 1073741824, 0, -3, 1736356306, -1, 20, -6, 1717272394, -19, -128, 127 },
     1, block12_group_start,
 };
@@ -379,9 +406,9 @@ static const mnv2_fused_unit block13 = {
     0, 0, 0, 0,
     { 1, 2, 2, 32 }, { 1, 2, 2, 192 }, { 1, 1, 1, 56 },
     1,
-    { { 6, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, block13_producer_filter, block13_producer_bias, block13_producer_multiplier, block13_producer_shift },
-    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, block13_depthwise_filter, block13_depthwise_bias, block13_depthwise_multiplier, block13_depthwise_shift },
-    { { 128, 0, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 192 }, block13_project_filter, block13_project_bias, block13_project_multiplier, block13_project_shift },
+    { { 6, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, mnv2_block13_producer_filter, mnv2_block13_producer_bias, mnv2_block13_producer_multiplier, mnv2_block13_producer_shift },
+    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, mnv2_block13_depthwise_filter, mnv2_block13_depthwise_bias, mnv2_block13_depthwise_multiplier, mnv2_block13_depthwise_shift },
+    { { 128, 0, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 192 }, mnv2_block13_project_filter, mnv2_block13_project_bias, mnv2_block13_project_multiplier, mnv2_block13_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     1, block13_group_start,
 };
@@ -395,9 +422,9 @@ static const mnv2_fused_unit block14 = {
     672, 0, 0, 0,
     { 1, 1, 1, 56 }, { 1, 1, 1, 336 }, { 1, 1, 1, 56 },
     1,
-    { { 0, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, block14_producer_filter, block14_producer_bias, block14_producer_multiplier, block14_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, block14_depthwise_filter, block14_depthwise_bias, block14_depthwise_multiplier, block14_depthwise_shift },
-    { { 128, 9, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, block14_project_filter, block14_project_bias, block14_project_multiplier, block14_project_shift },
+    { { 0, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, mnv2_block14_producer_filter, mnv2_block14_producer_bias, mnv2_block14_producer_multiplier, mnv2_block14_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, mnv2_block14_depthwise_filter, mnv2_block14_depthwise_bias, mnv2_block14_depthwise_multiplier, mnv2_block14_depthwise_shift },
+    { { 128, 9, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, mnv2_block14_project_filter, mnv2_block14_project_bias, mnv2_block14_project_multiplier, mnv2_block14_project_shift },
     1, { 0, 1073741824, 0, -9, 1893870133, -1, 20, -3, 1649930351, -19, -128, 127 },
     1, block14_group_start,
 };
@@ -411,9 +438,9 @@ static const mnv2_fused_unit block15 = {
     672, 0, 0, 0,
     { 1, 1, 1, 56 }, { 1, 1, 1, 336 }, { 1, 1, 1, 56 },
     1,
-    { { 3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, block15_producer_filter, block15_producer_bias, block15_producer_multiplier, block15_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, block15_depthwise_filter, block15_depthwise_bias, block15_depthwise_multiplier, block15_depthwise_shift },
-    { { 128, -10, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, block15_project_filter, block15_project_bias, block15_project_multiplier, block15_project_shift },
+    { { 3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, mnv2_block15_producer_filter, mnv2_block15_producer_bias, mnv2_block15_producer_multiplier, mnv2_block15_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, mnv2_block15_depthwise_filter, mnv2_block15_depthwise_bias, mnv2_block15_depthwise_multiplier, mnv2_block15_depthwise_shift },
+    { { 128, -10, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, mnv2_block15_project_filter, mnv2_block15_project_bias, mnv2_block15_project_multiplier, mnv2_block15_project_shift },
     1, { 3, 1073741824, 0, 10, 1440530134, -1, 20, 1, 1624184739, -19, -128, 127 },
     1, block15_group_start,
 };
@@ -427,9 +454,9 @@ static const mnv2_fused_unit block16 = {
     0, 0, 0, 0,
     { 1, 1, 1, 56 }, { 1, 1, 1, 336 }, { 1, 1, 1, 112 },
     1,
-    { { -1, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, block16_producer_filter, block16_producer_bias, block16_producer_multiplier, block16_producer_shift },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, block16_depthwise_filter, block16_depthwise_bias, block16_depthwise_multiplier, block16_depthwise_shift },
-    { { 128, 12, 1, 1, 0, 0, 1, 1, -128, 127 }, { 112, 1, 1, 336 }, block16_project_filter, block16_project_bias, block16_project_multiplier, block16_project_shift },
+    { { -1, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, mnv2_block16_producer_filter, mnv2_block16_producer_bias, mnv2_block16_producer_multiplier, mnv2_block16_producer_shift },
+    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, mnv2_block16_depthwise_filter, mnv2_block16_depthwise_bias, mnv2_block16_depthwise_multiplier, mnv2_block16_depthwise_shift },
+    { { 128, 12, 1, 1, 0, 0, 1, 1, -128, 127 }, { 112, 1, 1, 336 }, mnv2_block16_project_filter, mnv2_block16_project_bias, mnv2_block16_project_multiplier, mnv2_block16_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     1, block16_group_start,
 };
@@ -446,12 +473,35 @@ static const mnv2_fc_params op63_fully_connected_params = { 128, 0, 17, -128, 12
 
 mnv2_input_t *mnv2_input(void)
 {
+    if (MNV2_NO_ARENA())
+    {
+        return NULL;
+    }
     return (mnv2_input_t *)(void *)(mnv2_arena + 0);
 }
 
-const int8_t *mnv2_output(void)
+const mnv2_output_t *mnv2_output(void)
 {
-    return mnv2_arena + 16;
+    if (MNV2_NO_ARENA())
+    {
+        return NULL;
+    }
+    return (const mnv2_output_t *)(const void *)(mnv2_arena + 16);
+}
+
+const void *mnv2_output_at(int index)
+{
+    if (MNV2_NO_ARENA())
+    {
+        return NULL;
+    }
+    switch (index)
+    {
+    case 0:
+        return mnv2_arena + 16;
+    default:
+        return 0;
+    }
 }
 
 /* The steps of one inference. */
@@ -643,9 +693,9 @@ static int mnv2_run_steps(void)
     }
 
     /* step 17: op61_conv_2d, CONV_2D (operator 61 (CONV_2D)) */
-    status = mnv2_conv_s8(&op61_conv_2d_params, op61_conv_2d_multiplier, op61_conv_2d_shift,
-        &op61_conv_2d_input_dims, mnv2_arena + 1280, &op61_conv_2d_filter_dims, op61_conv_2d_filter,
-        op61_conv_2d_bias, &op61_conv_2d_output_dims, mnv2_arena + 0, 0, 0);
+    status = mnv2_conv_s8(&op61_conv_2d_params, mnv2_op61_conv_2d_multiplier, mnv2_op61_conv_2d_shift,
+        &op61_conv_2d_input_dims, mnv2_arena + 1280, &op61_conv_2d_filter_dims, mnv2_op61_conv_2d_filter,
+        mnv2_op61_conv_2d_bias, &op61_conv_2d_output_dims, mnv2_arena + 0, 0, 0);
     MNV2_PROFILE_POINT(17);
     if (status != MNV2_OK)
     {
@@ -662,9 +712,9 @@ static int mnv2_run_steps(void)
     }
 
     /* step 19: op63_fully_connected, FULLY_CONNECTED (operator 63 (FULLY_CONNECTED)) */
-    status = mnv2_fully_connected_s8(&op63_fully_connected_params, op63_fully_connected_multiplier, op63_fully_connected_shift,
+    status = mnv2_fully_connected_s8(&op63_fully_connected_params, mnv2_op63_fully_connected_multiplier, mnv2_op63_fully_connected_shift,
         0, 1, 1280, mnv2_arena + 1280,
-        4, op63_fully_connected_filter, op63_fully_connected_bias, mnv2_arena + 0, 0,
+        4, mnv2_op63_fully_connected_filter, mnv2_op63_fully_connected_bias, mnv2_arena + 0, 0,
         0);
     MNV2_PROFILE_POINT(19);
     if (status != MNV2_OK)
@@ -686,12 +736,20 @@ static int mnv2_run_steps(void)
 
 int mnv2_invoke(void)
 {
+    if (MNV2_NO_ARENA())
+    {
+        return MNV2_STATUS_NO_ARENA;
+    }
     return mnv2_run_steps();
 }
 
-int mnv2_run(const mnv2_input_t *input, int8_t *output)
+int mnv2_run(const mnv2_input_t *input, mnv2_output_t *output)
 {
     int status;
+    if (MNV2_NO_ARENA())
+    {
+        return MNV2_STATUS_NO_ARENA;
+    }
     memcpy(mnv2_input(), input, MNV2_INPUT_BYTES);
     status = mnv2_invoke();
     memcpy(output, mnv2_output(), MNV2_OUTPUT_BYTES);
