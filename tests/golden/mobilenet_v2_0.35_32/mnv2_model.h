@@ -102,7 +102,7 @@ extern int8_t mnv2_arena[MNV2_ARENA_BYTES];
 /**
  * Hand over the arena: `size_bytes` (at least MNV2_ARENA_BYTES) at `arena`, 16-byte
  * aligned, any contents (the model initialises what it reads). The library uses it from
- * the next call on, until another mnv2_set_arena; NULL takes it back (then invoke returns
+ * the next call on, until another mnv2_set_arena; NULL takes it back (then mnv2_invoke returns
  * MNV2_STATUS_NO_ARENA again). Returns MNV2_STATUS_OK, MNV2_STATUS_ARENA_MISALIGNED or
  * MNV2_STATUS_ARENA_TOO_SMALL; a refused buffer leaves the previous one in place. The input
  * written to the previous arena does not move with it.
