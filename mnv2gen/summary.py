@@ -55,6 +55,7 @@ def summarize(graph: Graph) -> dict:
     return {
         "model": graph.name,
         "sha256": graph.source_sha256,
+        "notes": list(graph.notes),
         "inputs": [tensor_spec(graph.tensor(n)) for n in graph.inputs],
         "outputs": [tensor_spec(graph.tensor(n)) for n in graph.outputs],
         "op_counts": dict(Counter(op.kind.value for op in graph.ops)),
@@ -80,7 +81,8 @@ def _io_line(spec: dict) -> str:
 
 def render_summary(s: dict) -> str:
     """Return the inspect report as a readable text table."""
-    lines = [f"model   {shown(s['model'])}", f"sha256  {s['sha256']}", "inputs"]
+    lines = [f"model   {shown(s['model'])}", f"sha256  {s['sha256']}"]
+    lines += [f"note    {note}" for note in s.get("notes", ())] + ["inputs"]
     lines += [_io_line(t) for t in s["inputs"]] + ["outputs"] + [_io_line(t) for t in s["outputs"]]
     lines += ["", f"{'#':>3} {'src':>4} {'op':<18} {'output':<18} {'act':<6} {'MACs':>12} "
               f"{'params B':>9} {'out B':>9}"]
@@ -100,7 +102,7 @@ def render_summary(s: dict) -> str:
     if s["squeeze_excite"]:
         lines.append(f"squeeze-excite units: {len(s['squeeze_excite'])}")
         for se in s["squeeze_excite"]:
-            lines.append(f"  {se['mul']}: scales {se['height']}x{se['width']}x"
+            lines.append(f"  {shown(se['mul'])}: scales {se['height']}x{se['width']}x"
                          f"{se['channels']} by a channel vector")
     lines.append(f"heads: {len(s['heads'])}")
     for i, h in enumerate(s["heads"]):
