@@ -160,9 +160,12 @@ def family_model(arch: str = "mobilenet-v2", alpha: float = 0.35, resolution: in
     return graph
 
 
-def tiny_qdq_onnx(folder, seed: int = 0) -> bytes | None:
-    """Return a small QDQ int8 ONNX model (onnx_builders.nchw_residual quantised by
-    onnxruntime's static quantiser, per-channel int8), or None without onnxruntime."""
+def tiny_qdq_onnx(folder, seed: int = 0, qoperator: bool = False,
+                  uint8: bool = False) -> bytes | None:
+    """Return a small int8 ONNX model (onnx_builders.nchw_residual quantised by
+    onnxruntime's static quantiser, per-channel weights) in the QDQ form, or with
+    `qoperator` in the QOperator form (QLinearConv, QLinearAdd, ...); `uint8` quantises the
+    activations to uint8 (QUInt8). None without onnxruntime."""
     from pathlib import Path
 
     try:
@@ -184,11 +187,14 @@ def tiny_qdq_onnx(folder, seed: int = 0) -> bytes | None:
         def get_next(self):
             return next(self.batches, None)
 
-    float_path, prepared, qdq = (folder / n for n in ("f.onnx", "p.onnx", "q.onnx"))
+    tag = f"{'qop' if qoperator else 'qdq'}{'_u8' if uint8 else ''}_{seed}"
+    float_path, prepared, quantised = (folder / f"{tag}_{n}.onnx" for n in "fpq")
     onnx.save(ob.nchw_residual(seed), str(float_path))
     quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+    fmt = quantization.QuantFormat.QOperator if qoperator else quantization.QuantFormat.QDQ
+    activations = quantization.QuantType.QUInt8 if uint8 else quantization.QuantType.QInt8
     quantization.quantize_static(
-        str(prepared), str(qdq), Reader(), quant_format=quantization.QuantFormat.QDQ,
-        activation_type=quantization.QuantType.QInt8, weight_type=quantization.QuantType.QInt8,
+        str(prepared), str(quantised), Reader(), quant_format=fmt,
+        activation_type=activations, weight_type=quantization.QuantType.QInt8,
         per_channel=True)
-    return qdq.read_bytes()
+    return quantised.read_bytes()

@@ -182,7 +182,7 @@ def _onnx_structural(model, rng: np.random.Generator) -> str:
     from onnx import TensorProto, numpy_helper
 
     g = model.graph
-    choice = int(rng.integers(9))
+    choice = int(rng.integers(13))
     if choice == 0 and g.node:
         node = g.node[int(rng.integers(len(g.node)))]
         node.op_type = str(rng.choice(["Foo", "QLinearConv", "Conv", "Add", "Relu",
@@ -237,6 +237,31 @@ def _onnx_structural(model, rng: np.random.Generator) -> str:
             node.input[int(rng.integers(len(node.input)))] = str(rng.choice(
                 ["missing", "", g.input[0].name if g.input else "x"]))
         return "rewire input"
+    if choice == 9 and g.node:  # fewer inputs than the operator needs (QLinear*: 8 or 9)
+        node = g.node[int(rng.integers(len(g.node)))]
+        if node.input:
+            del node.input[int(rng.integers(len(node.input))):]
+            return "drop inputs"
+    if choice == 10 and g.node:
+        node = g.node[int(rng.integers(len(g.node)))]
+        del node.output[:]
+        return "drop outputs"
+    if choice == 11 and g.initializer:  # an empty or longer scale/zero point/weight
+        init = g.initializer[int(rng.integers(len(g.initializer)))]
+        array = numpy_helper.to_array(init)
+        size = int(rng.choice([0, 2, 3]))
+        init.CopyFrom(numpy_helper.from_array(np.resize(array.reshape(-1), size), init.name))
+        return f"resize initializer {init.name}"
+    if choice == 12 and g.node:  # an attribute of an unexpected type
+        node = g.node[int(rng.integers(len(g.node)))]
+        from onnx import helper
+
+        name = str(rng.choice(["alpha", "channels_last", "axis", "transB", "pads", "group"]))
+        value = ("x\n*/", 1e30, [1, 2, 3], -5)[int(rng.integers(4))]
+        kept = [a for a in node.attribute if a.name != name]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute(name, value)])
+        return f"attribute {name} type"
     if model.opset_import:
         model.opset_import[0].version = int(rng.choice([1, 9, 10, 11, 99, 1 << 30]))
     return "opset"

@@ -142,8 +142,9 @@ class Seed:
 
 def corpus_seeds(scale: float, work: Path, shared: Path | None) -> list[Seed]:
     """Return the seed models: small synthesized ones (consistent models, `mnv2gen zoo`'s
-    tiniest configurations, a QDQ ONNX model when onnxruntime is installed) and, when
-    `shared` holds the shared models, a handful of real ones. `scale` multiplies every
+    tiniest configurations, QDQ and QOperator ONNX models, int8 and uint8, when
+    onnxruntime is installed) and, when `shared` holds the shared models, a handful of
+    real ones. `scale` multiplies every
     seed's mutant count (1.0: the CI mix of about 250)."""
     import onnx_builders as ob
     from fuzz_models import consistent_tflite, tiny_qdq_onnx
@@ -159,7 +160,11 @@ def corpus_seeds(scale: float, work: Path, shared: Path | None) -> list[Seed]:
               20)]
     qdq = tiny_qdq_onnx(work)
     if qdq is not None:
-        seeds.append(("tiny_qdq", qdq, ".onnx", 60))
+        seeds += [("tiny_qdq", qdq, ".onnx", 45),
+                  ("tiny_qoperator", tiny_qdq_onnx(work, 5, qoperator=True), ".onnx", 40),
+                  ("tiny_qoperator_uint8", tiny_qdq_onnx(work, 6, qoperator=True, uint8=True),
+                   ".onnx", 15),
+                  ("tiny_qdq_uint8", tiny_qdq_onnx(work, 7, uint8=True), ".onnx", 15)]
     seeds.append(("float_nchw_residual", ob.nchw_residual(seed=4).SerializeToString(), ".onnx",
                   20))
     seeds += [(f"family_{name}", write_tflite(graph), ".tflite", 6)

@@ -92,6 +92,39 @@ def test_constants_and_template_integers_are_range_checked():
     check_context("step 1", {"bands": [[0, 32767]], "params": [-(1 << 31)]})
 
 
+@pytest.mark.parametrize("context, message", [
+    ({"stages": [{"tiles": [[0, 40000, 0, 1, 0, 0, 0, 1, 0]]}]}, "tiles = 40000 .* int16_t"),
+    ({"stages": [{"rows": [[-40000, 1, 0, 0]]}]}, "rows = -40000 .* int16_t"),
+    ({"entries": [[256, 0, 3]]}, "entries = 256 .* uint8_t"),
+    ({"entries": [[1, 0, 70000]]}, "entries = 70000 .* uint16_t"),
+    ({"entries": [[1, 0]]}, "a row of entries has 2 fields, its C struct 3"),
+    ({"rows_needed": [-1]}, "rows_needed = -1 .* uint16_t"),
+])
+def test_segment_tables_are_checked_against_their_c_fields(context, message):
+    with pytest.raises(InternalError, match=message):
+        check_context("step 2 (segment0)", context, "segment.c.j2")
+
+
+def test_a_real_segment_plan_fits_its_c_fields():
+    from mnv2gen.codegen.lower import lower_unit
+    from mnv2gen.frontend.tflite import load_tflite
+    from mnv2gen.passes import run_passes
+    from mnv2gen.passes.integer_core import integer_core
+    from mnv2gen.planner.plan import SegmentPlan, plan_model
+    from mnv2gen.zoo import synthesize_tflite
+
+    graph = integer_core(run_passes(load_tflite(synthesize_tflite("mobilenet-v2", 0.35, 96,
+                                                                  10, 0), "m.tflite")))
+    plan = plan_model(graph, "auto", input_mode="streamed")
+    pool = ConstPool()
+    segments = [up for up in plan.units if isinstance(up, SegmentPlan)]
+    assert segments
+    for up in segments:
+        template, context = lower_unit(plan, up, pool)
+        assert template == "segment.c.j2"
+        check_context(up.name, context, template)
+
+
 def test_wrong_code_warnings_are_errors_for_the_generated_tables():
     assert "-Werror=overflow" in source_flags("mnv2_ops_portable.c")
     assert {"-Wconversion", "-Werror=conversion", "-Werror=overflow"} <= set(

@@ -21,7 +21,7 @@ from mnv2gen.codegen.lower_family import output_ctype
 from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.codegen.pixels import PixelInput, pixel_context
 from mnv2gen.codegen.prefix import Renamer, code_identifiers
-from mnv2gen.codegen.ranges import check_arena, check_context
+from mnv2gen.codegen.ranges import check_arena, check_context, check_stream
 from mnv2gen.codegen.support import check_supported
 from mnv2gen.codegen.text import (
     build_file_path,
@@ -177,7 +177,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     units = []
     for up in plan.units:
         template, context = lower_unit(plan, up, pool)
-        check_context(f"step {up.step} ({up.name})", context)
+        check_context(f"step {up.step} ({up.name})", context, template)
         module = env.get_template(f"ops/{template}").module
         units.append({"step": up.step, "comment": comment_text(_describe(up), 160),
                       "definitions": str(module.define(up.name, context)).rstrip(),
@@ -190,6 +190,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         f"{target.name}, {kernels} kernels. Do not edit.", 240)
     macs = graph_macs(graph)
     stream = _stream(plan)
+    check_stream(stream)
     input_address = f"mnv2_arena + {plan.offset(graph.inputs[0])}" if stream is None else "0"
     outputs = [_edge(graph, full, name, _output_address(plan, pool, name, i), i, False,
                      len(graph.outputs)) for i, name in enumerate(graph.outputs)]

@@ -18,6 +18,7 @@ import numpy as np
 
 from mnv2gen.errors import MnvError, ModelError, UnsupportedError, bare, quoted
 from mnv2gen.frontend.validate import check_shape
+from mnv2gen.frontend.validate_onnx import check_node
 
 MIN_OPSET = 11      # what the translators read; older files are upgraded to UPGRADE_OPSET
 OLDEST_OPSET = 7    # onnx.version_converter upgrades opsets 7-10 reliably
@@ -120,9 +121,11 @@ def _tensor_array(tensor, label: str, base_dir: Path | None) -> np.ndarray:
             from onnx.external_data_helper import load_external_data_for_tensor
             load_external_data_for_tensor(tensor, str(base_dir))
         array = numpy_helper.to_array(tensor)
-    except Exception as exc:  # onnx raises bare errors on broken tensors
+    except Exception as exc:  # onnx raises bare errors on broken tensors; it also refuses
+        # external data outside the model's folder (onnx >= 1.16, CVE-2024-27318)
         raise ModelError(f"{label}: initializer {quoted(tensor.name)} cannot be read "
-                         f"({type(exc).__name__}: {exc})", "the file is corrupt") from None
+                         f"({type(exc).__name__}: {quoted(str(exc), 160)})",
+                         "the file is corrupt") from None
     array = np.array(array)  # own the memory; read-only afterwards
     array.flags.writeable = False
     return array
@@ -264,9 +267,10 @@ def read_onnx(data: bytes, label: str, input_shape: tuple[int, ...] | None = Non
                                    "only standard ONNX operators and onnxruntime's QLinear "
                                    "operators are supported")
         attrs = {_text(a.name): _attribute_value(a) for a in n.attribute}
-        nodes.append(Node(i, op_type, domain, tuple(map(_text, n.input)),
-                          tuple(map(_text, n.output)),
-                          MappingProxyType(attrs)))
+        node = Node(i, op_type, domain, tuple(map(_text, n.input)),
+                    tuple(map(_text, n.output)), MappingProxyType(attrs))
+        check_node(label, node)
+        nodes.append(node)
     return OnnxGraph(label=label, name=Path(label).name, opset=opset, nodes=tuple(nodes),
                      constants=constants, input_name=_text(x.name),
                      input_shape=_static_shape(x, label, input_shape),
