@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from mnv2gen import __version__
+from mnv2gen.codegen.cinit import Initialiser, runtime_structs
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.lower import lower_unit
 from mnv2gen.codegen.lower_family import output_ctype
@@ -52,10 +53,13 @@ def templates_dir() -> Path:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True, autoescape=False)
+    initialiser = Initialiser(runtime_structs(str(templates_dir() / "runtime")))
+    env.globals.update(init=initialiser, static_init=initialiser.define)
+    return env
 
 
 @dataclass(frozen=True)
@@ -70,21 +74,40 @@ class Generated:
     renamer: Renamer = Renamer("mnv2")
 
 
+def _operators(ops) -> str:
+    """Return e.g. "operators 6 (CONV_2D), 7 (DEPTHWISE_CONV_2D)": indices in the model file."""
+    return ("operator " if len(ops) == 1 else "operators ") + ", ".join(
+        f"{o.source_index if o.source_index >= 0 else 'added'} ({o.kind.value})" for o in ops)
+
+
+def _unit_ops(unit) -> tuple:
+    return unit.ops if isinstance(unit, FusedUnit) else (unit.op,)
+
+
 def _describe(up) -> str:
+    """Return the comment of one step: its unit name and the model-file operators it runs."""
     if isinstance(up, SegmentPlan):
         shape = up.shape
-        stages = ", ".join(f"{st.name} ({st.kind}, tiles of {w} column(s))"
+        stages = "; ".join(f"{st.unit.name} ({st.kind}): {_operators(_unit_ops(st.unit))}, "
+                           f"tiles of {w} column(s)"
                            for st, w in zip(shape.stages, shape.widths, strict=True))
         source = "a streamed input ring" if shape.streamed else "a whole input"
-        return (f"{up.name}, depth-first over {len(shape.stages)} unit(s) reading {source}: "
-                f"{stages}; {len(shape.schedule)} row steps")
+        return (f"{up.name}, depth-first over {len(shape.stages)} unit(s) reading {source}, "
+                f"{len(shape.schedule)} row steps: {stages}")
     unit = up.unit
     if isinstance(unit, FusedUnit):
-        parts = [o.kind.value.lower() for o in unit.ops]
         c = up.choice
-        return (f"{unit.name}, fused {' -> '.join(parts)}; {len(c.bands)} bands of "
+        return (f"{unit.name}, fused {_operators(unit.ops)}; {len(c.bands)} band(s) of "
                 f"{c.chunking.rows} row(s), {c.chunking.groups} channel group(s)")
-    return f"{unit.name}, {unit.op.kind.value} ({unit.op.describe()})"
+    return f"{unit.name}, {_operators((unit.op,))}"
+
+
+def _bands(up) -> int:
+    """Return how often a step calls the yield hook: per row band of a fused unit, per row
+    step of a segment, once for a single layer."""
+    if isinstance(up, SegmentPlan):
+        return len(up.shape.schedule)
+    return len(up.choice.bands) if isinstance(up.unit, FusedUnit) else 1
 
 
 def _layout(graph: Graph, name: str) -> tuple[str, list[str]]:
@@ -170,8 +193,12 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     units = []
     for up in plan.units:
         template, context = lower_unit(plan, up, pool)
+        context = {**context, "step": up.step}
         module = env.get_template(f"ops/{template}").module
-        units.append({"step": up.step, "comment": _describe(up),
+        units.append({"step": up.step, "name": up.name, "bands": _bands(up),
+                      "layer": not isinstance(up, SegmentPlan) and not isinstance(
+                          up.unit, FusedUnit),
+                      "comment": _describe(up),
                       "definitions": str(module.define(up.name, context)).rstrip(),
                       "call": str(module.call(up.name, context)).rstrip("\n")})
     report = plan_report(plan, baseline, tflm_arena_bytes)
@@ -192,7 +219,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "outputs": outputs, "output": outputs[0],
         "plan_summary": (f"{plan.scheme} scheme, arena {plan.peak_bytes} bytes "
                          f"(layer by layer: {baseline.peak_bytes})"),
-        "units": units, "arrays": pool.arrays, "const_bytes": pool.total_bytes,
+        "units": units, "band_count": sum(u["bands"] for u in units), "arrays": pool.arrays, "const_bytes": pool.total_bytes,
         "cc": "gcc" if target.is_host else "arm-none-eabi-gcc",
         "ar": "ar" if target.is_host else "arm-none-eabi-ar",
         "target_flags": " ".join(target.machine_flags), "cmsis_nn_path": cmsis_nn_path,
