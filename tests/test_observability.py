@@ -17,7 +17,7 @@ from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.inputs import random_inputs
 from mnv2gen.pipeline import compile_graph, write_library
 from mnv2gen.toolchain.build import harness_dir
-from mnv2gen.verify import reference_io
+from mnv2gen.verify import reference_io, verify
 from mnv2gen.zoo import synthesize
 
 STEP_ERROR_BASE = -1000
@@ -107,3 +107,27 @@ def test_a_kernel_failure_returns_the_code_of_its_step(library):
     # the steps after the failing one never ran
     seen = {int(k): int(s) for k, s in re.findall(r"^step (\d+) \S+ \d+ (\d+)$", stdout, re.M)}
     assert all(seen[k] == 0 for k in seen if k > step) and seen[step] == 1
+
+
+def test_report_states_sizes_stack_and_the_instruction_estimate(tmp_path):
+    need_toolchain("cortex-m4")
+    graph = logits_graph(synthesize("mobilenet-v2", 0.35, 32, 4, seed=0))
+    compiled = compile_graph(graph, "cortex-m4", kernels="portable")
+    write_library(compiled, tmp_path / "cat", options=LibraryOptions("cat"))
+    report = (tmp_path / "cat" / "REPORT.md").read_text()
+    sizes = {k: int(v) for k, v in re.findall(
+        r"^\| library (text|data|bss)\b[^|]*\| (\d+) \|$", report, re.M)}
+    assert set(sizes) == {"text", "data", "bss"}
+    assert sizes["text"] > compiled.plan.peak_bytes and sizes["bss"] == compiled.plan.peak_bytes
+    stack = int(re.search(r"^\| stack, deepest call of the library's API \| (\d+) \|$",
+                          report, re.M)[1])
+    assert re.search(r"call graph: cat_run -> cat_run_steps -> ", report)
+    estimate = int(re.search(r"^Instructions per inference \(estimate\): ([\d,]+),",
+                             report, re.M)[1].replace(",", ""))
+    rows = re.findall(r"^\| (\d+) \| (\S+) \(.*\| ([\d,]+) \|$", report, re.M)
+    assert [n for _, n, _ in rows] == [u.name for u in compiled.plan.units]
+    # the call graph bounds what the harness measures by painting the stack in QEMU, and
+    # the estimate is within the calibration's error of the QEMU count
+    measured = verify(compiled, [random_inputs(graph, 0)])
+    assert measured["bit_exact"] and 0 < measured["stack_bytes"] <= stack
+    assert abs(estimate - measured["instructions"]) < 0.1 * measured["instructions"]

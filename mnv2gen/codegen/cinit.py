@@ -108,7 +108,7 @@ class Initialiser:
         if not items:
             return "{ 0 }"
         inner = indent + 4
-        flat = [f".{f.name} = " + self._value(f, v, inner, 10**6, 10**6) for f, v in items]
+        flat = [f".{f.name} = " + self._value(f, v, inner, 0, 10**6) for f, v in items]
         one_line = "{ " + ", ".join(flat) + " }"
         if column + len(one_line) <= width:
             return one_line

@@ -17,12 +17,16 @@ import jinja2
 from mnv2gen import __version__
 from mnv2gen.codegen.cinit import Initialiser, runtime_structs
 from mnv2gen.codegen.consts import ConstPool
+from mnv2gen.codegen.footprint import Footprint
 from mnv2gen.codegen.lower import lower_unit
 from mnv2gen.codegen.lower_family import output_ctype
 from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.codegen.pixels import PixelInput, pixel_context
 from mnv2gen.codegen.prefix import Renamer, code_identifiers
+from mnv2gen.codegen.steps import describe_step, step_bands
 from mnv2gen.codegen.support import check_supported
+from mnv2gen.estimate.calibration import calibration
+from mnv2gen.estimate.features import step_features, total_features
 from mnv2gen.ir import DType, Graph, OpKind
 from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.report import plan_report
@@ -72,42 +76,7 @@ class Generated:
     report: dict
     sources: tuple[str, ...] = ()
     renamer: Renamer = Renamer("mnv2")
-
-
-def _operators(ops) -> str:
-    """Return e.g. "operators 6 (CONV_2D), 7 (DEPTHWISE_CONV_2D)": indices in the model file."""
-    return ("operator " if len(ops) == 1 else "operators ") + ", ".join(
-        f"{o.source_index if o.source_index >= 0 else 'added'} ({o.kind.value})" for o in ops)
-
-
-def _unit_ops(unit) -> tuple:
-    return unit.ops if isinstance(unit, FusedUnit) else (unit.op,)
-
-
-def _describe(up) -> str:
-    """Return the comment of one step: its unit name and the model-file operators it runs."""
-    if isinstance(up, SegmentPlan):
-        shape = up.shape
-        stages = "; ".join(f"{st.unit.name} ({st.kind}): {_operators(_unit_ops(st.unit))}, "
-                           f"tiles of {w} column(s)"
-                           for st, w in zip(shape.stages, shape.widths, strict=True))
-        source = "a streamed input ring" if shape.streamed else "a whole input"
-        return (f"{up.name}, depth-first over {len(shape.stages)} unit(s) reading {source}, "
-                f"{len(shape.schedule)} row steps: {stages}")
-    unit = up.unit
-    if isinstance(unit, FusedUnit):
-        c = up.choice
-        return (f"{unit.name}, fused {_operators(unit.ops)}; {len(c.bands)} band(s) of "
-                f"{c.chunking.rows} row(s), {c.chunking.groups} channel group(s)")
-    return f"{unit.name}, {_operators((unit.op,))}"
-
-
-def _bands(up) -> int:
-    """Return how often a step calls the yield hook: per row band of a fused unit, per row
-    step of a segment, once for a single layer."""
-    if isinstance(up, SegmentPlan):
-        return len(up.shape.schedule)
-    return len(up.choice.bands) if isinstance(up.unit, FusedUnit) else 1
+    report_context: dict | None = None  # what REPORT.md is rendered from (write_report)
 
 
 def _layout(graph: Graph, name: str) -> tuple[str, list[str]]:
@@ -195,10 +164,10 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         template, context = lower_unit(plan, up, pool)
         context = {**context, "step": up.step}
         module = env.get_template(f"ops/{template}").module
-        units.append({"step": up.step, "name": up.name, "bands": _bands(up),
+        units.append({"step": up.step, "name": up.name, "bands": step_bands(up),
                       "layer": not isinstance(up, SegmentPlan) and not isinstance(
                           up.unit, FusedUnit),
-                      "comment": _describe(up),
+                      "comment": describe_step(up),
                       "definitions": str(module.define(up.name, context)).rstrip(),
                       "call": str(module.call(up.name, context)).rstrip("\n")})
     report = plan_report(plan, baseline, tflm_arena_bytes)
@@ -219,7 +188,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "outputs": outputs, "output": outputs[0],
         "plan_summary": (f"{plan.scheme} scheme, arena {plan.peak_bytes} bytes "
                          f"(layer by layer: {baseline.peak_bytes})"),
-        "units": units, "band_count": sum(u["bands"] for u in units), "arrays": pool.arrays, "const_bytes": pool.total_bytes,
+        "units": units, "band_count": sum(u["bands"] for u in units),
+        "arrays": pool.arrays, "const_bytes": pool.total_bytes,
         "cc": "gcc" if target.is_host else "arm-none-eabi-gcc",
         "ar": "ar" if target.is_host else "arm-none-eabi-ar",
         "target_flags": " ".join(target.machine_flags), "cmsis_nn_path": cmsis_nn_path,
@@ -232,11 +202,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     }
     for name, template in rendered.items():
         (out_dir / name).write_text(env.get_template(template).render(**common))
-    report_units = [{**u, "chunking": (f"R={u['chunking']['rows']} G={u['chunking']['groups']}"
-                                       if u["chunking"] else "-"),
-                     "in_place": "yes" if u["in_place"] else ""} for u in report["units"]]
-    (out_dir / "REPORT.md").write_text(env.get_template("build/REPORT.md.j2").render(
-        **{**common, "units": report_units}))
+    report_context = {**common, **_estimates(plan, target, kernels, report)}
+    (out_dir / "REPORT.md").write_text(_render_report(report_context, None))
     (out_dir / "plan.json").write_text(json.dumps(
         {**report, "target": target.name, "kernels": kernels, "const_bytes": pool.total_bytes},
         indent=2) + "\n")
@@ -246,7 +213,41 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
                            (provenance, cmsis_nn_path, *options.free_texts))
     files = sorted(renamer.file_name(p.name) for p in out_dir.iterdir() if p.is_file())
     return Generated(tuple(files), pool.total_bytes, report,
-                     tuple(map(renamer.file_name, library_sources(kernels))), renamer)
+                     tuple(map(renamer.file_name, library_sources(kernels))), renamer,
+                     report_context)
+
+
+def _estimates(plan: Plan, target: Target, kernels: str, report: dict) -> dict:
+    """Return REPORT.md's step rows with the calibrated instruction estimate of each step
+    (None without a calibration for the target and kernels) and the total."""
+    calib = calibration(target.name, kernels)
+    rows = []
+    for u, up in zip(report["units"], plan.units, strict=True):
+        rows.append({**u, "chunking": (f"R={u['chunking']['rows']} G={u['chunking']['groups']}"
+                                       if u["chunking"] else "-"),
+                     "in_place": "yes" if u["in_place"] else "",
+                     "instructions": (f"{calib.instructions_for(step_features(plan, up)):,}"
+                                      if calib else "")})
+    total = calib.instructions_for(total_features(plan)) if calib else None
+    return {"units": rows, "estimate": None if calib is None else {
+        "total": f"{total:,}", "error_pct": calib.fit_error_pct,
+        "borrowed": calib.coefficients_from or ""}}
+
+
+def _render_report(context: dict, footprint: Footprint | None, why_not: str = "") -> str:
+    env = _environment()
+    return env.get_template("build/REPORT.md.j2").render(
+        **context, footprint=footprint, why_not=why_not or "the build's compile check "
+        "did not run (the target's compiler is not installed)")
+
+
+def write_report(out_dir: Path, generated: Generated, footprint: Footprint | None,
+                 why_not: str = "") -> None:
+    """Rewrite REPORT.md of a generated library with the measured footprint (sizes and
+    stack of the compile check), or `why_not` when there is none."""
+    text = generated.renamer.build_file(
+        _render_report(generated.report_context, footprint, why_not))
+    (out_dir / generated.renamer.file_name("REPORT.md")).write_text(text)
 
 
 def apply_prefix(out_dir: Path, prefix: str, protected: tuple[str, ...] = ()) -> Renamer:
