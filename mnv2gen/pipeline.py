@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
+from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate, write_report
+from mnv2gen.codegen.footprint import STACK_FLAGS, Footprint, object_sizes, stack_depth
 from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.codegen.pixels import PixelInput
 from mnv2gen.codegen.support import check_supported
@@ -143,23 +145,40 @@ def check_fits(compiled: Compiled, const_bytes: int) -> None:
             "bytes over)", "pick a smaller model or a part with more flash")
 
 
-def compile_check(compiled: Compiled, out_dir: Path, generated: Generated) -> None:
-    """Compile the generated library with the target's compiler (objects only)."""
+#: The library's API functions (default prefix) whose deepest stack REPORT.md states.
+API_FUNCTIONS = ("mnv2_invoke", "mnv2_run", "mnv2_begin", "mnv2_feed_rows",
+                 "mnv2_feed_pixel_rows", "mnv2_set_input_pixels", "mnv2_set_arena")
+
+
+def compile_check(compiled: Compiled, out_dir: Path, generated: Generated) -> Footprint | None:
+    """Compile the generated library with the target's compiler (objects only); return
+    its footprint: `size` of the objects and the deepest stack of its API (None for the
+    stack when GCC writes no call graph)."""
     target = compiled.target
-    cc = tools(target)["cc"]
+    cc, size_tool = tools(target)["cc"], tools(target)["size"]
     sources = generated.sources
     includes = ["-I."] + ([f"-I{compiled.cmsis_nn_path}/Include"] if compiled.cmsis_nn_path
                           else [])
-    for source in sources:
-        done = run_tool([cc, *target.machine_flags, "-O2", "-Wall", *source_flags(source),
-                         "-c", source, *includes, "-o", os.devnull],
-                        f"compiling the generated {source}",
-                        compile_timeout(Path(out_dir) / source), cwd=out_dir)
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines() or ["(no message)"]
-            first = next((line for line in lines if "error" in line), lines[0])
-            raise InternalError(f"generated {source} does not compile for {target.name}: "
-                                f"{first}")
+    with tempfile.TemporaryDirectory(prefix="mnv2gen-check-") as work:
+        objects = []
+        for source in sources:
+            obj = Path(work) / (Path(source).stem + ".o")
+            done = run_tool([cc, *target.machine_flags, "-O2", "-Wall", *STACK_FLAGS,
+                             *source_flags(source), "-c", source, *includes, "-o", str(obj)],
+                            f"compiling the generated {source}",
+                            compile_timeout(Path(out_dir) / source), cwd=out_dir)
+            if done.returncode != 0:
+                lines = done.stderr.strip().splitlines() or ["(no message)"]
+                first = next((line for line in lines if "error" in line), lines[0])
+                raise InternalError(f"generated {source} does not compile for {target.name}: "
+                                    f"{first}")
+            objects.append(obj)
+        text, data, bss = object_sizes(size_tool, objects)
+        stack = stack_depth(sorted(Path(work).glob("*.ci")),
+                            [generated.renamer.identifier(f) for f in API_FUNCTIONS])
+    if stack is None:
+        return Footprint(text, data, bss, None)
+    return replace(stack, text=text, data=data, bss=bss)
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,
@@ -174,5 +193,10 @@ def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int
                              pixels, options)
         check_fits(compiled, generated.const_bytes)
         if compile_it and toolchain_available(compiled.target):
-            compile_check(compiled, tmp, generated)
+            write_report(tmp, generated, compile_check(compiled, tmp, generated))
+        elif compile_it:
+            write_report(tmp, generated, None, f"{compiled.target.name}'s compiler is not "
+                         "installed")
+        else:
+            write_report(tmp, generated, None, "the build ran without its compile check")
     return generated

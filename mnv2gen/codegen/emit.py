@@ -15,13 +15,16 @@ from pathlib import Path
 import jinja2
 
 from mnv2gen import __version__
+from mnv2gen.codegen.cinit import Initialiser, runtime_structs
 from mnv2gen.codegen.consts import ConstPool
+from mnv2gen.codegen.footprint import Footprint
 from mnv2gen.codegen.lower import lower_unit
 from mnv2gen.codegen.lower_family import output_ctype
 from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.codegen.pixels import PixelInput, pixel_context
 from mnv2gen.codegen.prefix import Renamer, code_identifiers
 from mnv2gen.codegen.ranges import check_arena, check_context, check_stream
+from mnv2gen.codegen.steps import describe_step, step_bands
 from mnv2gen.codegen.support import check_supported
 from mnv2gen.codegen.text import (
     build_file_path,
@@ -29,6 +32,8 @@ from mnv2gen.codegen.text import (
     comment_text,
     safe_basename,
 )
+from mnv2gen.estimate.calibration import calibration
+from mnv2gen.estimate.features import step_features, total_features
 from mnv2gen.ir import DType, Graph, OpKind
 from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.report import plan_report
@@ -59,10 +64,13 @@ def templates_dir() -> Path:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True, autoescape=False)
+    initialiser = Initialiser(runtime_structs(str(templates_dir() / "runtime")))
+    env.globals.update(init=initialiser, static_init=initialiser.define)
+    return env
 
 
 @dataclass(frozen=True)
@@ -75,23 +83,7 @@ class Generated:
     report: dict
     sources: tuple[str, ...] = ()
     renamer: Renamer = Renamer("mnv2")
-
-
-def _describe(up) -> str:
-    if isinstance(up, SegmentPlan):
-        shape = up.shape
-        stages = ", ".join(f"{st.name} ({st.kind}, tiles of {w} column(s))"
-                           for st, w in zip(shape.stages, shape.widths, strict=True))
-        source = "a streamed input ring" if shape.streamed else "a whole input"
-        return (f"{up.name}, depth-first over {len(shape.stages)} unit(s) reading {source}: "
-                f"{stages}; {len(shape.schedule)} row steps")
-    unit = up.unit
-    if isinstance(unit, FusedUnit):
-        parts = [o.kind.value.lower() for o in unit.ops]
-        c = up.choice
-        return (f"{unit.name}, fused {' -> '.join(parts)}; {len(c.bands)} bands of "
-                f"{c.chunking.rows} row(s), {c.chunking.groups} channel group(s)")
-    return f"{unit.name}, {unit.op.kind.value} ({unit.op.describe()})"
+    report_context: dict | None = None  # what REPORT.md is rendered from (write_report)
 
 
 def _layout(graph: Graph, name: str) -> tuple[str, list[str]]:
@@ -178,8 +170,12 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     for up in plan.units:
         template, context = lower_unit(plan, up, pool)
         check_context(f"step {up.step} ({up.name})", context, template)
+        context = {**context, "step": up.step}
         module = env.get_template(f"ops/{template}").module
-        units.append({"step": up.step, "comment": comment_text(_describe(up), 160),
+        units.append({"step": up.step, "name": up.name, "bands": step_bands(up),
+                      "layer": not isinstance(up, SegmentPlan) and not isinstance(
+                          up.unit, FusedUnit),
+                      "comment": comment_text(describe_step(up), 1000),
                       "definitions": str(module.define(up.name, context)).rstrip(),
                       "call": str(module.call(up.name, context)).rstrip("\n")})
     check_arena(plan.peak_bytes, pool.total_bytes)
@@ -204,7 +200,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "outputs": outputs, "output": outputs[0],
         "plan_summary": (f"{plan.scheme} scheme, arena {plan.peak_bytes} bytes "
                          f"(layer by layer: {baseline.peak_bytes})"),
-        "units": units, "arrays": pool.arrays, "const_bytes": pool.total_bytes,
+        "units": units, "band_count": sum(u["bands"] for u in units),
+        "arrays": pool.arrays, "const_bytes": pool.total_bytes,
         "cc": "gcc" if target.is_host else "arm-none-eabi-gcc",
         "ar": "ar" if target.is_host else "arm-none-eabi-ar",
         "target_flags": " ".join(target.machine_flags),
@@ -218,12 +215,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     }
     texts = {name: env.get_template(template).render(**common)
              for name, template in rendered.items()}
-    report_units = [{**u, "name": comment_text(u["name"]),
-                     "chunking": (f"R={u['chunking']['rows']} G={u['chunking']['groups']}"
-                                  if u["chunking"] else "-"),
-                     "in_place": "yes" if u["in_place"] else ""} for u in report["units"]]
-    texts["REPORT.md"] = env.get_template("build/REPORT.md.j2").render(
-        **{**common, "units": report_units})
+    report_context = {**common, **_estimates(plan, target, kernels, report)}
+    texts["REPORT.md"] = _render_report(report_context, None)
     texts["plan.json"] = json.dumps(
         {**report, "target": target.name, "kernels": kernels, "const_bytes": pool.total_bytes},
         indent=2) + "\n"
@@ -236,7 +229,43 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
                            (provenance, cmsis_nn_path, *options.free_texts))
     files = sorted(renamer.file_name(p.name) for p in out_dir.iterdir() if p.is_file())
     return Generated(tuple(files), pool.total_bytes, report,
-                     tuple(map(renamer.file_name, library_sources(kernels))), renamer)
+                     tuple(map(renamer.file_name, library_sources(kernels))), renamer,
+                     report_context)
+
+
+def _estimates(plan: Plan, target: Target, kernels: str, report: dict) -> dict:
+    """Return REPORT.md's step rows with the calibrated instruction estimate of each step
+    (None without a calibration for the target and kernels) and the total."""
+    calib = calibration(target.name, kernels)
+    rows = []
+    for u, up in zip(report["units"], plan.units, strict=True):
+        rows.append({**u, "name": comment_text(u["name"]),
+                     "chunking": (f"R={u['chunking']['rows']} G={u['chunking']['groups']}"
+                                  if u["chunking"] else "-"),
+                     "in_place": "yes" if u["in_place"] else "",
+                     "instructions": (f"{calib.instructions_for(step_features(plan, up)):,}"
+                                      if calib else "")})
+    total = calib.instructions_for(total_features(plan)) if calib else None
+    return {"units": rows, "estimate": None if calib is None else {
+        "total": f"{total:,}", "error_pct": calib.fit_error_pct,
+        "borrowed": calib.coefficients_from or ""}}
+
+
+def _render_report(context: dict, footprint: Footprint | None, why_not: str = "") -> str:
+    env = _environment()
+    return env.get_template("build/REPORT.md.j2").render(
+        **context, footprint=footprint, why_not=why_not or "the build's compile check "
+        "did not run (the target's compiler is not installed)")
+
+
+def write_report(out_dir: Path, generated: Generated, footprint: Footprint | None,
+                 why_not: str = "") -> None:
+    """Rewrite REPORT.md of a generated library with the measured footprint (sizes and
+    stack of the compile check), or `why_not` when there is none."""
+    text = generated.renamer.build_file(
+        _render_report(generated.report_context, footprint, why_not))
+    check_generated_text("REPORT.md", text)
+    (out_dir / generated.renamer.file_name("REPORT.md")).write_text(text)
 
 
 def apply_prefix(out_dir: Path, prefix: str, protected: tuple[str, ...] = ()) -> Renamer:

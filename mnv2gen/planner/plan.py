@@ -29,7 +29,7 @@ from mnv2gen.planner.check import plan_problems
 from mnv2gen.planner.choose import OVERHEAD_BOUNDS, choose, smallest_peak
 from mnv2gen.planner.options import Option, segment_options, stage_kernel_bytes, unit_options
 from mnv2gen.planner.per_unit import choose_per_unit
-from mnv2gen.planner.schedule import build_units
+from mnv2gen.planner.schedule import build_units, first_op, unit_name
 from mnv2gen.planner.segment_shape import build_shape
 from mnv2gen.planner.stages import chains
 from mnv2gen.planner.steps import INPUT_MODES, SegmentPlan, Step, UnitPlan, segment_scratch
@@ -88,13 +88,14 @@ def _steps(graph: Graph, units, chosen: list[Option], kernel_set: str) -> tuple[
     """Return plan steps for chosen options (segments get their exact shapes)."""
     stages = chains(graph, units)
     steps: list[Step] = []
+    taken = {u.name for u in units}
     for opt in chosen:
         index = len(steps)
         if opt.kind == "segment":
             chain = tuple(stages[opt.first:opt.stop])
             kernel = tuple(stage_kernel_bytes(graph, st, kernel_set) for st in chain)
             shape = build_shape(chain, opt.widths, opt.streamed, kernel)
-            name = f"segment{sum(isinstance(s, SegmentPlan) for s in steps)}"
+            name = unit_name(first_op(units[opt.first]), "segment", taken)
             steps.append(SegmentPlan(index, name, tuple(units[opt.first:opt.stop]), shape,
                                      segment_scratch(shape)))
         else:
