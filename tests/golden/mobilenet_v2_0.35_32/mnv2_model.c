@@ -52,7 +52,7 @@ static const mnv2_fused_unit block0 = {
     1,
     { { 1, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 16, 3, 3, 3 }, block0_producer_filter, block0_producer_bias, block0_producer_multiplier, block0_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 16 }, block0_depthwise_filter, block0_depthwise_bias, block0_depthwise_multiplier, block0_depthwise_shift },
-    { { 128, 12, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 16 }, block0_project_filter, block0_project_bias, block0_project_multiplier, block0_project_shift },
+    { { 128, -11, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 16 }, block0_project_filter, block0_project_bias, block0_project_multiplier, block0_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     1, block0_group_start,
 };
@@ -68,9 +68,9 @@ static const mnv2_fused_unit block1 = {
     0, 2944, 0, 0,
     { 1, 16, 16, 8 }, { 1, 16, 16, 48 }, { 1, 8, 8, 8 },
     1,
-    { { -12, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, block1_producer_filter, block1_producer_bias, block1_producer_multiplier, block1_producer_shift },
+    { { 11, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, block1_producer_filter, block1_producer_bias, block1_producer_multiplier, block1_producer_shift },
     { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, block1_depthwise_filter_groups, block1_depthwise_bias, block1_depthwise_multiplier, block1_depthwise_shift },
-    { { 128, -4, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 48 }, block1_project_filter_groups, block1_project_bias, block1_project_multiplier, block1_project_shift },
+    { { 128, -22, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 48 }, block1_project_filter_groups, block1_project_bias, block1_project_multiplier, block1_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     6, block1_group_start,
 };
@@ -86,10 +86,10 @@ static const mnv2_fused_unit block2 = {
     3584, 0, 0, 0,
     { 1, 8, 8, 8 }, { 1, 8, 8, 48 }, { 1, 8, 8, 8 },
     1,
-    { { 4, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, block2_producer_filter, block2_producer_bias, block2_producer_multiplier, block2_producer_shift },
+    { { 22, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, block2_producer_filter, block2_producer_bias, block2_producer_multiplier, block2_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, block2_depthwise_filter, block2_depthwise_bias, block2_depthwise_multiplier, block2_depthwise_shift },
-    { { 128, -15, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 48 }, block2_project_filter, block2_project_bias, block2_project_multiplier, block2_project_shift },
-    1, { 4, 1923483445, -1, 15, 1073741824, 0, 20, -4, 1435636127, -19, -128, 127 },
+    { { 128, -7, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 48 }, block2_project_filter, block2_project_bias, block2_project_multiplier, block2_project_shift },
+    1, { 22, 1073741824, 0, 7, 1876743037, -1, 20, 13, 1728688662, -19, -128, 127 },
     1, block2_group_start,
 };
 /* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 4 row(s), 2 channel group(s) */
@@ -102,9 +102,9 @@ static const mnv2_fused_unit block3 = {
     0, 2048, 0, 0,
     { 1, 8, 8, 8 }, { 1, 8, 8, 48 }, { 1, 4, 4, 16 },
     1,
-    { { 4, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, block3_producer_filter, block3_producer_bias, block3_producer_multiplier, block3_producer_shift },
+    { { -13, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, block3_producer_filter, block3_producer_bias, block3_producer_multiplier, block3_producer_shift },
     { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, block3_depthwise_filter_groups, block3_depthwise_bias, block3_depthwise_multiplier, block3_depthwise_shift },
-    { { 128, 7, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 48 }, block3_project_filter_groups, block3_project_bias, block3_project_multiplier, block3_project_shift },
+    { { 128, 18, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 48 }, block3_project_filter_groups, block3_project_bias, block3_project_multiplier, block3_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     2, block3_group_start,
 };
@@ -118,10 +118,10 @@ static const mnv2_fused_unit block4 = {
     3712, 0, 0, 0,
     { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 4, 4, 16 },
     1,
-    { { -7, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block4_producer_filter, block4_producer_bias, block4_producer_multiplier, block4_producer_shift },
+    { { -18, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block4_producer_filter, block4_producer_bias, block4_producer_multiplier, block4_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, block4_depthwise_filter, block4_depthwise_bias, block4_depthwise_multiplier, block4_depthwise_shift },
-    { { 128, -1, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, block4_project_filter, block4_project_bias, block4_project_multiplier, block4_project_shift },
-    1, { -7, 1930846616, -1, 1, 1073741824, 0, 20, -3, 1708824389, -19, -128, 127 },
+    { { 128, -8, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, block4_project_filter, block4_project_bias, block4_project_multiplier, block4_project_shift },
+    1, { -18, 1073741824, 0, 8, 1879451136, -1, 20, -16, 1587734443, -19, -128, 127 },
     1, block4_group_start,
 };
 /* step 5: block5, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
@@ -134,10 +134,10 @@ static const mnv2_fused_unit block5 = {
     3584, 0, 0, 0,
     { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 4, 4, 16 },
     1,
-    { { 3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block5_producer_filter, block5_producer_bias, block5_producer_multiplier, block5_producer_shift },
+    { { 16, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block5_producer_filter, block5_producer_bias, block5_producer_multiplier, block5_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, block5_depthwise_filter, block5_depthwise_bias, block5_depthwise_multiplier, block5_depthwise_shift },
-    { { 128, -8, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, block5_project_filter, block5_project_bias, block5_project_multiplier, block5_project_shift },
-    1, { 3, 1073741824, 0, 8, 1614506574, -1, 20, 9, 1661740057, -19, -128, 127 },
+    { { 128, 13, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, block5_project_filter, block5_project_bias, block5_project_multiplier, block5_project_shift },
+    1, { 16, 1073741824, 0, -13, 1362842320, -1, 20, -27, 1780275664, -19, -128, 127 },
     1, block5_group_start,
 };
 /* step 6: block6, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
@@ -150,9 +150,9 @@ static const mnv2_fused_unit block6 = {
     0, 0, 0, 0,
     { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 2, 2, 24 },
     1,
-    { { -9, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block6_producer_filter, block6_producer_bias, block6_producer_multiplier, block6_producer_shift },
+    { { 27, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, block6_producer_filter, block6_producer_bias, block6_producer_multiplier, block6_producer_shift },
     { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, block6_depthwise_filter, block6_depthwise_bias, block6_depthwise_multiplier, block6_depthwise_shift },
-    { { 128, -22, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 96 }, block6_project_filter, block6_project_bias, block6_project_multiplier, block6_project_shift },
+    { { 128, -6, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 96 }, block6_project_filter, block6_project_bias, block6_project_multiplier, block6_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     1, block6_group_start,
 };
@@ -166,10 +166,10 @@ static const mnv2_fused_unit block7 = {
     1248, 0, 0, 0,
     { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 24 },
     1,
-    { { 22, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block7_producer_filter, block7_producer_bias, block7_producer_multiplier, block7_producer_shift },
+    { { 6, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block7_producer_filter, block7_producer_bias, block7_producer_multiplier, block7_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, block7_depthwise_filter, block7_depthwise_bias, block7_depthwise_multiplier, block7_depthwise_shift },
-    { { 128, -2, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, block7_project_filter, block7_project_bias, block7_project_multiplier, block7_project_shift },
-    1, { 22, 1073741824, 0, 2, 1712299161, -1, 20, 7, 1654146750, -19, -128, 127 },
+    { { 128, -3, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, block7_project_filter, block7_project_bias, block7_project_multiplier, block7_project_shift },
+    1, { 6, 1073741824, 0, 3, 1746058736, -1, 20, -1, 1646932507, -19, -128, 127 },
     1, block7_group_start,
 };
 /* step 8: block8, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
@@ -182,10 +182,10 @@ static const mnv2_fused_unit block8 = {
     1344, 0, 0, 0,
     { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 24 },
     1,
-    { { -7, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block8_producer_filter, block8_producer_bias, block8_producer_multiplier, block8_producer_shift },
+    { { 1, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block8_producer_filter, block8_producer_bias, block8_producer_multiplier, block8_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, block8_depthwise_filter, block8_depthwise_bias, block8_depthwise_multiplier, block8_depthwise_shift },
-    { { 128, -14, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, block8_project_filter, block8_project_bias, block8_project_multiplier, block8_project_shift },
-    1, { -7, 1073741824, 0, 14, 1724651276, -1, 20, -10, 1919558485, -19, -128, 127 },
+    { { 128, -10, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, block8_project_filter, block8_project_bias, block8_project_multiplier, block8_project_shift },
+    1, { 1, 1073741824, 0, 10, 1373328746, -1, 20, 10, 1621956005, -19, -128, 127 },
     1, block8_group_start,
 };
 /* step 9: block9, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
@@ -198,10 +198,10 @@ static const mnv2_fused_unit block9 = {
     1344, 0, 0, 0,
     { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 24 },
     1,
-    { { 10, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block9_producer_filter, block9_producer_bias, block9_producer_multiplier, block9_producer_shift },
+    { { -10, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block9_producer_filter, block9_producer_bias, block9_producer_multiplier, block9_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, block9_depthwise_filter, block9_depthwise_bias, block9_depthwise_multiplier, block9_depthwise_shift },
-    { { 128, -26, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, block9_project_filter, block9_project_bias, block9_project_multiplier, block9_project_shift },
-    1, { 10, 1073741824, 0, 26, 1250024937, -1, 20, -5, 1755565687, -19, -128, 127 },
+    { { 128, 3, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, block9_project_filter, block9_project_bias, block9_project_multiplier, block9_project_shift },
+    1, { -10, 1073741824, 0, -3, 1226116670, -1, 20, -2, 1883077040, -19, -128, 127 },
     1, block9_group_start,
 };
 /* step 10: block10, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
@@ -214,9 +214,9 @@ static const mnv2_fused_unit block10 = {
     0, 0, 0, 0,
     { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 32 },
     1,
-    { { 5, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block10_producer_filter, block10_producer_bias, block10_producer_multiplier, block10_producer_shift },
+    { { 2, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, block10_producer_filter, block10_producer_bias, block10_producer_multiplier, block10_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, block10_depthwise_filter, block10_depthwise_bias, block10_depthwise_multiplier, block10_depthwise_shift },
-    { { 128, -5, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 144 }, block10_project_filter, block10_project_bias, block10_project_multiplier, block10_project_shift },
+    { { 128, -17, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 144 }, block10_project_filter, block10_project_bias, block10_project_multiplier, block10_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     1, block10_group_start,
 };
@@ -230,10 +230,10 @@ static const mnv2_fused_unit block11 = {
     1792, 0, 0, 0,
     { 1, 2, 2, 32 }, { 1, 2, 2, 192 }, { 1, 2, 2, 32 },
     1,
-    { { 5, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, block11_producer_filter, block11_producer_bias, block11_producer_multiplier, block11_producer_shift },
+    { { 17, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, block11_producer_filter, block11_producer_bias, block11_producer_multiplier, block11_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, block11_depthwise_filter, block11_depthwise_bias, block11_depthwise_multiplier, block11_depthwise_shift },
-    { { 128, 2, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, block11_project_filter, block11_project_bias, block11_project_multiplier, block11_project_shift },
-    1, { 5, 2068542575, -1, -2, 1073741824, 0, 20, 17, 1533897812, -19, -128, 127 },
+    { { 128, -3, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, block11_project_filter, block11_project_bias, block11_project_multiplier, block11_project_shift },
+    1, { 17, 1073741824, 0, 3, 2043336855, -1, 20, 0, 1558127266, -19, -128, 127 },
     1, block11_group_start,
 };
 /* step 12: block12, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
@@ -246,10 +246,10 @@ static const mnv2_fused_unit block12 = {
     1792, 0, 0, 0,
     { 1, 2, 2, 32 }, { 1, 2, 2, 192 }, { 1, 2, 2, 32 },
     1,
-    { { -17, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, block12_producer_filter, block12_producer_bias, block12_producer_multiplier, block12_producer_shift },
+    { { 0, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, block12_producer_filter, block12_producer_bias, block12_producer_multiplier, block12_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, block12_depthwise_filter, block12_depthwise_bias, block12_depthwise_multiplier, block12_depthwise_shift },
-    { { 128, 3, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, block12_project_filter, block12_project_bias, block12_project_multiplier, block12_project_shift },
-    1, { -17, 1073741824, 0, -3, 1736356306, -1, 20, -6, 1717272394, -19, -128, 127 },
+    { { 128, -16, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, block12_project_filter, block12_project_bias, block12_project_multiplier, block12_project_shift },
+    1, { 0, 1073741824, 0, 16, 1592013383, -1, 20, 3, 1825796955, -19, -128, 127 },
     1, block12_group_start,
 };
 /* step 13: block13, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
@@ -262,9 +262,9 @@ static const mnv2_fused_unit block13 = {
     0, 0, 0, 0,
     { 1, 2, 2, 32 }, { 1, 2, 2, 192 }, { 1, 1, 1, 56 },
     1,
-    { { 6, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, block13_producer_filter, block13_producer_bias, block13_producer_multiplier, block13_producer_shift },
+    { { -3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, block13_producer_filter, block13_producer_bias, block13_producer_multiplier, block13_producer_shift },
     { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, block13_depthwise_filter, block13_depthwise_bias, block13_depthwise_multiplier, block13_depthwise_shift },
-    { { 128, 0, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 192 }, block13_project_filter, block13_project_bias, block13_project_multiplier, block13_project_shift },
+    { { 128, 3, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 192 }, block13_project_filter, block13_project_bias, block13_project_multiplier, block13_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
     1, block13_group_start,
 };
@@ -278,10 +278,10 @@ static const mnv2_fused_unit block14 = {
     672, 0, 0, 0,
     { 1, 1, 1, 56 }, { 1, 1, 1, 336 }, { 1, 1, 1, 56 },
     1,
-    { { 0, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, block14_producer_filter, block14_producer_bias, block14_producer_multiplier, block14_producer_shift },
+    { { -3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, block14_producer_filter, block14_producer_bias, block14_producer_multiplier, block14_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, block14_depthwise_filter, block14_depthwise_bias, block14_depthwise_multiplier, block14_depthwise_shift },
-    { { 128, 9, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, block14_project_filter, block14_project_bias, block14_project_multiplier, block14_project_shift },
-    1, { 0, 1073741824, 0, -9, 1893870133, -1, 20, -3, 1649930351, -19, -128, 127 },
+    { { 128, -3, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, block14_project_filter, block14_project_bias, block14_project_multiplier, block14_project_shift },
+    1, { -3, 1073741824, 0, 3, 1978644881, -1, 20, 0, 1742445904, -19, -128, 127 },
     1, block14_group_start,
 };
 /* step 15: block15, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
@@ -294,10 +294,10 @@ static const mnv2_fused_unit block15 = {
     672, 0, 0, 0,
     { 1, 1, 1, 56 }, { 1, 1, 1, 336 }, { 1, 1, 1, 56 },
     1,
-    { { 3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, block15_producer_filter, block15_producer_bias, block15_producer_multiplier, block15_producer_shift },
+    { { 0, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, block15_producer_filter, block15_producer_bias, block15_producer_multiplier, block15_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, block15_depthwise_filter, block15_depthwise_bias, block15_depthwise_multiplier, block15_depthwise_shift },
-    { { 128, -10, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, block15_project_filter, block15_project_bias, block15_project_multiplier, block15_project_shift },
-    1, { 3, 1073741824, 0, 10, 1440530134, -1, 20, 1, 1624184739, -19, -128, 127 },
+    { { 128, -5, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, block15_project_filter, block15_project_bias, block15_project_multiplier, block15_project_shift },
+    1, { 0, 1073741824, 0, 5, 1725049478, -1, 20, 11, 1713989977, -19, -128, 127 },
     1, block15_group_start,
 };
 /* step 16: block16, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
@@ -310,7 +310,7 @@ static const mnv2_fused_unit block16 = {
     0, 0, 0, 0,
     { 1, 1, 1, 56 }, { 1, 1, 1, 336 }, { 1, 1, 1, 112 },
     1,
-    { { -1, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, block16_producer_filter, block16_producer_bias, block16_producer_multiplier, block16_producer_shift },
+    { { -11, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, block16_producer_filter, block16_producer_bias, block16_producer_multiplier, block16_producer_shift },
     { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, block16_depthwise_filter, block16_depthwise_bias, block16_depthwise_multiplier, block16_depthwise_shift },
     { { 128, 12, 1, 1, 0, 0, 1, 1, -128, 127 }, { 112, 1, 1, 336 }, block16_project_filter, block16_project_bias, block16_project_multiplier, block16_project_shift },
     0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
@@ -324,7 +324,7 @@ static const mnv2_dims op61_conv_2d_output_dims = { 1, 1, 1, 1280 };
 /* step 18: op62_mean, MEAN (operator 62 (MEAN)) */
 
 /* step 19: op63_fully_connected, FULLY_CONNECTED (operator 63 (FULLY_CONNECTED)) */
-static const mnv2_fc_params op63_fully_connected_params = { 128, 0, 17, -128, 127 };
+static const mnv2_fc_params op63_fully_connected_params = { 128, 0, -34, -128, 127 };
 /* step 20: op64_softmax, SOFTMAX (operator 64 (SOFTMAX)) */
 
 mnv2_input_t *mnv2_input(void)
@@ -559,8 +559,8 @@ int mnv2_invoke(void)
     }
 
     /* step 20: op64_softmax, SOFTMAX (operator 64 (SOFTMAX)) */
-    status = mnv2_softmax_s8(mnv2_arena + 0, 1, 4, 1154219904,
-        23, -248, mnv2_arena + 16);
+    status = mnv2_softmax_s8(mnv2_arena + 0, 1, 4, 2131956352,
+        22, -496, mnv2_arena + 16);
     MNV2_PROFILE_POINT(20);
     if (status != MNV2_OK)
     {
