@@ -1,48 +1,354 @@
-"""Atomic output: write to a temporary sibling, then rename, so failures leave nothing."""
+"""Output files and folders: mnv2gen never deletes or overwrites what it did not write.
+
+Folders (`build -o`, `verify --keep`, `estimate --png`), by `output_directory`:
+- DIR is created if missing (its parent must exist) with mode 0777 & ~umask;
+- when DIR holds anything mnv2gen did not write there, or a file it wrote was changed
+  since, the command stops with exit 2 before it writes anything. What it wrote is listed
+  in DIR/.mnv2gen-manifest with each file's SHA-256. `--force` writes anyway: files of the
+  generated names are replaced, nothing else is touched;
+- `/` is refused, and DIR itself is never removed (it may be the working directory or a
+  parent of it): only files listed in the manifest are replaced or deleted;
+- new files are made in a hidden staging folder inside DIR and moved into place only when
+  the command succeeded, so a failure leaves the previous output as it was. While they
+  are moved the manifest accepts both versions, so an interrupted move is still known;
+- one command writes a folder at a time (a lock on DIR; a second one waits). Staging
+  folders left by a killed command are removed by the next one, which holds the lock.
+Files (`-o` of zoo, quantize, run; `estimate --html`), by `write_file`: written to a
+temporary sibling, then renamed over the target; an existing file is replaced only if mnv2gen
+wrote it (`ours`) or with --force; an empty path or a directory is refused. Modes follow the
+umask (0644 files, 0755 folders with the usual 022).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from mnv2gen import __version__
 from mnv2gen.errors import MnvError
+from mnv2gen.fslock import LOCK_FILE, DirectoryLock, try_lock
+
+MANIFEST = ".mnv2gen-manifest"
+STAGING_PREFIX = ".mnv2gen-staging-"
+LOCK_WAIT_S = 600.0
+FORCE_HINT = ("choose an empty or new folder, or pass --force to write into it anyway "
+              "(files of the generated names are replaced, nothing else is touched)")
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same directory."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise MnvError(f"{path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def shown(path: str | Path) -> str:
+    """Return `path` for a message: non-printable characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(path))
+
+
+def require_path(value: str | Path | None, option: str) -> Path:
+    """Return `value` as a Path; MnvError (usage, exit 2) when it is empty."""
+    if value is None or not str(value).strip():
+        raise MnvError(f"{option} needs a path, got an empty one",
+                       f"give a path, e.g. {option} out/ (use . for the current folder)")
+    return Path(value)
+
+
+# ------------------------------------------------------------------------------ files
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_temporaries(folder: Path, prefix: str) -> None:
+    """Delete temporary files of `prefix` that no live writer holds (killed writers)."""
+    for entry in folder.iterdir():
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+            continue
+        with contextlib.suppress(OSError):
+            if time.time() - entry.lstat().st_mtime < 2.0:
+                continue  # just created: its writer may not hold its lock yet
+            fd = os.open(entry, os.O_RDWR)
+            try:
+                if try_lock(fd):
+                    entry.unlink()
+            finally:
+                os.close(fd)
+
+
+def write_file(path: str | Path, data: bytes, *, option: str = "-o", force: bool = False,
+               ours: Callable[[Path], bool] | None = None) -> None:
+    """Write `data` to the file `path` atomically, following the module's rules."""
+    target = require_path(path, option)
+    if target.is_dir():
+        raise MnvError(f"{option} {shown(path)} is a folder, not a file",
+                       "give a file name inside it")
+    folder = target.absolute().parent
+    if not folder.is_dir():
+        raise MnvError(f"{shown(path)}: folder {shown(folder)} does not exist",
+                       "create it first or write elsewhere")
+    if (target.exists() or target.is_symlink()) and not force and not (ours and ours(target)):
+        raise MnvError(f"{shown(path)} exists and was not written by mnv2gen",
+                       "choose another name, or pass --force to replace it")
+    prefix = f".{target.name[:80]}.mnv2gen-"
     try:
+        _remove_stale_temporaries(folder, prefix)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise MnvError(f"{shown(path)}: cannot write ({exc.strerror})") from None
+    try:
+        try_lock(fd)  # marks the temporary as in use for _remove_stale_temporaries
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        os.replace(tmp, target)
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise MnvError(f"{shown(path)}: cannot write ({exc.strerror})") from None
         raise
+
+
+def tflite_by_mnv2gen(path: Path) -> bool:
+    """Return True for a .tflite file mnv2gen wrote (its description is 'mnv2gen')."""
+    try:
+        data = path.read_bytes()
+        if data[4:8] != b"TFL3":
+            return False
+        import tflite
+
+        return tflite.Model.GetRootAsModel(data, 0).Description() == b"mnv2gen"
+    except Exception:  # anything unreadable is not ours
+        return False
+
+
+def html_by_mnv2gen(path: Path) -> bool:
+    """Return True for an HTML report mnv2gen wrote (its generator meta tag)."""
+    try:
+        with open(path, "rb") as f:
+            return b"<meta name=generator content=mnv2gen>" in f.read(4096)
+    except OSError:
+        return False
+
+
+def npy_like(shape: tuple[int, ...], dtype) -> Callable[[Path], bool]:
+    """Return a test: is a file a .npy array of this shape and dtype (what `run -o` writes
+    for this model; .npy has no room for a mark)?"""
+    import numpy as np
+
+    def test(path: Path) -> bool:
+        try:
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                got_shape, _, got_dtype = read(f)
+            return tuple(got_shape) == tuple(shape) and got_dtype == np.dtype(dtype)
+        except Exception:
+            return False
+    return test
+
+
+# ---------------------------------------------------------------------------- folders
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(folder: Path) -> dict:
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+        files = {str(k): [str(h) for h in v] for k, v in data["files"].items()}
+        return {"files": files, "products": [str(p) for p in data.get("products", [])]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {"files": {}, "products": []}
+
+
+def _write_manifest(folder: Path, staging: Path, files: dict[str, list[str]],
+                    products) -> None:
+    """Replace the manifest of `folder` atomically (through the staging folder)."""
+    text = json.dumps({"written_by": f"mnv2gen {__version__}", "files": files,
+                       "products": sorted(products)}, indent=1, sort_keys=True) + "\n"
+    (staging / MANIFEST).write_text(text)
+    os.replace(staging / MANIFEST, folder / MANIFEST)
+
+
+def _entries(folder: Path, skip_top: set[str]) -> tuple[list[str], list[str]]:
+    """Return (files, empty or unreadable folders) under `folder` as relative POSIX paths,
+    not following links and skipping the top-level names in `skip_top`."""
+    files, empty = [], []
+    for root, dirs, names in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        if rel == Path("."):
+            dirs[:] = [d for d in dirs if d not in skip_top and not d.startswith(STAGING_PREFIX)]
+            names = [n for n in names if n not in skip_top]
+        for d in list(dirs):
+            if (Path(root) / d).is_symlink():
+                dirs.remove(d)
+                names.append(d)
+        files += [(rel / n).as_posix() for n in names]
+        if not dirs and not names and rel != Path("."):
+            empty.append(rel.as_posix())
+    return files, empty
+
+
+class _Owned:
+    """What mnv2gen wrote in a folder before, and what else is there."""
+
+    def __init__(self, folder: Path) -> None:
+        manifest = _read_manifest(folder)
+        self.recorded = manifest["files"]
+        self.products = manifest["products"] if self.recorded else []
+        files, empty = _entries(folder, {MANIFEST, LOCK_FILE, *self.products})
+        parents = {p.as_posix() for rel in self.recorded for p in Path(rel).parents}
+        self.ours, self.changed, self.foreign = [], [], []
+        for rel in files:
+            if rel not in self.recorded:
+                self.foreign.append(rel)
+            elif _sha256(folder / rel) in self.recorded[rel]:
+                self.ours.append(rel)
+            else:
+                self.changed.append(rel)
+        self.foreign += [d for d in empty if d not in parents]
+
+
+def _commit(folder: Path, staging: Path, owned: _Owned, products) -> None:
+    """Move the staged files into `folder`, delete what mnv2gen wrote before and no longer
+    writes, and record the new files."""
+    new = {rel: _sha256(staging / rel) for rel in _entries(staging, set())[0]}
+    pending = {rel: sorted(set(owned.recorded.get(rel, [])) | {new.get(rel, "")} - {""})
+               for rel in {*owned.recorded, *new}}
+    _write_manifest(folder, staging, pending, {*owned.products, *products})
+    for rel in sorted(new):
+        dest = folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_dir() and not dest.is_symlink():
+            raise MnvError(f"{shown(dest)} is a folder; mnv2gen would write a file there",
+                           "move it away")
+        os.replace(staging / rel, dest)
+    stale = [rel for rel in owned.ours if rel not in new]
+    for rel in stale:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / rel).unlink()
+    for d in sorted({p for rel in stale for p in Path(rel).parents if p != Path(".")},
+                    key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            (folder / d).rmdir()  # only if empty: never what someone else put there
+    _write_manifest(folder, staging, {rel: [h] for rel, h in new.items()},
+                    {*owned.products, *products})
+
+
+def _locked_folder(target: Path, option: str) -> tuple[DirectoryLock, bool]:
+    """Create `target` if missing and lock it; return (lock, created by us)."""
+    for _ in range(20):
+        created = False
+        try:
+            os.mkdir(target)
+            created = True
+        except FileExistsError:
+            if not target.is_dir():
+                raise MnvError(f"{option} {shown(target)} exists and is not a folder",
+                               "give a folder for the output") from None
+        lock = DirectoryLock(target)
+        try:
+            lock.acquire(LOCK_WAIT_S, lambda: sys.stderr.write(
+                f"waiting: another mnv2gen is writing {shown(target)}\n"))
+        except TimeoutError:
+            raise MnvError(f"{shown(target)}: another mnv2gen has been writing it for "
+                           f"{LOCK_WAIT_S:.0f} s", "wait for it or write elsewhere") from None
+        except FileNotFoundError:
+            continue  # removed by the build that created it; start again
+        if lock.still_there():
+            return lock, created
+        lock.release()
+    raise MnvError(f"{shown(target)}: the folder keeps disappearing", "write elsewhere")
+
+
+def _abandon(target: Path, staging: Path | None, created: bool) -> None:
+    """Remove the staging folder, and the output folder if this command created it."""
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+    if created:
+        with contextlib.suppress(OSError):
+            (target / LOCK_FILE).unlink()
+        with contextlib.suppress(OSError):
+            target.rmdir()
+
+
+def _output_folder(path: str | Path, option: str) -> Path:
+    """Return the resolved output folder `path`, or MnvError for a path that cannot be one."""
+    given = require_path(path, option)
+    if given.exists() and not given.is_dir():
+        raise MnvError(f"{option} {shown(path)} exists and is not a folder",
+                       "give a folder for the output")
+    target = given.resolve()
+    if target == Path(target.anchor):
+        raise MnvError(f"{option} {shown(path)}: refusing to write into the root folder",
+                       "give a folder of its own, e.g. ./model")
+    if not target.parent.is_dir():
+        raise MnvError(f"{shown(path)}: parent folder {shown(target.parent)} does not exist",
+                       "create it first")
+    return target
+
+
+def _check_contents(owned: _Owned, path: str | Path, force: bool) -> None:
+    if owned.foreign and not force:
+        raise MnvError(f"{shown(path)} is not empty and was not written by mnv2gen",
+                       FORCE_HINT)
+    if owned.changed and not force:
+        raise MnvError(f"{shown(path)}: {shown(owned.changed[0])} was changed after "
+                       "mnv2gen wrote it", "pass --force to replace it")
+
+
+def check_output_directory(path: str | Path, *, option: str = "-o", force: bool = False) -> None:
+    """Raise the MnvError `output_directory` would raise before writing (a quick check
+    before long work; `output_directory` checks again under its lock)."""
+    target = _output_folder(path, option)
+    if target.is_dir():
+        _check_contents(_Owned(target), path, force)
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory that replaces `path` only if the block succeeds."""
-    path = Path(path).resolve()
-    if not path.parent.is_dir():
-        raise MnvError(f"{path}: parent directory {path.parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+def output_directory(path: str | Path, *, option: str = "-o", force: bool = False,
+                     products: tuple[str, ...] = (),
+                     keep_on_error: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder; when the block succeeds (or raises an MnvError with
+    `keep_on_error`) its files replace what mnv2gen wrote in `path` before (see the module
+    docstring). `products` names top-level entries that builds of the output make (e.g.
+    make's `build/`): they are left alone and do not count as foreign."""
+    target = _output_folder(path, option)
     try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        lock, created = _locked_folder(target, option)
+    except OSError as exc:
+        raise MnvError(f"{shown(path)}: cannot create the folder ({exc.strerror})") from None
+    staging = None
+    try:
+        for entry in target.iterdir():
+            if entry.name.startswith(STAGING_PREFIX):
+                shutil.rmtree(entry, ignore_errors=True)  # left by a killed command
+        owned = _Owned(target)
+        _check_contents(owned, path, force)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target))
+        try:
+            yield staging
+        except MnvError:
+            if keep_on_error:
+                _commit(target, staging, owned, products)
+                created = False
+            raise
+        _commit(target, staging, owned, products)
+        created = False
+    except OSError as exc:
+        raise MnvError(f"{shown(path)}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        _abandon(target, staging, created)
+        lock.release()

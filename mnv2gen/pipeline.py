@@ -9,13 +9,13 @@ from pathlib import Path
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
 from mnv2gen.errors import MnvError
-from mnv2gen.fsutil import atomic_directory
+from mnv2gen.fsutil import output_directory
 from mnv2gen.ir import Graph
 from mnv2gen.loader import Calibration, load_model
 from mnv2gen.passes.integer_core import integer_core
 from mnv2gen.planner.plan import Plan, plan_model
 from mnv2gen.toolchain import Target, load_target, toolchain_available
-from mnv2gen.toolchain.build import tools
+from mnv2gen.toolchain.build import OPT_FLAGS, tools
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
     includes = ["-I."] + ([f"-I{compiled.cmsis_nn_path}/Include"] if compiled.cmsis_nn_path
                           else [])
     for source in sources:
-        done = subprocess.run([cc, *target.machine_flags, "-O2", "-Wall", "-c", source,
+        done = subprocess.run([cc, *target.machine_flags, *OPT_FLAGS, "-Wall", "-c", source,
                                *includes, "-o", os.devnull], cwd=out_dir, capture_output=True,
                               text=True)
         if done.returncode != 0:
@@ -124,10 +124,19 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
                            "this is a bug in mnv2gen; please report it with the model")
 
 
+# What the generated Makefile (and a CMake build folder named like it) make in the output
+# folder: a rebuild leaves them alone (make rebuilds from the newer sources).
+BUILD_PRODUCTS = ("build", "libmnv2.a")
+
+
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,
-                  compile_it: bool = True) -> Generated:
-    """Write the generated library to `out_dir` atomically (nothing is left on failure)."""
-    with atomic_directory(out_dir) as tmp:
+                  compile_it: bool = True, force: bool = False) -> Generated:
+    """Write the generated library into the folder `out_dir`; return what was written.
+
+    The folder rules of `mnv2gen.fsutil.output_directory` apply: nothing is left on failure,
+    nothing mnv2gen did not write is touched, a foreign non-empty folder needs `force`.
+    """
+    with output_directory(out_dir, force=force, products=BUILD_PRODUCTS) as tmp:
         generated = generate(compiled.full, compiled.plan, compiled.baseline, compiled.target,
                              compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes)
         check_fits(compiled, generated.const_bytes)

@@ -48,7 +48,7 @@ def device_output(compiled, model_input: np.ndarray) -> tuple[np.ndarray, dict]:
         work = Path(scratch)
         report = verify(compiled, [[model_input]], work_dir=work)
         # run the verified program once more to read the output it printed
-        result = run_elf(compiled.target, work / "build" / "app.elf", timeout_s=600)
+        result = run_elf(compiled.target, work / "build" / "app.elf", timeout_s=600, cwd=work)
         raw = parse_run(result.stdout, 1).outputs[0]
     core_out = compiled.core.tensor(compiled.core.outputs[0])
     return np.frombuffer(raw, dtype=core_out.dtype.np), report
