@@ -2,7 +2,7 @@
 
 Python decides every number and symbol (mnv2gen.codegen.lower); the Jinja templates under
 templates/ only substitute and loop. The output is reproducible byte for byte: no
-timestamps, no absolute paths except the CMSIS-NN path the user gave.
+timestamps, no absolute paths (the build files read CMSIS_NN_PATH when they run).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from mnv2gen.planner.plan import Plan
 from mnv2gen.planner.report import plan_report
 from mnv2gen.planner.schedule import FusedUnit
 from mnv2gen.stats import graph_macs
+from mnv2gen.toolchain.build import OPT_FLAGS
 from mnv2gen.toolchain.targets import Target, package_dir
 
 RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c", "mnv2_fused.h",
@@ -83,6 +84,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
 
     `full` is the model as read (for its float edges), `plan.graph` the integer core that
     runs on the device, `baseline` the layer-by-layer plan reported beside it.
+    `cmsis_nn_path` is not written anywhere: the build files take it from CMSIS_NN_PATH.
     """
     graph = plan.graph
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
@@ -114,8 +116,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
                          f"(layer by layer: {baseline.peak_bytes})"),
         "units": units, "arrays": pool.arrays, "const_bytes": pool.total_bytes,
         "cc": "gcc" if target.is_host else "arm-none-eabi-gcc",
-        "ar": "ar" if target.is_host else "arm-none-eabi-ar",
-        "target_flags": " ".join(target.machine_flags), "cmsis_nn_path": cmsis_nn_path,
+        "ar": "ar" if target.is_host else "arm-none-eabi-ar", "cross": not target.is_host,
+        "target_flags": " ".join(target.machine_flags), "opt_flags": " ".join(OPT_FLAGS),
     }
     rendered = {
         "mnv2_model.h": "model/mnv2_model.h.j2", "mnv2_model.c": "model/mnv2_model.c.j2",
