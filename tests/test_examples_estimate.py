@@ -76,6 +76,9 @@ def test_firmware_runs_on_the_stm32f405_and_matches_the_reference(tmp_path):
     expected = reference(graph, [pattern.reshape(shape)])[0].reshape(-1)
     assert np.array_equal(device, expected)
     assert f"best class: {int(np.argmax(expected))} " in done.stdout
+    # the README shows this run's output: the zoo writes the same model on every machine
+    readme = (ROOT / "examples" / "firmware_stm32f405" / "README.md").read_text()
+    assert printed.group(0) in readme.splitlines()
 
 
 @pytest.mark.qemu
