@@ -135,9 +135,9 @@ def test_zoo_and_quantize_write_the_same_bytes_under_every_blas_kernel_and_threa
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(_run, configs, [tmp_path / f"c{i}" for i in range(len(configs))],
                                 [model] * len(configs), runners))
-    cores = {core for core, _ in results}
-    if coretypes and None not in cores:
-        assert len(cores) == len(coretypes), f"OpenBLAS did not switch kernels: {cores}"
+    cores = [core for core, _ in results]
+    if coretypes and None not in cores:  # OpenBLAS with DYNAMIC_ARCH: it must really switch
+        assert len(set(cores)) >= 2, f"OpenBLAS did not switch kernels: {cores}"
     reference = results[0][1]
     for config, (core, digests) in zip(configs, results, strict=True):
         assert digests == reference, (config, core)
