@@ -358,7 +358,7 @@ def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, calibrate_wit
 def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, force,
           **calibration) -> None:
     """Generate the model as a C library for a target (and compile it to check)."""
-    from mnv2gen.fsutil import check_output_directory
+    from mnv2gen.outdir import check_output_directory
     from mnv2gen.pipeline import write_library
 
     check_output_directory(out_dir, force=force)
@@ -389,8 +389,8 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
     """Build, run on the target (QEMU or host) and compare with the reference bit for bit."""
     from pathlib import Path
 
-    from mnv2gen.fsutil import check_output_directory, output_directory
     from mnv2gen.inputs import load_input
+    from mnv2gen.outdir import check_output_directory, output_directory
     from mnv2gen.verify import verification_inputs
     from mnv2gen.verify import verify as run_verify
 
@@ -460,7 +460,8 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
     from mnv2gen.estimate import configs as cfg
     from mnv2gen.estimate.run import Options, work_items
     from mnv2gen.estimate.run import estimate as run_estimate
-    from mnv2gen.fsutil import check_output_directory, require_path
+    from mnv2gen.fsutil import require_path
+    from mnv2gen.outdir import check_output_directory
 
     if html_path is not None:
         require_path(html_path, "--html")
@@ -498,7 +499,7 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
         from pathlib import Path
 
         from mnv2gen.estimate.png import write_pngs
-        from mnv2gen.fsutil import output_directory
+        from mnv2gen.outdir import output_directory
 
         with output_directory(png_dir, option="--png", force=force) as staging:
             written = write_pngs(report, staging)

@@ -86,14 +86,14 @@ def fsum(values) -> float:
     return math.fsum(np.asarray(values, np.float64).reshape(-1).tolist())
 
 
-_MAX_ROWS = 1 << 20
+_MAX_ROWS = 1 << 16
 
 
 def channel_moments(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return float64 (mean, variance) over all but the last axis of int32-range `acc`.
 
     The sums of values and squares are exact integers (squares split into 16-bit halves so
-    int64 never overflows, at most 2**20 rows, strided), and each statistic is one
+    int64 never overflows, at most 2**16 rows, strided), and each statistic is one
     correctly rounded division of Python integers.
     """
     a = np.asarray(acc, np.int64).reshape(-1, acc.shape[-1])

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
 from mnv2gen.errors import MnvError
-from mnv2gen.fsutil import output_directory
 from mnv2gen.ir import Graph
 from mnv2gen.loader import Calibration, load_model
+from mnv2gen.outdir import output_directory
 from mnv2gen.passes.integer_core import integer_core
 from mnv2gen.planner.plan import Plan, plan_model
 from mnv2gen.toolchain import Target, load_target, toolchain_available
@@ -133,7 +133,7 @@ def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int
                   compile_it: bool = True, force: bool = False) -> Generated:
     """Write the generated library into the folder `out_dir`; return what was written.
 
-    The folder rules of `mnv2gen.fsutil.output_directory` apply: nothing is left on failure,
+    The folder rules of `mnv2gen.outdir.output_directory` apply: nothing is left on failure,
     nothing mnv2gen did not write is touched, a foreign non-empty folder needs `force`.
     """
     with output_directory(out_dir, force=force, products=BUILD_PRODUCTS) as tmp:

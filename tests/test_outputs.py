@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from mnv2gen.frontend.tflite_writer import write_tflite
-from mnv2gen.fsutil import MANIFEST, STAGING_PREFIX, write_file
+from mnv2gen.fsutil import write_file
+from mnv2gen.outdir import MANIFEST, STAGING_PREFIX
 from mnv2gen.zoo import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
