@@ -56,7 +56,8 @@ def _describe_output(name: str, array: np.ndarray) -> str:
               help="Input as .npy with the model's input shape and dtype (default: random).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random input.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False),
-              help="Write the output array here as .npy (the model's output dtype).")
+              help="Write the output array here as .npy (the model's output dtype), or every "
+                   "output as .npz.")
 @click.option("--check-tflm", is_flag=True,
               help="Also run the TFLite Micro interpreter and compare bit for bit (exit 1 "
                    "on any difference; needs the tflm extra).")
@@ -65,7 +66,7 @@ def _describe_output(name: str, array: np.ndarray) -> str:
 def run(model: str, input_path: str | None, seed: int, output_path: str | None,
         check_tflm: bool, force: bool) -> None:
     """Run the bit-exact NumPy int8 reference on one input."""
-    from mnv2gen.fsutil import npy_like, require_path
+    from mnv2gen.fsutil import npy_like, npz_with, require_path
     from mnv2gen.inputs import load_input, random_inputs
     from mnv2gen.loader import load_model, tflite_bytes
     from mnv2gen.reference import run as run_reference
@@ -88,12 +89,17 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
             raise VerificationError(f"{model}: reference and TFLite Micro differ in "
                                     f"{verdict.mismatched_bytes} bytes")
     if output_path:
-        if len(outputs) != 1:
-            raise MnvError(f"the model has {len(outputs)} outputs; -o writes one")
         buf = io.BytesIO()
-        np.save(buf, outputs[0], allow_pickle=False)
-        write_file(output_path, buf.getvalue(), force=force,
-                   ours=npy_like(outputs[0].shape, outputs[0].dtype))
+        if output_path.lower().endswith(".npz"):
+            np.savez(buf, **{f"output_{i}": a for i, a in enumerate(outputs)})
+            ours = npz_with([f"output_{i}" for i in range(len(outputs))])
+        elif len(outputs) != 1:
+            raise MnvError(f"the model has {len(outputs)} outputs; a .npy file holds one",
+                           "give -o a .npz path to write them all (output_0, output_1, ...)")
+        else:
+            np.save(buf, outputs[0], allow_pickle=False)
+            ours = npy_like(outputs[0].shape, outputs[0].dtype)
+        write_file(output_path, buf.getvalue(), force=force, ours=ours)
         click.echo(f"wrote {output_path}")
 
 
@@ -126,10 +132,11 @@ def _calibration_options(func):
         click.option("--calibrate", "calibrate_with",
                      help="Float ONNX only: calibration images (folder), x.npy, or 'random' "
                           "(estimates only)."),
-        click.option("--scale", help="Float ONNX: input = pixel * scale + offset."),
-        click.option("--offset", help="Float ONNX: see --scale."),
-        click.option("--mean", help="Float ONNX: per-channel mean (with --std), 0..255."),
-        click.option("--std", help="Float ONNX: per-channel std (with --mean), 0..255."),
+        click.option("--scale", help="Float ONNX (with --calibrate) and build --pixel-format: "
+                                     "input = pixel * scale + offset."),
+        click.option("--offset", help="See --scale."),
+        click.option("--mean", help="As --scale: per-channel mean (with --std), 0..255."),
+        click.option("--std", help="As --scale: per-channel std (with --mean), 0..255."),
         click.option("--percentile", type=float, help="Float ONNX: percentile calibration."),
     ]
     for option in reversed(options):
@@ -182,7 +189,7 @@ def _parse_bytes(value: str | None) -> int | None:
 def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
          as_json: bool, calibrate_with, scale, offset, mean, std, percentile) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
-    from mnv2gen.loader import load_raw, tflite_bytes
+    from mnv2gen.loader import checked, load_raw, tflite_bytes
     from mnv2gen.passes import run_passes
     from mnv2gen.passes.integer_core import integer_core
     from mnv2gen.planner.plan import plan_model
@@ -191,10 +198,15 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
 
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     raw = load_raw(model, calibration)
-    core = integer_core(run_passes(raw))
+    core = integer_core(checked(run_passes(raw)))
     chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
     baseline = plan_model(core, "layer", kernel_set)
-    tflm = tflm_arena_bytes(tflite_bytes(model, raw)) if tflm_available() else None
+    tflm = None
+    if tflm_available():
+        try:  # optional information: a model TFLM cannot run still plans
+            tflm = tflm_arena_bytes(tflite_bytes(model, raw))
+        except MnvError:
+            tflm = None
     report = plan_report(chosen, baseline, tflm)
     _print_json(report) if as_json else click.echo(render_plan(report, chosen))
 
@@ -319,7 +331,8 @@ def _compile_options(func):
     """Attach the options build and verify share."""
     options = [
         click.option("--target", "target", required=True,
-                     help="cortex-m3, cortex-m4, cortex-m7, cortex-m55, stm32f405 or host."),
+                     help="cortex-m0, cortex-m3, cortex-m33, cortex-m4, cortex-m7, cortex-m55, "
+                          "stm32f405 or host."),
         click.option("--kernels", type=click.Choice(["cmsis-nn", "portable"]),
                      help="Kernel backend (default: cmsis-nn when a CMSIS-NN path is known, "
                           "else portable)."),
@@ -346,6 +359,21 @@ def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, calibrate_wit
     return compiled
 
 
+def _pixel_input(pixel_format: str | None, calibration: dict):
+    """Return the PixelInput of --pixel-format with the --scale/--offset or --mean/--std
+    preprocessing (None without --pixel-format). Without --calibrate those options serve
+    the pixel helper only, so they are taken out of `calibration`."""
+    if pixel_format is None:
+        return None
+    from mnv2gen.codegen.pixels import PixelInput
+
+    names = ("scale", "offset", "mean", "std")
+    preprocess = _preprocess(*(_floats(f"--{n}", calibration[n]) for n in names))
+    if calibration.get("calibrate_with") is None:
+        calibration.update(dict.fromkeys(names))
+    return PixelInput(pixel_format, preprocess)
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
@@ -355,20 +383,28 @@ def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, calibrate_wit
 @click.option("--force", is_flag=True,
               help="Write into a folder that holds files mnv2gen did not write (files of "
                    "the generated names are replaced, nothing else is touched).")
-def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, force,
+@click.option("--pixel-format", type=click.Choice(["rgb888", "gray8", "rgb565"]),
+              help="Also generate mnv2_set_input_pixels() for images in this format, with "
+                   "the --scale/--offset or --mean/--std preprocessing [default: pixel / "
+                   "127.5 - 1] (an exact 256-entry table per channel).")
+def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, force, pixel_format,
           **calibration) -> None:
     """Generate the model as a C library for a target (and compile it to check)."""
     from mnv2gen.outdir import check_output_directory
     from mnv2gen.pipeline import write_library
 
     check_output_directory(out_dir, force=force)
+    pixels = _pixel_input(pixel_format, calibration)
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
-    generated = write_library(compiled, out_dir, force=force)
+    generated = write_library(compiled, out_dir, pixels=pixels, force=force)
     plan = compiled.plan
     click.echo(f"wrote {out_dir}: {len(generated.files)} files for {compiled.target.name}, "
                f"{compiled.kernels} kernels")
     click.echo(f"arena {plan.peak_bytes:,} bytes (layer by layer {compiled.baseline.peak_bytes:,}"
                f"), constant data {generated.const_bytes:,} bytes")
+    if pixels is not None:
+        click.echo(f"pixel input: mnv2_set_input_pixels() takes {pixels.pixel_format} pixels, "
+                   f"value = {pixels.preprocess.describe()}")
 
 
 @cli.command()

@@ -112,6 +112,20 @@ def html_by_mnv2gen(path: Path) -> bool:
         return False
 
 
+def npz_with(keys: list[str]) -> Callable[[Path], bool]:
+    """Return a test: is a file a .npz archive of exactly these arrays (what `run -o x.npz`
+    writes for this model)?"""
+    import numpy as np
+
+    def test(path: Path) -> bool:
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return sorted(archive.files) == sorted(keys)
+        except Exception:
+            return False
+    return test
+
+
 def npy_like(shape: tuple[int, ...], dtype) -> Callable[[Path], bool]:
     """Return a test: is a file a .npy array of this shape and dtype (what `run -o` writes
     for this model; .npy has no room for a mark)?"""

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
+from mnv2gen.codegen.pixels import PixelInput
+from mnv2gen.codegen.support import check_supported
 from mnv2gen.errors import MnvError
 from mnv2gen.ir import Graph
 from mnv2gen.loader import Calibration, load_model
@@ -70,17 +72,19 @@ def compile_model(model: str | Path, target: str, kernels: str | None = None,
                          scheme, ram_budget)
 
 
-def compile_graph(full: Graph, target: str, kernels: str | None = None,
+def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
                   ram_budget: int | None = None) -> Compiled:
-    """Return a loaded (passed) graph planned for `target`."""
+    """Return a loaded (passed) graph planned for `target` (a name or a Target)."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
-    tgt = load_target(target)
+    tgt = target if isinstance(target, Target) else load_target(target)
     kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path)
     kernel_set = "portable" if kernels == "portable" else (
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
-    # 2. float edges are left to the caller: the device runs the integer core
+    # 2. float edges are left to the caller: the device runs the integer core, which
+    #    code generation must be able to produce entirely
     core = integer_core(full)
+    check_supported(core)
     # 3. the plan, and the layer-by-layer baseline reported beside it
     plan = plan_model(core, scheme, kernel_set, ram_budget)
     baseline = plan_model(core, "layer", kernel_set)
@@ -130,15 +134,18 @@ BUILD_PRODUCTS = ("build", "libmnv2.a")
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,
-                  compile_it: bool = True, force: bool = False) -> Generated:
+                  compile_it: bool = True, pixels: PixelInput | None = None,
+                  force: bool = False) -> Generated:
     """Write the generated library into the folder `out_dir`; return what was written.
+    `pixels` adds the pixel input helper (build --pixel-format).
 
     The folder rules of `mnv2gen.outdir.output_directory` apply: nothing is left on failure,
     nothing mnv2gen did not write is touched, a foreign non-empty folder needs `force`.
     """
     with output_directory(out_dir, force=force, products=BUILD_PRODUCTS) as tmp:
         generated = generate(compiled.full, compiled.plan, compiled.baseline, compiled.target,
-                             compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes)
+                             compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes,
+                             pixels)
         check_fits(compiled, generated.const_bytes)
         if compile_it and toolchain_available(compiled.target):
             compile_check(compiled, tmp)

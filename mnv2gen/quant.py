@@ -41,6 +41,17 @@ def round_half_away(x):
     return np.where(mag >= 2.0 ** 52, x, np.copysign(np.floor(mag + 0.5), x))
 
 
+def affine_quantize(x, scale: float, zero_point: int, qmin: int, qmax: int) -> np.ndarray:
+    """Return TFLite's AffineQuantize of float32 values as int64 in [qmin, qmax]:
+    roundf(x / scale) (float32 division, ties away from zero) + zero_point, saturated.
+    The QUANTIZE reference kernel and the pixel lookup tables of codegen/pixels.py use it."""
+    rounded = round_half_away(np.asarray(x, np.float32) / np.float32(scale))
+    in_range = (rounded >= INT32_MIN) & (rounded <= INT32_MAX)
+    # Out-of-range float -> int32 casts are undefined in C; x86 yields INT32_MIN.
+    as_int = np.where(in_range, np.nan_to_num(rounded), INT32_MIN).astype(np.int64)
+    return np.clip(wrap32(as_int + zero_point), qmin, qmax)
+
+
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """Return TFLite's QuantizeMultiplier(real): (multiplier, shift).
 

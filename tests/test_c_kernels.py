@@ -670,11 +670,14 @@ def test_cmsis_backend_rejects_too_small_scratch(ops):
 
 
 def test_kernel_table_mirrors_the_c_api():
-    header = (RUNTIME / "mnv2_ops.h").read_text()
-    cmsis_backend = (RUNTIME / "mnv2_ops_cmsis.c").read_text()
+    core_header = (RUNTIME / "mnv2_ops.h").read_text()
+    header = core_header + (RUNTIME / "mnv2_ops_family.h").read_text()
+    cmsis_backend = "".join((RUNTIME / f).read_text() for f in ("mnv2_ops_cmsis.c",
+                                                                 "mnv2_ops_cmsis_family.c"))
     declared = re.findall(r"^int32_t (mnv2_\w+)\(", header, flags=re.M)
     assert sorted(declared) == sorted(kernels.BY_SYMBOL)
-    assert sorted(f"mnv2_{name}" for name in SIGNATURES) == sorted(declared)
+    core = re.findall(r"^int32_t (mnv2_\w+)\(", core_header, flags=re.M)
+    assert sorted(f"mnv2_{name}" for name in SIGNATURES) == sorted(core)
     called = set(re.findall(r"\b(arm_\w+)\(", cmsis_backend)) - {
         name for name in re.findall(r"\b(arm_\w+_get_buffer_size)\(", cmsis_backend)}
     assert called == {f for k in kernels.KERNELS for f in k.cmsis_nn}

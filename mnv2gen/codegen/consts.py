@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 _CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t",
-           np.dtype(np.int32): "int32_t"}
-_PER_LINE = {1: 24, 2: 16, 4: 12}
+           np.dtype(np.int32): "int32_t", np.dtype(np.uint8): "uint8_t",
+           np.dtype(np.int64): "int64_t", np.dtype(np.float32): "float"}
+_PER_LINE = {1: 24, 2: 16, 4: 12, 8: 8}
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ class ConstArray:
         """Return the initializer lines, one row of values per line."""
         per_line = _PER_LINE[self.values.dtype.itemsize]
         flat = self.values.reshape(-1).tolist()
-        return "\n".join("    " + ", ".join(map(str, flat[i:i + per_line])) + ","
+        # float32 constants as exact C99 hexadecimal literals
+        text = (lambda v: float(v).hex() + "f") if self.values.dtype.kind == "f" else str
+        return "\n".join("    " + ", ".join(map(text, flat[i:i + per_line])) + ","
                          for i in range(0, len(flat), per_line))
 
 

@@ -17,7 +17,10 @@ import jinja2
 from mnv2gen import __version__
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.lower import lower_unit
-from mnv2gen.ir import DType, Graph
+from mnv2gen.codegen.lower_family import output_ctype
+from mnv2gen.codegen.pixels import PixelInput, pixel_context
+from mnv2gen.codegen.support import check_supported
+from mnv2gen.ir import DType, Graph, OpKind
 from mnv2gen.planner.plan import Plan
 from mnv2gen.planner.report import plan_report
 from mnv2gen.planner.schedule import FusedUnit
@@ -26,7 +29,8 @@ from mnv2gen.toolchain.build import OPT_FLAGS
 from mnv2gen.toolchain.targets import Target, package_dir
 
 RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c", "mnv2_fused.h",
-                 "mnv2_fused.c")
+                 "mnv2_fused.c", "mnv2_ops_family.h", "mnv2_ops_family.c",
+                 "mnv2_ops_cmsis_family.c")
 KERNEL_CHOICES = ("portable", "cmsis-nn")
 
 
@@ -61,37 +65,71 @@ def _describe(up) -> str:
     return f"{unit.name}, {unit.op.kind.value} ({unit.op.describe()})"
 
 
-def _edge(graph: Graph, full: Graph, name: str, offset: int, is_input: bool) -> dict:
+def _layout(graph: Graph, name: str) -> tuple[str, list[str]]:
+    """Return the input's layout name and dimension names: NHWC, or NCHW where the model
+    begins by transposing it to NHWC (a PyTorch export)."""
+    rank = len(graph.tensor(name).shape)
+    if rank != 4:
+        return f"{rank}-D", [f"D{i}" for i in range(rank)]
+    readers = graph.consumers(name)
+    if readers and all(o.kind is OpKind.TRANSPOSE and o.attrs.perm == (0, 2, 3, 1)
+                       for o in readers):
+        return "NCHW", ["N", "C", "H", "W"]
+    return "NHWC", ["N", "H", "W", "C"]
+
+
+def _edge(graph: Graph, full: Graph, name: str, address: str, index: int,
+          is_input: bool, count: int = 1) -> dict:
+    """Return the header facts of the input or of output `index` (`address`: its C
+    expression, an arena offset or, for an output the model computes from constants
+    only, its const array)."""
     t = graph.tensor(name)
-    spec = {"shape": list(t.shape), "dims": ([1] * (4 - len(t.shape)) + list(t.shape))[-4:],
-            "bytes": t.size_bytes, "elements": t.num_elements, "dtype": t.dtype.value,
-            "ctype": "uint8_t" if t.dtype is DType.UINT8 else "int8_t",
-            "scale": repr(float(t.scale)), "zero_point": t.zero_point, "offset": offset,
-            "note": ""}
-    original = full.inputs[0] if is_input else full.outputs[0]
-    if full.tensor(original).dtype is DType.FLOAT32:
-        spec["note"] = ("/* The original model takes float32 input: quantise it as "
-                        "q = round(x / MNV2_INPUT_SCALE) + MNV2_INPUT_ZERO_POINT. */"
-                        if is_input else
-                        "/* The original model outputs float32: dequantise as "
-                        "x = MNV2_OUTPUT_SCALE * (q - MNV2_OUTPUT_ZERO_POINT). */")
+    quantised = t.quant is not None
+    prefix = "MNV2_INPUT" if is_input else ("MNV2_OUTPUT" if index == 0
+                                             else f"MNV2_OUTPUT_{index}")
+    layout, dim_names = _layout(graph, name)
+    label = "Output" if count == 1 else f"Output {index}"
+    description = (f"{label}: {t.dtype.value} [{', '.join(map(str, t.shape))}]"
+                   + (", real = scale * (q - zero_point)" if quantised else "")
+                   + ("; constant (computed at compile time: it lives in flash)"
+                      if t.is_const else "") + ".")
+    spec = {"shape": list(t.shape), "bytes": t.size_bytes, "elements": t.num_elements,
+            "dtype": t.dtype.value, "ctype": output_ctype(graph, name), "index": index,
+            "scale": repr(float(t.scale)) if quantised else "1.0",
+            "zero_point": t.zero_point if quantised else 0, "address": address,
+            "prefix": prefix, "description": description, "layout": layout,
+            "named_dims": list(zip(dim_names, t.shape, strict=True)), "note": ""}
+    original = full.inputs[0] if is_input else (
+        full.outputs[index] if index < len(full.outputs) else name)
+    if full.tensor(original).dtype is not DType.FLOAT32 or t.dtype is DType.FLOAT32:
+        return spec
+    spec["note"] = (f"/* The original model outputs float32: dequantise as "
+                    f"x = {prefix}_SCALE * (q - {prefix}_ZERO_POINT). */" if not is_input else
+                    "/* The original model takes float32 input: quantise it as "
+                    "q = round(x / MNV2_INPUT_SCALE) + MNV2_INPUT_ZERO_POINT. */")
     return spec
 
 
+def _output_address(plan: Plan, pool: ConstPool, name: str, index: int) -> str:
+    t = plan.graph.tensor(name)
+    if t.is_const:
+        return pool.add(f"mnv2_constant_output_{index}", t.data, t.dtype.np,
+                        f"output {index}: constant, computed at compile time")
+    return f"mnv2_arena + {plan.offset(name)}"
+
+
 def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: str,
-             cmsis_nn_path: str, out_dir: Path, tflm_arena_bytes: int | None = None) -> Generated:
+             cmsis_nn_path: str, out_dir: Path, tflm_arena_bytes: int | None = None,
+             pixels: PixelInput | None = None) -> Generated:
     """Write the generated library for `plan` into `out_dir`; return what was written.
 
     `full` is the model as read (for its float edges), `plan.graph` the integer core that
-    runs on the device, `baseline` the layer-by-layer plan reported beside it.
-    `cmsis_nn_path` is not written anywhere: the build files take it from CMSIS_NN_PATH.
+    runs on the device, `baseline` the layer-by-layer plan reported beside it; `pixels`
+    adds mnv2_set_input_pixels() (build --pixel-format). `cmsis_nn_path` is not written
+    anywhere: the build files take it from CMSIS_NN_PATH.
     """
     graph = plan.graph
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        from mnv2gen.errors import UnsupportedError
-        raise UnsupportedError(f"{graph.name}: {len(graph.inputs)} inputs and "
-                               f"{len(graph.outputs)} outputs",
-                               "code generation supports one input and one output")
+    check_supported(graph)
     env = _environment()
     pool = ConstPool()
     units = []
@@ -105,19 +143,23 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     provenance = (f"Generated by mnv2gen {__version__} from {full.name} (sha256 "
                   f"{full.source_sha256}) for {target.name}, {kernels} kernels. Do not edit.")
     macs = graph_macs(graph)
+    outputs = [_edge(graph, full, name, _output_address(plan, pool, name, i), i, False,
+                     len(graph.outputs)) for i, name in enumerate(graph.outputs)]
     common = {
         "provenance": provenance, "model": full.name, "target": target.name,
         "kernels": kernels, "kernel_set": plan.kernel_set,
         "arena_bytes": plan.peak_bytes, "layer_bytes": baseline.peak_bytes,
         "lower_bytes": plan.lower_bound_bytes, "macs": f"{macs:,}",
-        "input": _edge(graph, full, graph.inputs[0], plan.offset(graph.inputs[0]), True),
-        "output": _edge(graph, full, graph.outputs[0], plan.offset(graph.outputs[0]), False),
+        "input": _edge(graph, full, graph.inputs[0],
+                       f"mnv2_arena + {plan.offset(graph.inputs[0])}", 0, True),
+        "outputs": outputs, "output": outputs[0],
         "plan_summary": (f"{plan.scheme} scheme, arena {plan.peak_bytes} bytes "
                          f"(layer by layer: {baseline.peak_bytes})"),
         "units": units, "arrays": pool.arrays, "const_bytes": pool.total_bytes,
         "cc": "gcc" if target.is_host else "arm-none-eabi-gcc",
         "ar": "ar" if target.is_host else "arm-none-eabi-ar", "cross": not target.is_host,
         "target_flags": " ".join(target.machine_flags), "opt_flags": " ".join(OPT_FLAGS),
+        "pixels": pixel_context(graph, pixels),
     }
     rendered = {
         "mnv2_model.h": "model/mnv2_model.h.j2", "mnv2_model.c": "model/mnv2_model.c.j2",

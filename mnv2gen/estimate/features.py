@@ -80,6 +80,22 @@ def _fused_counts(graph: Graph, up: UnitPlan) -> Counter:
     return counts
 
 
+# kind -> (the calibrated count its per-element work resembles, which tensor it counts):
+# elementwise arithmetic like ADD, fixed-point activations like QUANTIZE's requantisation,
+# window and reduction kernels like pooling, copies and gathers as moved bytes. Until
+# benchmarks/calibrate.py measures them these are approximations of their cost.
+_FAMILY_COUNTS = {
+    OpKind.MUL: ("add_elements", "output"), OpKind.SUB: ("add_elements", "output"),
+    OpKind.HARD_SWISH: ("quantize_elements", "output"),
+    OpKind.LOGISTIC: ("softmax_elements", "output"),
+    OpKind.MAX_POOL_2D: ("pool_elements", "input"), OpKind.ARG_MAX: ("pool_elements", "input"),
+    OpKind.RESIZE_BILINEAR: ("pool_elements", "output"),
+    OpKind.RESIZE_NEAREST_NEIGHBOR: ("move_bytes", "output"),
+    OpKind.CONCATENATION: ("move_bytes", "output"), OpKind.TRANSPOSE: ("move_bytes", "output"),
+    OpKind.PAD: ("move_bytes", "output"),
+}
+
+
 def _layer_counts(plan: Plan, up: UnitPlan) -> Counter:
     graph, op = plan.graph, up.unit.op
     out = graph.tensor(op.outputs[0])
@@ -102,6 +118,11 @@ def _layer_counts(plan: Plan, up: UnitPlan) -> Counter:
         if plan.offset(op.inputs[0]) == plan.offset(op.outputs[0]):
             return Counter({"units": 1})
         counts = Counter({"move_bytes": out.size_bytes})
+    elif kind in _FAMILY_COUNTS:  # the family's kernels, priced by their nearest relative
+        feature, operand = _FAMILY_COUNTS[kind]
+        counts = Counter({feature: graph.tensor(op.inputs[0] if operand == "input"
+                                                else op.outputs[0]).num_elements
+                          * (out.dtype.size_bytes if feature == "move_bytes" else 1)})
     else:
         counts = Counter()
     counts["calls"] += 1

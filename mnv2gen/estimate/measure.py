@@ -5,6 +5,7 @@ from __future__ import annotations
 from mnv2gen.errors import MnvError
 from mnv2gen.ir import Graph
 from mnv2gen.pipeline import compile_graph
+from mnv2gen.toolchain import Target
 from mnv2gen.verify import verification_inputs, verify
 
 NOTE = ("QEMU -icount instruction count of one inference on a seeded random input "
@@ -12,7 +13,7 @@ NOTE = ("QEMU -icount instruction count of one inference on a seeded random inpu
         "harness included")
 
 
-def measure(full: Graph, target: str, kernels: str, cmsis_nn_path: str | None = None,
+def measure(full: Graph, target: str | Target, kernels: str, cmsis_nn_path: str | None = None,
             profile: bool = False) -> dict:
     """Return what one QEMU run of the generated code measured: `instructions`,
     `bit_exact` (against the NumPy reference), `elf_sizes`, `const_bytes`, the plan and,

@@ -91,11 +91,17 @@ def _measure(config: Configuration, target: str, options: Options, cache: dict) 
 
     if "graph" not in cache:
         cache["graph"] = config.load_for_measurement()
-    result = measure(cache["graph"], target, options.kernels, options.cmsis_nn_path or None)
+    # the parts of a small-RAM target (cortex-m0: a 16 KiB nRF51 for 264 KiB RP2040s) are
+    # measured on its calibration variant: the same core with larger memories
+    real = load_target(target)
+    roomy = real.for_calibration()
+    result = measure(cache["graph"], roomy, options.kernels, options.cmsis_nn_path or None)
     if "error" in result:
         return {"error": result["error"]}
+    note = result["note"] + ("" if roomy is real else f"; run on {target}'s QEMU machine with "
+                             "enlarged memories (instruction counts do not depend on them)")
     return {"instructions": result["instructions"], "bit_exact": result["bit_exact"],
-            "program_regions": result["elf_sizes"].get("regions"), "note": result["note"]}
+            "program_regions": result["elf_sizes"].get("regions"), "note": note}
 
 
 def _target_entry(memory: Memory, code: int | None, target, options: Options, config,
@@ -128,6 +134,7 @@ def _parts(entries: dict[str, dict], options: Options) -> list[dict]:
         measured = entry["measured"] or {}
         instructions = measured.get("instructions") or entry["instructions"]
         region, _ = part.largest_region
+        cpu = load_target(part.target).cpu
         rows.append({
             "part": part.name, "target": part.target, "core": part.core,
             "clock_mhz": part.clock_mhz, "ram_region": region,
@@ -138,7 +145,10 @@ def _parts(entries: dict[str, dict], options: Options) -> list[dict]:
             "latency_ms": (round(instructions / (part.clock_mhz * 1e3), 2)
                            if instructions else None),
             "latency_source": ("measured" if measured.get("instructions") else "estimate")
-            if instructions else None})
+            if instructions else None,
+            "calibration_core": cat.core_name(cpu),
+            "calibration_borrowed": cat.borrows_calibration(part, cpu),
+            "latency_caveats": cat.latency_caveats(part, cpu), "note": part.note})
     return rows
 
 

@@ -45,8 +45,9 @@ def plan_report(plan: Plan, baseline: Plan, tflm_arena_bytes: int | None) -> dic
         "tflm_arena_bytes": tflm_arena_bytes,
         "inputs": [{"name": n, "offset": plan.offset(n),
                     "bytes": graph.tensor(n).size_bytes} for n in graph.inputs],
-        "outputs": [{"name": n, "offset": plan.offset(n),
-                     "bytes": graph.tensor(n).size_bytes} for n in graph.outputs],
+        "outputs": [{"name": n, "offset": None if graph.tensor(n).is_const else plan.offset(n),
+                     "bytes": graph.tensor(n).size_bytes, "constant": graph.tensor(n).is_const}
+                    for n in graph.outputs],
         "units": [_unit_entry(plan, up) for up in plan.units],
         "buffers": [{"name": n, "offset": plan.placement.offsets[n], "bytes": b.size_bytes,
                      "first_step": b.first_step, "last_step": b.last_step}

@@ -188,4 +188,5 @@ def simulate(plan: Plan, inputs: list[np.ndarray]) -> list[np.ndarray]:
             _run_fused(arena, plan, step, unit)
         else:
             _run_layer(arena, plan, unit)
-    return [_tensor_view(arena, plan, n).copy() for n in graph.outputs]
+    return [graph.tensor(n).data.copy() if graph.tensor(n).is_const
+            else _tensor_view(arena, plan, n).copy() for n in graph.outputs]

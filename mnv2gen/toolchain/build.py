@@ -75,10 +75,23 @@ def harness_dir() -> Path:
     return Path(str(package_dir("mnv2gen.templates", "templates") / "harness"))
 
 
-def render_linker_script(target: Target | str, stack_bytes: int = DEFAULT_STACK_BYTES,
-                         heap_bytes: int = DEFAULT_HEAP_BYTES) -> str:
-    """Return the harness linker script for a Cortex-M target, with its real region sizes."""
+def harness_sizes(target: Target, stack_bytes: int | None = None,
+                  heap_bytes: int | None = None) -> tuple[int, int]:
+    """Return the harness (stack, heap) bytes: the arguments, else the target file's
+    [harness] sizes, else DEFAULT_STACK_BYTES and DEFAULT_HEAP_BYTES."""
+    stack = stack_bytes if stack_bytes is not None else (
+        target.harness_stack_bytes or DEFAULT_STACK_BYTES)
+    heap = heap_bytes if heap_bytes is not None else (
+        target.harness_heap_bytes or DEFAULT_HEAP_BYTES)
+    return stack, heap
+
+
+def render_linker_script(target: Target | str, stack_bytes: int | None = None,
+                         heap_bytes: int | None = None) -> str:
+    """Return the harness linker script for a Cortex-M target, with its real region sizes
+    (stack and heap as harness_sizes() decides)."""
     target = as_target(target)
+    stack_bytes, heap_bytes = harness_sizes(target, stack_bytes, heap_bytes)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(harness_dir()),
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True)
@@ -99,7 +112,7 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
               include_dirs: Sequence[str | Path], out_dir: str | Path,
               defines: Mapping[str, str | int | None] | None = None,
               extra_flags: Sequence[str] = (), libraries: Sequence[str | Path] = (),
-              stack_bytes: int = DEFAULT_STACK_BYTES, heap_bytes: int = DEFAULT_HEAP_BYTES,
+              stack_bytes: int | None = None, heap_bytes: int | None = None,
               name: str = "app") -> Path:
     """Compile and link `sources` with the harness; return the path of the program.
 
@@ -109,8 +122,10 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
     `defines` maps macro -> value (None for a bare -DNAME); `extra_flags` go to every
     compile and to the link; `libraries` (archives or -l flags) are linked after the objects.
     Sources are compiled in parallel with -O2, one object each under out_dir/obj/.
+    Stack and heap: the arguments, else the target's [harness] sizes, else the defaults.
     """
     target = as_target(target)
+    stack_bytes, heap_bytes = harness_sizes(target, stack_bytes, heap_bytes)
     cc = require(target, "cc")
     out = Path(out_dir)
     (out / "obj").mkdir(parents=True, exist_ok=True)

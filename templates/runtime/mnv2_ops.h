@@ -409,4 +409,6 @@ int32_t mnv2_requantize_acc_s8(const int32_t *acc,
 }
 #endif
 
+#include "mnv2_ops_family.h"
+
 #endif /* MNV2_OPS_H */

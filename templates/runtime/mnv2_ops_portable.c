@@ -770,3 +770,6 @@ int32_t mnv2_requantize_acc_s8(const int32_t *acc,
     }
     return MNV2_OK;
 }
+
+/* Kernels of the heads and edges of the MobileNet family (mnv2_ops_family.h). */
+#include "mnv2_ops_family.c"

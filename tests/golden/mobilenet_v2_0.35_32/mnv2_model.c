@@ -332,9 +332,20 @@ mnv2_input_t *mnv2_input(void)
     return (mnv2_input_t *)(void *)(mnv2_arena + 0);
 }
 
-const int8_t *mnv2_output(void)
+const mnv2_output_t *mnv2_output(void)
 {
-    return mnv2_arena + 16;
+    return (const mnv2_output_t *)(const void *)(mnv2_arena + 16);
+}
+
+const void *mnv2_output_at(int index)
+{
+    switch (index)
+    {
+    case 0:
+        return mnv2_arena + 16;
+    default:
+        return 0;
+    }
 }
 
 int mnv2_invoke(void)
@@ -569,7 +580,7 @@ int mnv2_invoke(void)
     return MNV2_STATUS_OK;
 }
 
-int mnv2_run(const mnv2_input_t *input, int8_t *output)
+int mnv2_run(const mnv2_input_t *input, mnv2_output_t *output)
 {
     int status;
     memcpy(mnv2_input(), input, MNV2_INPUT_BYTES);
