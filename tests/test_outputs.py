@@ -193,6 +193,11 @@ def test_run_output_replaces_only_an_array_of_the_same_kind(model, tmp_path, run
     code, _, err = run_cli("run", model, "-o", out)
     assert code == 2 and "exists and was not written by mnv2gen" in err
     assert np.load(out).shape == (5, 5)
+    archive = tmp_path / "y.npz"
+    assert run_cli("run", model, "-o", archive)[0] == 0
+    assert run_cli("run", model, "-o", archive)[0] == 0
+    np.savez(archive, batch=np.zeros(3))
+    assert run_cli("run", model, "-o", archive)[0] == 2
 
 
 def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path):
