@@ -5,6 +5,7 @@ Exit status: 0 success, 1 verification mismatch, 2 usage or input error, 3 inter
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -126,6 +127,15 @@ def zoo(arch: str, alpha: float, resolution: int, classes: int, seed: int,
                f"classes={classes} seed={seed} ({len(data):,} bytes)")
 
 
+def _input_mode_option(func):
+    """Attach --input-mode (plan, build, verify, estimate)."""
+    return click.option(
+        "--input-mode", type=click.Choice(["resident", "streamed"]), default="resident",
+        show_default=True,
+        help="resident = the whole input image lives in the arena; streamed = rows are "
+             "handed over with mnv2_feed_rows and only a ring of them is kept.")(func)
+
+
 def _calibration_options(func):
     """Attach the options that quantise a float ONNX model on the fly (as `quantize`)."""
     options = [
@@ -178,15 +188,17 @@ def _parse_bytes(value: str | None) -> int | None:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--scheme", type=click.Choice(["layer", "bottleneck", "auto"]), default="auto",
               show_default=True, help="layer = every tensor materialised (the baseline); "
-              "bottleneck = only block inputs/outputs resident, expansions chunked.")
+              "bottleneck = only block inputs/outputs resident, expansions chunked, one unit "
+              "per step; auto = also chains of units run depth-first row by row.")
 @click.option("--ram-budget", help="Pick the cheapest plan that fits this many bytes "
               "(e.g. 131072, 128k).")
 @click.option("--kernel-set", type=click.Choice(["portable", "cmsis-c", "cmsis-dsp",
                                                   "cmsis-mve"]), default="portable",
               show_default=True, help="Kernel scratch rules to plan for.")
+@_input_mode_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_calibration_options
-def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
+def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str, input_mode: str,
          as_json: bool, calibrate_with, scale, offset, mean, std, percentile) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
     from mnv2gen.loader import checked, load_raw, tflite_bytes
@@ -199,7 +211,8 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     raw = load_raw(model, calibration)
     core = integer_core(checked(run_passes(raw)))
-    chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
+    chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget),
+                        input_mode=input_mode)
     baseline = plan_model(core, "layer", kernel_set)
     tflm = None
     if tflm_available():
@@ -344,16 +357,44 @@ def _compile_options(func):
     ]
     for option in reversed(options):
         func = option(func)
-    return _calibration_options(func)
+    return _calibration_options(_input_mode_option(func))
+
+
+def _library_options(func):
+    """Attach --prefix, --arena, --weights-section and --arena-section (build, verify); the
+    command receives them as one validated LibraryOptions, `library`."""
+    @functools.wraps(func)
+    def command(*args, prefix, arena, weights_section, arena_section, **kwargs):
+        from mnv2gen.codegen.options import LibraryOptions
+
+        library = LibraryOptions(prefix, arena, weights_section, arena_section)
+        return func(*args, library=library, **kwargs)
+    options = [
+        click.option("--prefix", default="mnv2", show_default=True,
+                     help="NAME: every symbol starts with NAME_, every macro with NAME_ in "
+                          "capitals, every file with NAME_ (lowercase letters, digits, _)."),
+        click.option("--arena", type=click.Choice(["static", "external", "runtime"]),
+                     default="static", show_default=True,
+                     help="Who owns the arena: a static array, the application's NAME_arena "
+                          "(link time), or a buffer given to NAME_set_arena() at run time."),
+        click.option("--weights-section", metavar="SECTION",
+                     help="Section of the const weights [default: .rodata.NAME_weights]."),
+        click.option("--arena-section", metavar="SECTION",
+                     help="Section of the static arena [default: .bss.NAME_arena]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, calibrate_with=None,
-             scale=None, offset=None, mean=None, std=None, percentile=None):
+             scale=None, offset=None, mean=None, std=None, percentile=None,
+             input_mode="resident"):
     from mnv2gen.pipeline import compile_model
 
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     compiled = compile_model(model, target, kernels, cmsis_nn, scheme, _parse_bytes(ram_budget),
-                             calibration)
+                             calibration, input_mode)
     if compiled.notice:
         click.echo(compiled.notice, err=True)
     return compiled
@@ -377,6 +418,7 @@ def _pixel_input(pixel_format: str | None, calibration: dict):
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
+@_library_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
               help="Folder to write (created if missing; an earlier output is replaced "
                    "atomically, nothing mnv2gen did not write is touched).")
@@ -388,7 +430,7 @@ def _pixel_input(pixel_format: str | None, calibration: dict):
                    "the --scale/--offset or --mean/--std preprocessing [default: pixel / "
                    "127.5 - 1] (an exact 256-entry table per channel).")
 def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, force, pixel_format,
-          **calibration) -> None:
+          library, **calibration) -> None:
     """Generate the model as a C library for a target (and compile it to check)."""
     from mnv2gen.outdir import check_output_directory
     from mnv2gen.pipeline import write_library
@@ -396,20 +438,22 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, force, 
     check_output_directory(out_dir, force=force)
     pixels = _pixel_input(pixel_format, calibration)
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
-    generated = write_library(compiled, out_dir, pixels=pixels, force=force)
+    generated = write_library(compiled, out_dir, pixels=pixels, force=force, options=library)
     plan = compiled.plan
     click.echo(f"wrote {out_dir}: {len(generated.files)} files for {compiled.target.name}, "
                f"{compiled.kernels} kernels")
     click.echo(f"arena {plan.peak_bytes:,} bytes (layer by layer {compiled.baseline.peak_bytes:,}"
                f"), constant data {generated.const_bytes:,} bytes")
     if pixels is not None:
-        click.echo(f"pixel input: mnv2_set_input_pixels() takes {pixels.pixel_format} pixels, "
-                   f"value = {pixels.preprocess.describe()}")
+        helper = "feed_pixel_rows" if plan.input_mode == "streamed" else "set_input_pixels"
+        click.echo(f"pixel input: {library.prefix}_{helper}() takes {pixels.pixel_format} "
+                   f"pixels, value = {pixels.preprocess.describe()}")
 
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
+@_library_options
 @click.option("--inputs", "count", default=3, show_default=True,
               help="Number of inputs to compare (random ones fill up after --input files).")
 @click.option("--input", "input_paths", multiple=True, type=click.Path(dir_okay=False),
@@ -421,7 +465,7 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, force, 
               help="Let --keep write into a folder holding files mnv2gen did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_paths, seed,
-           keep, force, as_json, **calibration) -> None:
+           keep, force, as_json, library, **calibration) -> None:
     """Build, run on the target (QEMU or host) and compare with the reference bit for bit."""
     from pathlib import Path
 
@@ -437,17 +481,20 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
     inputs = verification_inputs(compiled, count, seed, given)
     if keep is not None:
         with output_directory(keep, option="--keep", force=force, keep_on_error=True) as work:
-            report = run_verify(compiled, inputs, Path(work))
+            report = run_verify(compiled, inputs, Path(work), options=library)
     else:
-        report = run_verify(compiled, inputs)
+        report = run_verify(compiled, inputs, options=library)
     if as_json:
         _print_json(report)
     else:
         verdict = "bit-exact" if report["bit_exact"] else "MISMATCH"
+        runs = len(report["per_input"])
+        how = (f" fed {'/'.join(map(str, report['rows_per_call']))} rows per call"
+               if report["rows_per_call"] else "")
         click.echo(f"{report['model']} on {report['target']} ({report['kernels']} kernels): "
                    f"{verdict}, {report['mismatched_bytes']} of "
-                   f"{report['inputs'] * report['output_bytes']} output bytes differ over "
-                   f"{report['inputs']} input(s)")
+                   f"{runs * report['output_bytes']} output bytes differ over "
+                   f"{report['inputs']} input(s){how}")
         click.echo(f"arena {report['peak_bytes']:,} bytes (layer by layer "
                    f"{report['layer_by_layer_bytes']:,}), constant data "
                    f"{report['const_bytes']:,} bytes")
@@ -488,8 +535,12 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True,
               help="Let --html/--png replace files or fill folders mnv2gen did not write.")
+@click.option("--input-mode", type=click.Choice(["resident", "streamed"]), default="resident",
+              show_default=True, help="Whose plan the code, flash and instructions are given "
+              "for (both arenas are always reported side by side).")
 def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn, measure,
-             ram_allowance, code_table, as_json, html_path, png_dir, quiet, force) -> None:
+             ram_allowance, code_table, as_json, html_path, png_dir, quiet, force,
+             input_mode) -> None:
     """Estimate arena, flash and instructions per inference, and the MCUs a model fits."""
     import os
 
@@ -512,7 +563,8 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
         cfg.parse_list("--classes", classes, int))
     options = Options(cfg.parse_targets(targets), kernels,
                       cmsis_nn or os.environ.get("CMSIS_NN_PATH", ""), measure,
-                      cfg.parse_bytes("--ram-allowance", ram_allowance), code_table)
+                      cfg.parse_bytes("--ram-allowance", ram_allowance), code_table,
+                      input_mode)
     if png_dir:
         from mnv2gen.estimate.png import require_matplotlib
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
+from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.codegen.pixels import PixelInput
 from mnv2gen.codegen.support import check_supported
 from mnv2gen.errors import MnvError
@@ -66,15 +67,16 @@ def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None) -> tuple[str
 def compile_model(model: str | Path, target: str, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
                   ram_budget: int | None = None,
-                  calibration: Calibration | None = None) -> Compiled:
+                  calibration: Calibration | None = None,
+                  input_mode: str = "resident") -> Compiled:
     """Return the model file planned for `target`: load -> passes -> integer core -> plan."""
     return compile_graph(load_model(model, calibration), target, kernels, cmsis_nn_path,
-                         scheme, ram_budget)
+                         scheme, ram_budget, input_mode)
 
 
 def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
-                  ram_budget: int | None = None) -> Compiled:
+                  ram_budget: int | None = None, input_mode: str = "resident") -> Compiled:
     """Return a loaded (passed) graph planned for `target` (a name or a Target)."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
     tgt = target if isinstance(target, Target) else load_target(target)
@@ -86,8 +88,10 @@ def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
     core = integer_core(full)
     check_supported(core)
     # 3. the plan, and the layer-by-layer baseline reported beside it
-    plan = plan_model(core, scheme, kernel_set, ram_budget)
+    plan = plan_model(core, scheme, kernel_set, ram_budget, input_mode=input_mode)
     baseline = plan_model(core, "layer", kernel_set)
+    inexact = [f"note: {n}" for n in full.notes if n.startswith("not exact")]
+    notice = "\n".join(filter(None, [notice, *inexact]))
     return Compiled(full, plan, baseline, tgt, kernels, path, notice)
 
 
@@ -110,12 +114,11 @@ def check_fits(compiled: Compiled, const_bytes: int) -> None:
             "bytes over)", "pick a smaller model or a part with more flash")
 
 
-def compile_check(compiled: Compiled, out_dir: Path) -> None:
+def compile_check(compiled: Compiled, out_dir: Path, generated: Generated) -> None:
     """Compile the generated library with the target's compiler (objects only)."""
     target = compiled.target
     cc = tools(target)["cc"]
-    sources = ["mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c",
-               "mnv2_ops_cmsis.c" if compiled.kernels == "cmsis-nn" else "mnv2_ops_portable.c"]
+    sources = generated.sources
     includes = ["-I."] + ([f"-I{compiled.cmsis_nn_path}/Include"] if compiled.cmsis_nn_path
                           else [])
     for source in sources:
@@ -128,25 +131,28 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
                            "this is a bug in mnv2gen; please report it with the model")
 
 
-# What the generated Makefile (and a CMake build folder named like it) make in the output
-# folder: a rebuild leaves them alone (make rebuilds from the newer sources).
-BUILD_PRODUCTS = ("build", "libmnv2.a")
+def build_products(prefix: str) -> tuple[str, ...]:
+    """Return what the generated Makefile (and a CMake build folder named like it) make in
+    the output folder: a rebuild leaves them alone (make rebuilds from the newer sources)."""
+    return ("build", f"lib{prefix}.a")
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,
                   compile_it: bool = True, pixels: PixelInput | None = None,
-                  force: bool = False) -> Generated:
+                  force: bool = False, options: LibraryOptions | None = None) -> Generated:
     """Write the generated library into the folder `out_dir`; return what was written.
-    `pixels` adds the pixel input helper (build --pixel-format).
+    `pixels` adds the pixel input helper (build --pixel-format), `options` the prefix,
+    arena mode and sections (build --prefix, --arena, --weights-section, --arena-section).
 
     The folder rules of `mnv2gen.outdir.output_directory` apply: nothing is left on failure,
     nothing mnv2gen did not write is touched, a foreign non-empty folder needs `force`.
     """
-    with output_directory(out_dir, force=force, products=BUILD_PRODUCTS) as tmp:
+    prefix = (options or LibraryOptions()).prefix
+    with output_directory(out_dir, force=force, products=build_products(prefix)) as tmp:
         generated = generate(compiled.full, compiled.plan, compiled.baseline, compiled.target,
                              compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes,
-                             pixels)
+                             pixels, options)
         check_fits(compiled, generated.const_bytes)
         if compile_it and toolchain_available(compiled.target):
-            compile_check(compiled, tmp)
+            compile_check(compiled, tmp, generated)
     return generated

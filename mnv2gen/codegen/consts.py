@@ -45,11 +45,13 @@ class ConstPool:
         self._by_content: dict[tuple, str] = {}
 
     def add(self, symbol: str, values, dtype, comment: str = "") -> str:
-        """Return the symbol under which `values` (cast to `dtype`) can be referenced.
+        """Return the symbol under which `values` (cast to `dtype`) can be referenced:
+        `symbol` with the library prefix `mnv2_` in front (the arrays are external symbols).
 
         Arrays are padded with zeros to a multiple of 16 bytes plus 16 bytes: Helium
         kernels may read up to 3 elements past the end of per-channel arrays.
         """
+        symbol = symbol if symbol.startswith("mnv2_") else f"mnv2_{symbol}"
         array = np.ascontiguousarray(np.asarray(values).astype(dtype).reshape(-1))
         key = (array.dtype.str, array.tobytes())
         if key in self._by_content:

@@ -18,10 +18,12 @@ from mnv2gen import __version__
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.lower import lower_unit
 from mnv2gen.codegen.lower_family import output_ctype
+from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.codegen.pixels import PixelInput, pixel_context
+from mnv2gen.codegen.prefix import Renamer, code_identifiers
 from mnv2gen.codegen.support import check_supported
 from mnv2gen.ir import DType, Graph, OpKind
-from mnv2gen.planner.plan import Plan
+from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.report import plan_report
 from mnv2gen.planner.schedule import FusedUnit
 from mnv2gen.stats import graph_macs
@@ -29,9 +31,20 @@ from mnv2gen.toolchain.build import OPT_FLAGS
 from mnv2gen.toolchain.targets import Target, package_dir
 
 RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c", "mnv2_fused.h",
-                 "mnv2_fused.c", "mnv2_ops_family.h", "mnv2_ops_family.c",
-                 "mnv2_ops_cmsis_family.c")
+                 "mnv2_fused.c", "mnv2_segment.h", "mnv2_segment.c", "mnv2_ops_family.h",
+                 "mnv2_ops_family.c", "mnv2_ops_cmsis_family.c")
+# The generated library's own C sources (plus one of the kernel backends).
+LIBRARY_SOURCES = ("mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c", "mnv2_segment.c")
 KERNEL_CHOICES = ("portable", "cmsis-nn")
+#: Generated files renamed as build files (the others: C sources and headers, or data).
+BUILD_FILES = ("Makefile", "CMakeLists.txt", "REPORT.md")
+
+
+def library_sources(kernels: str) -> tuple[str, ...]:
+    """Return the C files of a generated library that are compiled (CMSIS-NN's aside), with
+    the default prefix (Generated.sources has them as written)."""
+    return (*LIBRARY_SOURCES,
+            "mnv2_ops_cmsis.c" if kernels == "cmsis-nn" else "mnv2_ops_portable.c")
 
 
 def templates_dir() -> Path:
@@ -48,14 +61,24 @@ def _environment() -> jinja2.Environment:
 
 @dataclass(frozen=True)
 class Generated:
-    """What `generate` wrote: file names, constant bytes and the plan report."""
+    """What `generate` wrote: file names, constant bytes and the plan report; the C files
+    to compile and the renamer of its prefix (for sources that use the library)."""
 
     files: tuple[str, ...]
     const_bytes: int
     report: dict
+    sources: tuple[str, ...] = ()
+    renamer: Renamer = Renamer("mnv2")
 
 
 def _describe(up) -> str:
+    if isinstance(up, SegmentPlan):
+        shape = up.shape
+        stages = ", ".join(f"{st.name} ({st.kind}, tiles of {w} column(s))"
+                           for st, w in zip(shape.stages, shape.widths, strict=True))
+        source = "a streamed input ring" if shape.streamed else "a whole input"
+        return (f"{up.name}, depth-first over {len(shape.stages)} unit(s) reading {source}: "
+                f"{stages}; {len(shape.schedule)} row steps")
     unit = up.unit
     if isinstance(unit, FusedUnit):
         parts = [o.kind.value.lower() for o in unit.ops]
@@ -110,6 +133,17 @@ def _edge(graph: Graph, full: Graph, name: str, address: str, index: int,
     return spec
 
 
+def _stream(plan: Plan) -> dict | None:
+    """Return the streamed input's numbers for the templates, None for a resident input."""
+    ring = plan.input_ring()
+    if ring is None:
+        return None
+    seg = plan.units[0]
+    _, w, c = seg.shape.stages[0].in_shape
+    return {"segment": seg.name, "entries": len(seg.shape.schedule),
+            "rows": seg.shape.stages[0].in_shape[0], "row_bytes": w * c, "ring_rows": ring[1]}
+
+
 def _output_address(plan: Plan, pool: ConstPool, name: str, index: int) -> str:
     t = plan.graph.tensor(name)
     if t.is_const:
@@ -120,14 +154,17 @@ def _output_address(plan: Plan, pool: ConstPool, name: str, index: int) -> str:
 
 def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: str,
              cmsis_nn_path: str, out_dir: Path, tflm_arena_bytes: int | None = None,
-             pixels: PixelInput | None = None) -> Generated:
+             pixels: PixelInput | None = None,
+             options: LibraryOptions | None = None) -> Generated:
     """Write the generated library for `plan` into `out_dir`; return what was written.
 
     `full` is the model as read (for its float edges), `plan.graph` the integer core that
     runs on the device, `baseline` the layer-by-layer plan reported beside it; `pixels`
-    adds mnv2_set_input_pixels() (build --pixel-format). `cmsis_nn_path` is not written
-    anywhere: the build files take it from CMSIS_NN_PATH.
+    adds mnv2_set_input_pixels() (build --pixel-format); `options` the prefix, arena mode
+    and sections (default: mnv2, static arena, .rodata.mnv2_weights and .bss.mnv2_arena).
+    `cmsis_nn_path` is not written anywhere: the build files take it from CMSIS_NN_PATH.
     """
+    options = options or LibraryOptions()
     graph = plan.graph
     check_supported(graph)
     env = _environment()
@@ -143,15 +180,17 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     provenance = (f"Generated by mnv2gen {__version__} from {full.name} (sha256 "
                   f"{full.source_sha256}) for {target.name}, {kernels} kernels. Do not edit.")
     macs = graph_macs(graph)
+    stream = _stream(plan)
+    input_address = f"mnv2_arena + {plan.offset(graph.inputs[0])}" if stream is None else "0"
     outputs = [_edge(graph, full, name, _output_address(plan, pool, name, i), i, False,
                      len(graph.outputs)) for i, name in enumerate(graph.outputs)]
     common = {
+        "stream": stream,
         "provenance": provenance, "model": full.name, "target": target.name,
         "kernels": kernels, "kernel_set": plan.kernel_set,
         "arena_bytes": plan.peak_bytes, "layer_bytes": baseline.peak_bytes,
         "lower_bytes": plan.lower_bound_bytes, "macs": f"{macs:,}",
-        "input": _edge(graph, full, graph.inputs[0],
-                       f"mnv2_arena + {plan.offset(graph.inputs[0])}", 0, True),
+        "input": _edge(graph, full, graph.inputs[0], input_address, 0, True),
         "outputs": outputs, "output": outputs[0],
         "plan_summary": (f"{plan.scheme} scheme, arena {plan.peak_bytes} bytes "
                          f"(layer by layer: {baseline.peak_bytes})"),
@@ -159,7 +198,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "cc": "gcc" if target.is_host else "arm-none-eabi-gcc",
         "ar": "ar" if target.is_host else "arm-none-eabi-ar", "cross": not target.is_host,
         "target_flags": " ".join(target.machine_flags), "opt_flags": " ".join(OPT_FLAGS),
-        "pixels": pixel_context(graph, pixels),
+        "pixels": pixel_context(graph, pixels), **options.context(),
     }
     rendered = {
         "mnv2_model.h": "model/mnv2_model.h.j2", "mnv2_model.c": "model/mnv2_model.c.j2",
@@ -178,5 +217,35 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         indent=2) + "\n")
     for name in RUNTIME_FILES:
         shutil.copyfile(templates_dir() / "runtime" / name, out_dir / name)
-    files = (*rendered, "REPORT.md", "plan.json", *RUNTIME_FILES)
-    return Generated(tuple(sorted(files)), pool.total_bytes, report)
+    renamer = apply_prefix(out_dir, options.prefix,
+                           (provenance, cmsis_nn_path, *options.free_texts))
+    files = sorted(renamer.file_name(p.name) for p in out_dir.iterdir() if p.is_file())
+    return Generated(tuple(files), pool.total_bytes, report,
+                     tuple(map(renamer.file_name, library_sources(kernels))), renamer)
+
+
+def apply_prefix(out_dir: Path, prefix: str, protected: tuple[str, ...] = ()) -> Renamer:
+    """Rename the default prefix `mnv2` to `prefix` in every file of `out_dir` and in the
+    names of its `mnv2_*` files (see mnv2gen.codegen.prefix); return the Renamer, which
+    knows the library's identifiers. `protected` texts (provenance, user paths) are kept
+    verbatim. Every file written into `out_dir` before this call is covered."""
+    names = sorted(p.name for p in out_dir.iterdir() if p.is_file())
+    sources = {n: (out_dir / n).read_text() for n in names if n.endswith((".c", ".h"))}
+    identifiers = set().union(*map(code_identifiers, sources.values())) if prefix != "mnv2" \
+        else set()
+    renamer = Renamer(prefix, identifiers, names, protected)
+    if renamer.identity:
+        return renamer
+    for name in names:
+        path = out_dir / name
+        if name in sources:
+            text = renamer.library_source(sources[name])
+        elif name in BUILD_FILES:
+            text = renamer.build_file(path.read_text())
+        else:
+            continue
+        renamed = out_dir / renamer.file_name(name)
+        renamed.write_text(text)
+        if renamed != path:
+            path.unlink()
+    return renamer

@@ -87,9 +87,13 @@ def harness_sizes(target: Target, stack_bytes: int | None = None,
 
 
 def render_linker_script(target: Target | str, stack_bytes: int | None = None,
-                         heap_bytes: int | None = None) -> str:
+                         heap_bytes: int | None = None, weights_sections: Sequence[str] = (),
+                         arena_sections: Sequence[str] = ()) -> str:
     """Return the harness linker script for a Cortex-M target, with its real region sizes
-    (stack and heap as harness_sizes() decides)."""
+    (stack and heap as harness_sizes() decides). The weights region takes `.weights*` and
+    `.rodata.*_weights` (every prefix's default) plus `weights_sections`; RAM's .bss takes
+    `arena_sections` too (custom --weights-section / --arena-section names, validated by
+    mnv2gen.codegen.options)."""
     target = as_target(target)
     stack_bytes, heap_bytes = harness_sizes(target, stack_bytes, heap_bytes)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(harness_dir()),
@@ -99,7 +103,8 @@ def render_linker_script(target: Target | str, stack_bytes: int | None = None,
                     length=r.size_bytes, access=_REGION_ACCESS[r.name]) for r in target.regions]
     return env.get_template("link.ld.j2").render(
         target=target.name, regions=regions, weights_region=target.weights_region.name,
-        stack_bytes=_aligned8(stack_bytes), heap_bytes=_aligned8(heap_bytes))
+        stack_bytes=_aligned8(stack_bytes), heap_bytes=_aligned8(heap_bytes),
+        weights_sections=list(weights_sections), arena_sections=list(arena_sections))
 
 
 def _aligned8(n: int) -> int:
@@ -113,7 +118,8 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
               defines: Mapping[str, str | int | None] | None = None,
               extra_flags: Sequence[str] = (), libraries: Sequence[str | Path] = (),
               stack_bytes: int | None = None, heap_bytes: int | None = None,
-              name: str = "app") -> Path:
+              name: str = "app", weights_sections: Sequence[str] = (),
+              arena_sections: Sequence[str] = ()) -> Path:
     """Compile and link `sources` with the harness; return the path of the program.
 
     Cortex-M: returns out_dir/<name>.elf (next to <name>.map and link.ld); a region
@@ -123,6 +129,8 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
     compile and to the link; `libraries` (archives or -l flags) are linked after the objects.
     Sources are compiled in parallel with -O2, one object each under out_dir/obj/.
     Stack and heap: the arguments, else the target's [harness] sizes, else the defaults.
+    weights_sections / arena_sections: custom section names the linker script places (see
+    render_linker_script).
     """
     target = as_target(target)
     stack_bytes, heap_bytes = harness_sizes(target, stack_bytes, heap_bytes)
@@ -154,13 +162,14 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
              "linking")
         return exe
     script = out / "link.ld"
-    script.write_text(render_linker_script(target, stack_bytes, heap_bytes))
+    script.write_text(render_linker_script(target, stack_bytes, heap_bytes, weights_sections,
+                                           arena_sections))
     elf = out / f"{name}.elf"
     layout = (f"FLASH holds code, constants and .data's initial values; RAM holds .data, "
               f".bss, the harness heap ({_aligned8(heap_bytes)} bytes) and stack "
               f"({_aligned8(stack_bytes)} bytes)")
     if target.region("WEIGHTS"):
-        layout += "; WEIGHTS holds the .weights sections"
+        layout += "; WEIGHTS holds the weights sections"
     _run([cc, *target.machine_flags, *extra_flags, "-nostartfiles", "--specs=nano.specs",
           "--specs=rdimon.specs", "-Wl,--gc-sections", f"-Wl,-Map={out / name}.map",
           "-T", str(script), *inputs, "-o", str(elf)], target, "linking", layout)
