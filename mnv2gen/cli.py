@@ -27,7 +27,7 @@ from mnv2gen.errors import (
     quoted,
     shown,
 )
-from mnv2gen.fsutil import atomic_write_bytes
+from mnv2gen.fsutil import write_file
 
 SEED = click.IntRange(0, 2**32 - 1)
 MAX_VERIFY_INPUTS = 1000
@@ -78,15 +78,20 @@ def _describe_output(name: str, array: np.ndarray) -> str:
 @click.option("--check-tflm", is_flag=True,
               help="Also run the TFLite Micro interpreter and compare bit for bit (exit 1 "
                    "on any difference; needs the tflm extra).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing -o file that is not an output of this model.")
 def run(model: str, input_path: str | None, seed: int, output_path: str | None,
-        check_tflm: bool) -> None:
+        check_tflm: bool, force: bool) -> None:
     """Run the bit-exact NumPy int8 reference on one input."""
     from mnv2gen.frontend.validate import check_reference_work
+    from mnv2gen.fsutil import npy_like, npz_with, require_path
     from mnv2gen.inputs import load_input, random_inputs
     from mnv2gen.loader import load_raw, tflite_bytes
     from mnv2gen.passes import run_passes
     from mnv2gen.reference import run as run_reference
 
+    if output_path is not None:
+        require_path(output_path, "-o")
     graph_raw = load_raw(model)
     graph = run_passes(graph_raw)
     check_reference_work(graph, file_label(model))
@@ -113,12 +118,14 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
         buf = io.BytesIO()
         if output_path.lower().endswith(".npz"):
             np.savez(buf, **{f"output_{i}": a for i, a in enumerate(outputs)})
+            ours = npz_with([f"output_{i}" for i in range(len(outputs))])
         elif len(outputs) != 1:
             raise MnvError(f"the model has {len(outputs)} outputs; a .npy file holds one",
                            "give -o a .npz path to write them all (output_0, output_1, ...)")
         else:
             np.save(buf, outputs[0], allow_pickle=False)
-        atomic_write_bytes(output_path, buf.getvalue())
+            ours = npy_like(outputs[0].shape, outputs[0].dtype)
+        write_file(output_path, buf.getvalue(), force=force, ours=ours)
         click.echo(f"wrote {shown(output_path)}")
 
 
@@ -131,13 +138,16 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the weights.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False),
               help="Where to write the .tflite file.")
+@click.option("--force", is_flag=True, help="Replace an existing file mnv2gen did not write.")
 def zoo(arch: str, alpha: float, resolution: int, classes: int, seed: int,
-        output_path: str) -> None:
+        output_path: str, force: bool) -> None:
     """Synthesize an int8 MobileNet .tflite with random weights and realistic quantisation."""
+    from mnv2gen.fsutil import require_path, tflite_by_mnv2gen
     from mnv2gen.zoo import synthesize_tflite
 
+    require_path(output_path, "-o")
     data = synthesize_tflite(arch, alpha, resolution, classes, seed)
-    atomic_write_bytes(output_path, data)
+    write_file(output_path, data, force=force, ours=tflite_by_mnv2gen)
     click.echo(f"wrote {shown(output_path)}: {arch} alpha={alpha} resolution={resolution} "
                f"classes={classes} seed={seed} ({len(data):,} bytes)")
 
@@ -298,16 +308,19 @@ def _quant_dict(tensor) -> dict:
 @click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of --calibrate random.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--force", is_flag=True, help="Replace an existing file mnv2gen did not write.")
 def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with: str | None,
              scale: str | None, offset: str | None, mean: str | None, std: str | None,
              percentile: float | None, input_shape: str | None, float_runner: str, seed: int,
-             as_json: bool) -> None:
+             as_json: bool, force: bool) -> None:
     """Quantise a float ONNX model to an int8 .tflite by post-training quantisation."""
     from mnv2gen.frontend.agreement import agreement
     from mnv2gen.frontend.calibration import load_samples
     from mnv2gen.frontend.ptq import quantize_onnx
     from mnv2gen.frontend.tflite_writer import write_tflite
+    from mnv2gen.fsutil import require_path, tflite_by_mnv2gen
 
+    require_path(output_path, "-o")
     preprocess = _preprocess(*(_floats(f"--{n}", v) for n, v in
                                (("scale", scale), ("offset", offset), ("mean", mean),
                                 ("std", std))))
@@ -327,7 +340,7 @@ def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with
     evaluation = (load_samples(eval_with, result.model, preprocess) if eval_with
                   else result.calibration)
     data = write_tflite(result.graph)
-    atomic_write_bytes(output_path, data)
+    write_file(output_path, data, force=force, ours=tflite_by_mnv2gen)
     match = agreement(model, result.model, result.graph, evaluation.data,
                       use_onnxruntime=float_runner != "numpy")
     graph = result.graph
@@ -438,19 +451,25 @@ def _pixel_input(pixel_format: str | None, calibration: dict):
 @_compile_options
 @_library_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
-              help="Directory to write (replaced atomically).")
+              help="Folder to write (created if missing; an earlier output is replaced "
+                   "atomically, nothing mnv2gen did not write is touched).")
+@click.option("--force", is_flag=True,
+              help="Write into a folder that holds files mnv2gen did not write (files of "
+                   "the generated names are replaced, nothing else is touched).")
 @click.option("--pixel-format", type=click.Choice(["rgb888", "gray8", "rgb565"]),
               help="Also generate mnv2_set_input_pixels() for images in this format, with "
                    "the --scale/--offset or --mean/--std preprocessing [default: pixel / "
                    "127.5 - 1] (an exact 256-entry table per channel).")
-def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, pixel_format,
+def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, force, pixel_format,
           library, **calibration) -> None:
     """Generate the model as a C library for a target (and compile it to check)."""
+    from mnv2gen.outdir import check_output_directory
     from mnv2gen.pipeline import write_library
 
+    check_output_directory(out_dir, force=force)
     pixels = _pixel_input(pixel_format, calibration)
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
-    generated = write_library(compiled, out_dir, pixels=pixels, options=library)
+    generated = write_library(compiled, out_dir, pixels=pixels, force=force, options=library)
     plan = compiled.plan
     click.echo(f"wrote {shown(out_dir)}: {len(generated.files)} files for "
                f"{compiled.target.name}, "
@@ -478,26 +497,32 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, pixel_f
               help="Seconds the program may run (default: from the instruction estimate, "
                    "at most 1 hour).")
 @click.option("--keep", type=click.Path(file_okay=False),
-              help="Keep the build directory here (for inspection).")
+              help="Keep the build folder here for inspection (the folder rules of build -o).")
+@click.option("--force", is_flag=True,
+              help="Let --keep write into a folder holding files mnv2gen did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_paths, seed,
-           timeout_s, keep, as_json, library, **calibration) -> None:
+           timeout_s, keep, force, as_json, library, **calibration) -> None:
     """Build, run on the target (QEMU or host) and compare with the reference bit for bit."""
     from pathlib import Path
 
     from mnv2gen.frontend.validate import check_reference_work
     from mnv2gen.inputs import load_input
+    from mnv2gen.outdir import check_output_directory, output_directory
     from mnv2gen.verify import verification_inputs
     from mnv2gen.verify import verify as run_verify
 
+    if keep is not None:
+        check_output_directory(keep, option="--keep", force=force)
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
     check_reference_work(compiled.full, file_label(model))
     given = [load_input(compiled.full, p) for p in input_paths]
     inputs = verification_inputs(compiled, count, seed, given)
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-    report = run_verify(compiled, inputs, Path(keep) if keep else None, timeout_s,
-                        options=library)
+    if keep is not None:
+        with output_directory(keep, option="--keep", force=force, keep_on_error=True) as work:
+            report = run_verify(compiled, inputs, Path(work), timeout_s, options=library)
+    else:
+        report = run_verify(compiled, inputs, None, timeout_s, options=library)
     if as_json:
         _print_json(report)
     else:
@@ -549,18 +574,27 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--png", "png_dir", type=click.Path(file_okay=False),
               help="Write the charts as PNG files into this folder (needs matplotlib).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True,
+              help="Let --html/--png replace files or fill folders mnv2gen did not write.")
 @click.option("--input-mode", type=click.Choice(["resident", "streamed"]), default="resident",
               show_default=True, help="Whose plan the code, flash and instructions are given "
               "for (both arenas are always reported side by side).")
 def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn, measure,
-             ram_allowance, code_table, as_json, html_path, png_dir, quiet, input_mode) -> None:
+             ram_allowance, code_table, as_json, html_path, png_dir, quiet, force,
+             input_mode) -> None:
     """Estimate arena, flash and instructions per inference, and the MCUs a model fits."""
     import os
 
     from mnv2gen.estimate import configs as cfg
     from mnv2gen.estimate.run import Options, work_items
     from mnv2gen.estimate.run import estimate as run_estimate
+    from mnv2gen.fsutil import require_path
+    from mnv2gen.outdir import check_output_directory
 
+    if html_path is not None:
+        require_path(html_path, "--html")
+    if png_dir is not None:
+        check_output_directory(png_dir, option="--png", force=force)
     if kernels not in ("portable", "cmsis-nn"):
         raise MnvError(f"--kernels {quoted(kernels)} is not a kernel backend",
                        "choose portable or cmsis-nn")
@@ -585,13 +619,20 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
     notes = []
     if html_path:
         from mnv2gen.estimate.html import render_html
+        from mnv2gen.fsutil import html_by_mnv2gen
 
-        atomic_write_bytes(html_path, render_html(report).encode())
+        write_file(html_path, render_html(report).encode(), option="--html", force=force,
+                   ours=html_by_mnv2gen)
         notes.append(f"wrote {html_path}")
     if png_dir:
-        from mnv2gen.estimate.png import write_pngs
+        from pathlib import Path
 
-        notes += [f"wrote {p}" for p in write_pngs(report, png_dir)]
+        from mnv2gen.estimate.png import write_pngs
+        from mnv2gen.outdir import output_directory
+
+        with output_directory(png_dir, option="--png", force=force) as staging:
+            written = write_pngs(report, staging)
+        notes += [f"wrote {Path(png_dir) / p.name}" for p in written]
     if as_json:
         _print_json(report)
     else:

@@ -14,13 +14,13 @@ from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.codegen.pixels import PixelInput
 from mnv2gen.codegen.support import check_supported
 from mnv2gen.errors import InternalError, MnvError, file_label, quoted
-from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
 from mnv2gen.loader import Calibration, load_model
+from mnv2gen.outdir import output_directory
 from mnv2gen.passes.integer_core import integer_core
 from mnv2gen.planner.plan import Plan, plan_model
 from mnv2gen.toolchain import Target, load_target, toolchain_available
-from mnv2gen.toolchain.build import compile_timeout, run_tool, source_flags, tools
+from mnv2gen.toolchain.build import OPT_FLAGS, compile_timeout, run_tool, source_flags, tools
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def compile_check(compiled: Compiled, out_dir: Path, generated: Generated) -> Fo
         objects = []
         for source in sources:
             obj = Path(work) / (Path(source).stem + ".o")
-            done = run_tool([cc, *target.machine_flags, "-O2", "-Wall", *STACK_FLAGS,
+            done = run_tool([cc, *target.machine_flags, *OPT_FLAGS, "-Wall", *STACK_FLAGS,
                              *source_flags(source), "-c", source, *includes, "-o", str(obj)],
                             f"compiling the generated {source}",
                             compile_timeout(Path(out_dir) / source), cwd=out_dir)
@@ -181,13 +181,24 @@ def compile_check(compiled: Compiled, out_dir: Path, generated: Generated) -> Fo
     return replace(stack, text=text, data=data, bss=bss)
 
 
+def build_products(prefix: str) -> tuple[str, ...]:
+    """Return what the generated Makefile (and a CMake build folder named like it) make in
+    the output folder: a rebuild leaves them alone (make rebuilds from the newer sources)."""
+    return ("build", f"lib{prefix}.a")
+
+
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,
                   compile_it: bool = True, pixels: PixelInput | None = None,
-                  options: LibraryOptions | None = None) -> Generated:
-    """Write the generated library to `out_dir` atomically (nothing is left on failure);
+                  force: bool = False, options: LibraryOptions | None = None) -> Generated:
+    """Write the generated library into the folder `out_dir`; return what was written.
     `pixels` adds the pixel input helper (build --pixel-format), `options` the prefix,
-    arena mode and sections (build --prefix, --arena, --weights-section, --arena-section)."""
-    with atomic_directory(out_dir) as tmp:
+    arena mode and sections (build --prefix, --arena, --weights-section, --arena-section).
+
+    The folder rules of `mnv2gen.outdir.output_directory` apply: nothing is left on failure,
+    nothing mnv2gen did not write is touched, a foreign non-empty folder needs `force`.
+    """
+    prefix = (options or LibraryOptions()).prefix
+    with output_directory(out_dir, force=force, products=build_products(prefix)) as tmp:
         generated = generate(compiled.full, compiled.plan, compiled.baseline, compiled.target,
                              compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes,
                              pixels, options)

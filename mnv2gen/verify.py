@@ -143,9 +143,9 @@ def verify(compiled: Compiled, inputs: list[list[np.ndarray]], work_dir: Path | 
         expected, paths = [], []
         for i, model_inputs in enumerate(inputs):
             device_in, device_out = reference_io(compiled, model_inputs)
-            path = (work / f"input_{i}.bin").resolve()
-            path.write_bytes(device_in)
-            paths.append(str(path))
+            name = f"input_{i}.bin"  # relative: the program runs in `work`
+            (work / name).write_bytes(device_in)
+            paths.append(name)
             expected.append(device_out)
         chunks = stream_chunks(compiled)
         main = _environment().get_template("harness/verify_main.c.j2").render(
@@ -169,7 +169,7 @@ def verify(compiled: Compiled, inputs: list[list[np.ndarray]], work_dir: Path | 
                         weights_sections=[options.weights],
                         arena_sections=[options.arena_placement])
         limit = timeout_s or default_timeout(compiled, len(inputs) * max(len(chunks), 1))
-        result = run_elf(target, elf, limit)
+        result = run_elf(target, elf, limit, cwd=work)
         if result.timed_out:
             raise MnvError(f"{target.name}: the program did not finish within {limit:.0f} s",
                            "give more time with --timeout SECONDS, or rerun with --keep and "

@@ -2,7 +2,7 @@
 
 Python decides every number and symbol (mnv2gen.codegen.lower); the Jinja templates under
 templates/ only substitute and loop. The output is reproducible byte for byte: no
-timestamps, no absolute paths except the CMSIS-NN path the user gave.
+timestamps, no absolute paths (the build files read CMSIS_NN_PATH when they run).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.report import plan_report
 from mnv2gen.planner.schedule import FusedUnit
 from mnv2gen.stats import graph_macs
+from mnv2gen.toolchain.build import OPT_FLAGS
 from mnv2gen.toolchain.targets import Target, package_dir
 
 RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c", "mnv2_fused.h",
@@ -160,6 +161,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     runs on the device, `baseline` the layer-by-layer plan reported beside it; `pixels`
     adds mnv2_set_input_pixels() (build --pixel-format); `options` the prefix, arena mode
     and sections (default: mnv2, static arena, .rodata.mnv2_weights and .bss.mnv2_arena).
+    `cmsis_nn_path` is not written anywhere: the build files take it from CMSIS_NN_PATH.
     """
     options = options or LibraryOptions()
     graph = plan.graph
@@ -203,8 +205,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "units": units, "band_count": sum(u["bands"] for u in units),
         "arrays": pool.arrays, "const_bytes": pool.total_bytes,
         "cc": "gcc" if target.is_host else "arm-none-eabi-gcc",
-        "ar": "ar" if target.is_host else "arm-none-eabi-ar",
-        "target_flags": " ".join(target.machine_flags),
+        "ar": "ar" if target.is_host else "arm-none-eabi-ar", "cross": not target.is_host,
+        "target_flags": " ".join(target.machine_flags), "opt_flags": " ".join(OPT_FLAGS),
         "cmsis_nn_path": build_file_path(cmsis_nn_path, "--cmsis-nn"),
         "pixels": pixel_context(graph, pixels), **options.context(),
     }

@@ -25,7 +25,7 @@ from mnv2gen.errors import MnvError
 from mnv2gen.ir import Graph
 from mnv2gen.planner.plan import Plan
 from mnv2gen.toolchain import Target, missing_tools
-from mnv2gen.toolchain.build import run_tool, tools
+from mnv2gen.toolchain.build import OPT_FLAGS, run_tool, tools
 
 _LINKER_SCRIPT = """\
 ENTRY(mnv2_size_reset)
@@ -79,7 +79,7 @@ def _compile(target: Target, sources: list[Path], includes: list[Path], out: Pat
     cc = tools(target)["cc"]
     out.mkdir(parents=True, exist_ok=True)
     objects = [out / f"{i:03d}_{src.stem}.o" for i, src in enumerate(sources)]
-    flags = [*target.machine_flags, "-O2", "-ffunction-sections", "-fdata-sections",
+    flags = [*target.machine_flags, *OPT_FLAGS,
              *(f"-I{d}" for d in includes)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         for job in [pool.submit(_run, [cc, *flags, "-c", str(src), "-o", str(obj)], out)

@@ -17,6 +17,9 @@ import jinja2
 from mnv2gen.errors import MnvError
 from mnv2gen.toolchain.targets import ICOUNT_SHIFT, Target, as_target, package_dir
 
+# Optimisation and section flags of every build: the verify harness, the code-size
+# measurement, the build check and the generated Makefile and CMakeLists.txt.
+OPT_FLAGS = ("-O2", "-ffunction-sections", "-fdata-sections")
 DEFAULT_STACK_BYTES = 8 * 1024
 #: newlib-nano's stdio takes 1472 bytes of heap (stdout buffer); the model takes none.
 DEFAULT_HEAP_BYTES = 2 * 1024
@@ -177,8 +180,7 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
         per_tick = Fraction(10**9, 2**ICOUNT_SHIFT * target.systick_hz)
         macros |= {"MNV2_INSNS_PER_TICK_NUM": f"{per_tick.numerator}ull",
                    "MNV2_INSNS_PER_TICK_DEN": f"{per_tick.denominator}ull"}
-    cflags = [*target.machine_flags, "-O2", "-g", "-Wall", "-ffunction-sections",
-              "-fdata-sections",
+    cflags = [*target.machine_flags, *OPT_FLAGS, "-g", "-Wall",
               *(f"-D{k}" if v is None else f"-D{k}={v}" for k, v in macros.items()),
               *(f"-I{d}" for d in [*include_dirs, harness]), *extra_flags]
     objects = [out / "obj" / f"{i:03d}_{src.stem}.o" for i, src in enumerate(all_sources)]

@@ -200,7 +200,7 @@ static const mnv2_seg_stage op0_segment_stages[1] = {
         },
         .project = {
             .params = {
-                .input_offset = 128, .output_offset = 12, .stride_h = 1, .stride_w = 1,
+                .input_offset = 128, .output_offset = -11, .stride_h = 1, .stride_w = 1,
                 .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
                 .activation_min = -128, .activation_max = 127,
             },
@@ -284,7 +284,7 @@ static const mnv2_seg_stage op3_segment_stages[1] = {
         .out_tile = 2912, .scratch = 0, .scratch_bytes = 0,
         .producer = {
             .params = {
-                .input_offset = -12, .output_offset = -128, .stride_h = 1, .stride_w = 1,
+                .input_offset = 11, .output_offset = -128, .stride_h = 1, .stride_w = 1,
                 .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
                 .activation_min = -128, .activation_max = 127,
             },
@@ -306,7 +306,7 @@ static const mnv2_seg_stage op3_segment_stages[1] = {
         },
         .project = {
             .params = {
-                .input_offset = 128, .output_offset = -4, .stride_h = 1, .stride_w = 1,
+                .input_offset = 128, .output_offset = -22, .stride_h = 1, .stride_w = 1,
                 .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
                 .activation_min = -128, .activation_max = 127,
             },
@@ -351,7 +351,7 @@ static const mnv2_fused_unit op6_block = {
     .y_dims = { .n = 1, .h = 8, .w = 8, .c = 8 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 4, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 22, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -371,7 +371,7 @@ static const mnv2_fused_unit op6_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = -15, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -7, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -381,9 +381,9 @@ static const mnv2_fused_unit op6_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = 4, .input_1_multiplier = 1923483445, .input_1_shift = -1,
-        .input_2_offset = 15, .input_2_multiplier = 1073741824, .input_2_shift = 0,
-        .left_shift = 20, .output_offset = -4, .output_multiplier = 1435636127, .output_shift = -19,
+        .input_1_offset = 22, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 7, .input_2_multiplier = 1876743037, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 13, .output_multiplier = 1728688662, .output_shift = -19,
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op6_block_group_start,
@@ -402,7 +402,7 @@ static const mnv2_fused_unit op10_block = {
     .y_dims = { .n = 1, .h = 4, .w = 4, .c = 16 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 4, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = -13, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -423,7 +423,7 @@ static const mnv2_fused_unit op10_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = 7, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = 18, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -446,7 +446,7 @@ static const mnv2_fused_unit op13_block = {
     .y_dims = { .n = 1, .h = 4, .w = 4, .c = 16 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = -7, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = -18, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -467,7 +467,7 @@ static const mnv2_fused_unit op13_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = -1, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -8, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -477,10 +477,10 @@ static const mnv2_fused_unit op13_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = -7, .input_1_multiplier = 1930846616, .input_1_shift = -1,
-        .input_2_offset = 1, .input_2_multiplier = 1073741824, .input_2_shift = 0, .left_shift = 20,
-        .output_offset = -3, .output_multiplier = 1708824389, .output_shift = -19,
-        .activation_min = -128, .activation_max = 127,
+        .input_1_offset = -18, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 8, .input_2_multiplier = 1879451136, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = -16, .output_multiplier = 1587734443,
+        .output_shift = -19, .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op13_block_group_start,
 };
@@ -497,7 +497,7 @@ static const mnv2_fused_unit op17_block = {
     .y_dims = { .n = 1, .h = 4, .w = 4, .c = 16 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 3, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 16, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -518,7 +518,7 @@ static const mnv2_fused_unit op17_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = -8, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = 13, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -528,10 +528,10 @@ static const mnv2_fused_unit op17_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = 3, .input_1_multiplier = 1073741824, .input_1_shift = 0,
-        .input_2_offset = 8, .input_2_multiplier = 1614506574, .input_2_shift = -1,
-        .left_shift = 20, .output_offset = 9, .output_multiplier = 1661740057, .output_shift = -19,
-        .activation_min = -128, .activation_max = 127,
+        .input_1_offset = 16, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = -13, .input_2_multiplier = 1362842320, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = -27, .output_multiplier = 1780275664,
+        .output_shift = -19, .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op17_block_group_start,
 };
@@ -548,7 +548,7 @@ static const mnv2_fused_unit op21_block = {
     .y_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = -9, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 27, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -569,7 +569,7 @@ static const mnv2_fused_unit op21_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = -22, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -6, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -592,7 +592,7 @@ static const mnv2_fused_unit op24_block = {
     .y_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 22, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 6, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -613,7 +613,7 @@ static const mnv2_fused_unit op24_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = -2, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -623,9 +623,9 @@ static const mnv2_fused_unit op24_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = 22, .input_1_multiplier = 1073741824, .input_1_shift = 0,
-        .input_2_offset = 2, .input_2_multiplier = 1712299161, .input_2_shift = -1,
-        .left_shift = 20, .output_offset = 7, .output_multiplier = 1654146750, .output_shift = -19,
+        .input_1_offset = 6, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 3, .input_2_multiplier = 1746058736, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = -1, .output_multiplier = 1646932507, .output_shift = -19,
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op24_block_group_start,
@@ -643,7 +643,7 @@ static const mnv2_fused_unit op28_block = {
     .y_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = -7, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 1, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -664,7 +664,7 @@ static const mnv2_fused_unit op28_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = -14, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -10, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -674,10 +674,10 @@ static const mnv2_fused_unit op28_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = -7, .input_1_multiplier = 1073741824, .input_1_shift = 0,
-        .input_2_offset = 14, .input_2_multiplier = 1724651276, .input_2_shift = -1,
-        .left_shift = 20, .output_offset = -10, .output_multiplier = 1919558485,
-        .output_shift = -19, .activation_min = -128, .activation_max = 127,
+        .input_1_offset = 1, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 10, .input_2_multiplier = 1373328746, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 10, .output_multiplier = 1621956005, .output_shift = -19,
+        .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op28_block_group_start,
 };
@@ -694,7 +694,7 @@ static const mnv2_fused_unit op32_block = {
     .y_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 10, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = -10, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -715,7 +715,7 @@ static const mnv2_fused_unit op32_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = -26, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -725,9 +725,9 @@ static const mnv2_fused_unit op32_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = 10, .input_1_multiplier = 1073741824, .input_1_shift = 0,
-        .input_2_offset = 26, .input_2_multiplier = 1250024937, .input_2_shift = -1,
-        .left_shift = 20, .output_offset = -5, .output_multiplier = 1755565687, .output_shift = -19,
+        .input_1_offset = -10, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = -3, .input_2_multiplier = 1226116670, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = -2, .output_multiplier = 1883077040, .output_shift = -19,
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op32_block_group_start,
@@ -745,7 +745,7 @@ static const mnv2_fused_unit op36_block = {
     .y_dims = { .n = 1, .h = 2, .w = 2, .c = 32 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 5, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 2, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -766,7 +766,7 @@ static const mnv2_fused_unit op36_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = -5, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -17, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -789,7 +789,7 @@ static const mnv2_fused_unit op39_block = {
     .y_dims = { .n = 1, .h = 2, .w = 2, .c = 32 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 5, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 17, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -810,7 +810,7 @@ static const mnv2_fused_unit op39_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = 2, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -820,9 +820,9 @@ static const mnv2_fused_unit op39_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = 5, .input_1_multiplier = 2068542575, .input_1_shift = -1,
-        .input_2_offset = -2, .input_2_multiplier = 1073741824, .input_2_shift = 0,
-        .left_shift = 20, .output_offset = 17, .output_multiplier = 1533897812, .output_shift = -19,
+        .input_1_offset = 17, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 3, .input_2_multiplier = 2043336855, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 0, .output_multiplier = 1558127266, .output_shift = -19,
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op39_block_group_start,
@@ -840,7 +840,7 @@ static const mnv2_fused_unit op43_block = {
     .y_dims = { .n = 1, .h = 2, .w = 2, .c = 32 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = -17, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 0, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -861,7 +861,7 @@ static const mnv2_fused_unit op43_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -16, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -871,9 +871,9 @@ static const mnv2_fused_unit op43_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = -17, .input_1_multiplier = 1073741824, .input_1_shift = 0,
-        .input_2_offset = -3, .input_2_multiplier = 1736356306, .input_2_shift = -1,
-        .left_shift = 20, .output_offset = -6, .output_multiplier = 1717272394, .output_shift = -19,
+        .input_1_offset = 0, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 16, .input_2_multiplier = 1592013383, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 3, .output_multiplier = 1825796955, .output_shift = -19,
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op43_block_group_start,
@@ -891,7 +891,7 @@ static const mnv2_fused_unit op47_block = {
     .y_dims = { .n = 1, .h = 1, .w = 1, .c = 56 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 6, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = -3, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -912,7 +912,7 @@ static const mnv2_fused_unit op47_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = 0, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -935,7 +935,7 @@ static const mnv2_fused_unit op50_block = {
     .y_dims = { .n = 1, .h = 1, .w = 1, .c = 56 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 0, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = -3, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -956,7 +956,7 @@ static const mnv2_fused_unit op50_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = 9, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -966,9 +966,9 @@ static const mnv2_fused_unit op50_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = 0, .input_1_multiplier = 1073741824, .input_1_shift = 0,
-        .input_2_offset = -9, .input_2_multiplier = 1893870133, .input_2_shift = -1,
-        .left_shift = 20, .output_offset = -3, .output_multiplier = 1649930351, .output_shift = -19,
+        .input_1_offset = -3, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 3, .input_2_multiplier = 1978644881, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 0, .output_multiplier = 1742445904, .output_shift = -19,
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op50_block_group_start,
@@ -986,7 +986,7 @@ static const mnv2_fused_unit op54_block = {
     .y_dims = { .n = 1, .h = 1, .w = 1, .c = 56 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = 3, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 0, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -1007,7 +1007,7 @@ static const mnv2_fused_unit op54_block = {
     },
     .project = {
         .params = {
-            .input_offset = 128, .output_offset = -10, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = 128, .output_offset = -5, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -1017,9 +1017,9 @@ static const mnv2_fused_unit op54_block = {
     },
     .has_add = 1,
     .add = {
-        .input_1_offset = 3, .input_1_multiplier = 1073741824, .input_1_shift = 0,
-        .input_2_offset = 10, .input_2_multiplier = 1440530134, .input_2_shift = -1,
-        .left_shift = 20, .output_offset = 1, .output_multiplier = 1624184739, .output_shift = -19,
+        .input_1_offset = 0, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 5, .input_2_multiplier = 1725049478, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 11, .output_multiplier = 1713989977, .output_shift = -19,
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op54_block_group_start,
@@ -1037,7 +1037,7 @@ static const mnv2_fused_unit op58_block = {
     .y_dims = { .n = 1, .h = 1, .w = 1, .c = 112 }, .producer_kind = 1,
     .producer = {
         .params = {
-            .input_offset = -1, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .input_offset = -11, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
             .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
             .activation_max = 127,
         },
@@ -1080,7 +1080,7 @@ static const mnv2_dims op61_conv_2d_output_dims = { .n = 1, .h = 1, .w = 1, .c =
 
 /* step 19: op63_fully_connected, operator 63 (FULLY_CONNECTED) */
 static const mnv2_fc_params op63_fully_connected_params = {
-    .input_offset = 128, .filter_offset = 0, .output_offset = 17, .activation_min = -128,
+    .input_offset = 128, .filter_offset = 0, .output_offset = -34, .activation_min = -128,
     .activation_max = 127,
 };
 /* step 20: op64_softmax, operator 64 (SOFTMAX) */
@@ -1368,8 +1368,8 @@ static int mnv2_run_steps(void)
 
     /* step 20: op64_softmax, operator 64 (SOFTMAX) */
     status = mnv2_softmax_s8(mnv2_arena + 0, /* rows */ 1, /* row_size */ 4,
-        /* input_beta_multiplier */ 1154219904, /* input_beta_left_shift */ 23,
-        /* diff_min */ -248, mnv2_arena + 16);
+        /* input_beta_multiplier */ 2131956352, /* input_beta_left_shift */ 22,
+        /* diff_min */ -496, mnv2_arena + 16);
     MNV2_YIELD(20, 0);
     MNV2_PROFILE_POINT(20);
     if (status != MNV2_OK)
