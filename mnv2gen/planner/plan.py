@@ -108,7 +108,7 @@ def _buffers(graph: Graph, units, chosen, layer_scratch_bytes, unlinked=frozense
     producer_step, reader_steps = {}, {}
     for step, u in enumerate(units):
         ops = u.ops if isinstance(u, FusedUnit) else (u.op,)
-        outs = {u.output} if isinstance(u, FusedUnit) else {u.output}
+        outs = {u.output, *u.inner_tensors} if isinstance(u, FusedUnit) else {u.output}
         for op in ops:
             for n in op.inputs:
                 if not graph.tensor(n).is_const:
