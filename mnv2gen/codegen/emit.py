@@ -73,9 +73,25 @@ def _describe(up) -> str:
     if isinstance(unit, FusedUnit):
         parts = [o.kind.value.lower() for o in unit.ops]
         c = up.choice
+        squeeze = f"; squeeze-excite: {c.chunking.squeeze}" if unit.se is not None else ""
         return (f"{unit.name}, fused {' -> '.join(parts)}; {len(c.bands)} bands of "
-                f"{c.chunking.rows} row(s), {c.chunking.groups} channel group(s)")
+                f"{c.chunking.rows} row(s), {c.chunking.groups} channel group(s){squeeze}")
     return f"{unit.name}, {unit.op.kind.value} ({unit.op.describe()})"
+
+
+def _with_inner(env, context: dict) -> dict:
+    """Return a lowering context with its inner layer steps (a squeeze-excite unit's
+    excitation ops: `inner` = [(name, template, context)]) rendered into
+    `inner_definitions` (one string) and `inner_calls` (one string per step)."""
+    if "inner" not in context:
+        return context
+    definitions, calls = [], []
+    for name, template, inner in context["inner"]:
+        module = env.get_template(f"ops/{template}").module
+        definitions.append(str(module.define(name, inner)).strip("\n"))
+        calls.append(str(module.call(name, inner)).rstrip("\n"))
+    return {**context, "inner_definitions": "\n".join(d for d in definitions if d),
+            "inner_calls": calls}
 
 
 def _layout(graph: Graph, name: str) -> tuple[str, list[str]]:
@@ -150,6 +166,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     units = []
     for up in plan.units:
         template, context = lower_unit(plan, up, pool)
+        context = _with_inner(env, context)
         module = env.get_template(f"ops/{template}").module
         units.append({"step": up.step, "comment": _describe(up),
                       "definitions": str(module.define(up.name, context)).rstrip(),
