@@ -81,12 +81,12 @@ def _describe(up) -> str:
 
 def _with_inner(env, context: dict) -> dict:
     """Return a lowering context with its inner layer steps (a squeeze-excite unit's
-    excitation ops: `inner` = [(name, template, context)]) rendered into
+    excitation ops: `inner_steps` = [(name, template, context)]) rendered into
     `inner_definitions` (one string) and `inner_calls` (one string per step)."""
-    if "inner" not in context:
+    if "inner_steps" not in context:
         return context
     definitions, calls = [], []
-    for name, template, inner in context["inner"]:
+    for name, template, inner in context["inner_steps"]:
         module = env.get_template(f"ops/{template}").module
         definitions.append(str(module.define(name, inner)).strip("\n"))
         calls.append(str(module.call(name, inner)).rstrip("\n"))

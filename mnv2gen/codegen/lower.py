@@ -267,6 +267,6 @@ def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
         "producer_act": act_numbers(graph, unit.producer_act),
         "depthwise_act": act_numbers(graph, unit.depthwise_act),
         "se": se_numbers(plan, up), "squeeze": unit.se is not None,
-        "inner": excite_steps(plan, up, pool, lower_layer),
+        "inner_steps": excite_steps(plan, up, pool, lower_layer),
     }
     return "fused.c.j2", context

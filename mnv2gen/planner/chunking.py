@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from mnv2gen.ir import Graph, Op
 from mnv2gen.planner.schedule import FusedUnit
 
-
 # How a squeeze-excite unit gets its depthwise output twice (mnv2gen.planner.candidates)
 SQUEEZE_STRATEGIES = ("materialise", "recompute")
 
