@@ -117,6 +117,15 @@ def zoo(arch: str, alpha: float, resolution: int, classes: int, seed: int,
                f"classes={classes} seed={seed} ({len(data):,} bytes)")
 
 
+def _input_mode_option(func):
+    """Attach --input-mode (plan, build, verify, estimate)."""
+    return click.option(
+        "--input-mode", type=click.Choice(["resident", "streamed"]), default="resident",
+        show_default=True,
+        help="resident = the whole input image lives in the arena; streamed = rows are "
+             "handed over with mnv2_feed_rows and only a ring of them is kept.")(func)
+
+
 def _calibration_options(func):
     """Attach the options that quantise a float ONNX model on the fly (as `quantize`)."""
     options = [
@@ -169,15 +178,17 @@ def _parse_bytes(value: str | None) -> int | None:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--scheme", type=click.Choice(["layer", "bottleneck", "auto"]), default="auto",
               show_default=True, help="layer = every tensor materialised (the baseline); "
-              "bottleneck = only block inputs/outputs resident, expansions chunked.")
+              "bottleneck = only block inputs/outputs resident, expansions chunked, one unit "
+              "per step; auto = also chains of units run depth-first row by row.")
 @click.option("--ram-budget", help="Pick the cheapest plan that fits this many bytes "
               "(e.g. 131072, 128k).")
 @click.option("--kernel-set", type=click.Choice(["portable", "cmsis-c", "cmsis-dsp",
                                                   "cmsis-mve"]), default="portable",
               show_default=True, help="Kernel scratch rules to plan for.")
+@_input_mode_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_calibration_options
-def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
+def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str, input_mode: str,
          as_json: bool, calibrate_with, scale, offset, mean, std, percentile) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
     from mnv2gen.loader import checked, load_raw, tflite_bytes
@@ -190,7 +201,8 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     raw = load_raw(model, calibration)
     core = integer_core(checked(run_passes(raw)))
-    chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
+    chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget),
+                        input_mode=input_mode)
     baseline = plan_model(core, "layer", kernel_set)
     tflm = None
     if tflm_available():
@@ -332,7 +344,7 @@ def _compile_options(func):
     ]
     for option in reversed(options):
         func = option(func)
-    return _calibration_options(func)
+    return _calibration_options(_input_mode_option(func))
 
 
 def _library_options(func):
@@ -363,12 +375,13 @@ def _library_options(func):
 
 
 def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, calibrate_with=None,
-             scale=None, offset=None, mean=None, std=None, percentile=None):
+             scale=None, offset=None, mean=None, std=None, percentile=None,
+             input_mode="resident"):
     from mnv2gen.pipeline import compile_model
 
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     compiled = compile_model(model, target, kernels, cmsis_nn, scheme, _parse_bytes(ram_budget),
-                             calibration)
+                             calibration, input_mode)
     if compiled.notice:
         click.echo(compiled.notice, err=True)
     return compiled
@@ -413,9 +426,9 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, pixel_f
     click.echo(f"arena {plan.peak_bytes:,} bytes (layer by layer {compiled.baseline.peak_bytes:,}"
                f"), constant data {generated.const_bytes:,} bytes")
     if pixels is not None:
-        click.echo(f"pixel input: {library.prefix}_set_input_pixels() takes "
-                   f"{pixels.pixel_format} pixels, "
-                   f"value = {pixels.preprocess.describe()}")
+        helper = "feed_pixel_rows" if plan.input_mode == "streamed" else "set_input_pixels"
+        click.echo(f"pixel input: {library.prefix}_{helper}() takes {pixels.pixel_format} "
+                   f"pixels, value = {pixels.preprocess.describe()}")
 
 
 @cli.command()
@@ -449,10 +462,13 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
         _print_json(report)
     else:
         verdict = "bit-exact" if report["bit_exact"] else "MISMATCH"
+        runs = len(report["per_input"])
+        how = (f" fed {'/'.join(map(str, report['rows_per_call']))} rows per call"
+               if report["rows_per_call"] else "")
         click.echo(f"{report['model']} on {report['target']} ({report['kernels']} kernels): "
                    f"{verdict}, {report['mismatched_bytes']} of "
-                   f"{report['inputs'] * report['output_bytes']} output bytes differ over "
-                   f"{report['inputs']} input(s)")
+                   f"{runs * report['output_bytes']} output bytes differ over "
+                   f"{report['inputs']} input(s){how}")
         click.echo(f"arena {report['peak_bytes']:,} bytes (layer by layer "
                    f"{report['layer_by_layer_bytes']:,}), constant data "
                    f"{report['const_bytes']:,} bytes")
@@ -491,8 +507,11 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--png", "png_dir", type=click.Path(file_okay=False),
               help="Write the charts as PNG files into this folder (needs matplotlib).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--input-mode", type=click.Choice(["resident", "streamed"]), default="resident",
+              show_default=True, help="Whose plan the code, flash and instructions are given "
+              "for (both arenas are always reported side by side).")
 def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn, measure,
-             ram_allowance, code_table, as_json, html_path, png_dir, quiet) -> None:
+             ram_allowance, code_table, as_json, html_path, png_dir, quiet, input_mode) -> None:
     """Estimate arena, flash and instructions per inference, and the MCUs a model fits."""
     import os
 
@@ -509,7 +528,8 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
         cfg.parse_list("--classes", classes, int))
     options = Options(cfg.parse_targets(targets), kernels,
                       cmsis_nn or os.environ.get("CMSIS_NN_PATH", ""), measure,
-                      cfg.parse_bytes("--ram-allowance", ram_allowance), code_table)
+                      cfg.parse_bytes("--ram-allowance", ram_allowance), code_table,
+                      input_mode)
     if png_dir:
         from mnv2gen.estimate.png import require_matplotlib
 

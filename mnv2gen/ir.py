@@ -306,7 +306,11 @@ class Op:
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A model: tensors by name, operators in execution order, graph I/O names."""
+    """A model: tensors by name, operators in execution order, graph I/O names.
+
+    `notes` are the front end's statements about the conversion (what it changed and
+    whether that is exact), generated text without model-derived strings.
+    """
 
     name: str
     tensors: Mapping[str, Tensor]
@@ -314,6 +318,7 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     source_sha256: str = ""
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
@@ -339,7 +344,7 @@ class Graph:
     def replace(self, **changes) -> Graph:
         """Return a copy of this graph with the given fields replaced."""
         fields = dict(name=self.name, tensors=self.tensors, ops=self.ops, inputs=self.inputs,
-                      outputs=self.outputs, source_sha256=self.source_sha256)
+                      outputs=self.outputs, source_sha256=self.source_sha256, notes=self.notes)
         fields.update(changes)
         return Graph(**fields)
 

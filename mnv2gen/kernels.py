@@ -74,6 +74,10 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("mnv2_requantize_s8_u8", (OpKind.QUANTIZE,), None, (), "always", None),
     Kernel("mnv2_pointwise_accumulate_s32", (), None, (), "always", None),
     Kernel("mnv2_requantize_acc_s8", (), None, (), "always", None),
+    # a global MEAN / AVERAGE_POOL_2D streamed row by row at the end of a segment
+    Kernel("mnv2_sum_s32", (), None, (), "always", None),
+    Kernel("mnv2_mean_finish_s8", (), None, (), "always", None),
+    Kernel("mnv2_average_finish_s8", (), None, (), "always", None),
 )
 
 BY_SYMBOL: dict[str, Kernel] = {k.symbol: k for k in KERNELS}

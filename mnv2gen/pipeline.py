@@ -67,15 +67,16 @@ def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None) -> tuple[str
 def compile_model(model: str | Path, target: str, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
                   ram_budget: int | None = None,
-                  calibration: Calibration | None = None) -> Compiled:
+                  calibration: Calibration | None = None,
+                  input_mode: str = "resident") -> Compiled:
     """Return the model file planned for `target`: load -> passes -> integer core -> plan."""
     return compile_graph(load_model(model, calibration), target, kernels, cmsis_nn_path,
-                         scheme, ram_budget)
+                         scheme, ram_budget, input_mode)
 
 
 def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
-                  ram_budget: int | None = None) -> Compiled:
+                  ram_budget: int | None = None, input_mode: str = "resident") -> Compiled:
     """Return a loaded (passed) graph planned for `target` (a name or a Target)."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
     tgt = target if isinstance(target, Target) else load_target(target)
@@ -87,8 +88,10 @@ def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
     core = integer_core(full)
     check_supported(core)
     # 3. the plan, and the layer-by-layer baseline reported beside it
-    plan = plan_model(core, scheme, kernel_set, ram_budget)
+    plan = plan_model(core, scheme, kernel_set, ram_budget, input_mode=input_mode)
     baseline = plan_model(core, "layer", kernel_set)
+    inexact = [f"note: {n}" for n in full.notes if n.startswith("not exact")]
+    notice = "\n".join(filter(None, [notice, *inexact]))
     return Compiled(full, plan, baseline, tgt, kernels, path, notice)
 
 

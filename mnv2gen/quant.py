@@ -16,6 +16,7 @@ the two's-complement wrap of C int32 arithmetic where C code would wrap.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -146,6 +147,7 @@ def _quantize_scalar(value: float, scale: float, zero_point: int) -> int:
     return zero_point + int(q)
 
 
+@functools.lru_cache(maxsize=4096)
 def activation_range(activation: Activation, scale: float, zero_point: int,
                      qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
     """Return CalculateActivationRangeQuantized for an int8 output: (act_min, act_max)."""
@@ -170,6 +172,14 @@ def per_channel_multipliers(input_scale: float, filter_scales, output_scale: flo
     per-channel FULLY_CONNECTED path: in double, input_scale * filter_scale / output_scale
     with every float32 scale widened to double; a single filter scale is repeated.
     """
+    multipliers, shifts = _per_channel(float(input_scale), tuple(filter_scales),
+                                       float(output_scale), int(channels))
+    return np.array(multipliers, dtype=np.int64), np.array(shifts, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=4096)
+def _per_channel(input_scale: float, filter_scales: tuple, output_scale: float,
+                 channels: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     scales = list(filter_scales)
     if len(scales) == 1:
         scales = scales * channels
@@ -177,8 +187,7 @@ def per_channel_multipliers(input_scale: float, filter_scales, output_scale: flo
         raise ValueError(f"{len(scales)} filter scales for {channels} channels")
     pairs = [quantize_multiplier(_f32(input_scale) * _f32(s) / _f32(output_scale))
              for s in scales]
-    return (np.array([m for m, _ in pairs], dtype=np.int64),
-            np.array([s for _, s in pairs], dtype=np.int64))
+    return tuple(m for m, _ in pairs), tuple(s for _, s in pairs)
 
 
 def fc_per_tensor_multiplier(input_scale: float, filter_scale: float,

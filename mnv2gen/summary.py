@@ -54,6 +54,7 @@ def summarize(graph: Graph) -> dict:
     return {
         "model": graph.name,
         "sha256": graph.source_sha256,
+        "notes": list(graph.notes),
         "inputs": [tensor_spec(graph.tensor(n)) for n in graph.inputs],
         "outputs": [tensor_spec(graph.tensor(n)) for n in graph.outputs],
         "op_counts": dict(Counter(op.kind.value for op in graph.ops)),
@@ -79,7 +80,8 @@ def _io_line(spec: dict) -> str:
 
 def render_summary(s: dict) -> str:
     """Return the inspect report as a readable text table."""
-    lines = [f"model   {s['model']}", f"sha256  {s['sha256']}", "inputs"]
+    lines = [f"model   {s['model']}", f"sha256  {s['sha256']}"]
+    lines += [f"note    {note}" for note in s.get("notes", ())] + ["inputs"]
     lines += [_io_line(t) for t in s["inputs"]] + ["outputs"] + [_io_line(t) for t in s["outputs"]]
     lines += ["", f"{'#':>3} {'src':>4} {'op':<18} {'output':<18} {'act':<6} {'MACs':>12} "
               f"{'params B':>9} {'out B':>9}"]

@@ -90,6 +90,8 @@ SIGNATURES = {  # argument types of every mnv2_* function, in mnv2_ops.h order
     "requantize_u8_s8": (P, N, N, N, N, P, N),
     "pointwise_accumulate_s32": (P, N, N, N, P, N, P),
     "requantize_acc_s8": (P, N, N, P, P, P, N, N, N, P),
+    "sum_s32": (P, N, N, P), "mean_finish_s8": (P, N, N, N, N, N, N, P),
+    "average_finish_s8": (P, N, N, N, N, P),
 }
 
 
@@ -538,6 +540,34 @@ def test_mean(ops, shape, axes, keep_dims):
     out = np.empty(out_shape, np.int8)
     ops("mean_s8", x, outer, reduce, inner, -in_zp, mult, shift, out_zp, out)
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_global_pooling_summed_row_by_row_equals_the_whole_kernel(ops, seed):
+    """mnv2_sum_s32 over the rows in any split, then the finish, equals MEAN / AVERAGE_POOL_2D
+    over the whole input (as a segment streams the head of a MobileNet)."""
+    rng = np.random.default_rng(7000 + seed)
+    h, w, c = int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 300))
+    x = random_int8(rng, (1, h, w, c))
+    sums = np.zeros(c, np.int32)
+    row = 0
+    while row < h:  # uneven chunks of rows
+        n = int(rng.integers(1, h - row + 1))
+        ops("sum_s32", np.ascontiguousarray(x[0, row:row + n]), n * w, c, sums)
+        row += n
+    in_scale, out_scale = f32(rng.uniform(0.01, 0.1)), f32(rng.uniform(0.005, 0.2))
+    in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+    mult, shift = quant.mean_multiplier(in_scale, out_scale, h * w)
+    got, whole = np.empty(c, np.int8), np.empty(c, np.int8)
+    ops("mean_finish_s8", sums, c, h * w, -in_zp, mult, shift, out_zp, got)
+    ops("mean_s8", x, 1, h * w, c, -in_zp, mult, shift, out_zp, whole)
+    np.testing.assert_array_equal(got, whole)
+    lo, hi = quant.activation_range(ACTIVATIONS[seed % 3], in_scale, in_zp)
+    pooled = np.empty((1, 1, 1, c), np.int8)
+    ops("avgpool_s8", PoolParams(h, w, 1, 1, 0, 0, lo, hi), dims(x.shape), x, dims(pooled.shape),
+        pooled, None, scratch_rules.avgpool_scratch("cmsis-c", c))
+    ops("average_finish_s8", sums, c, h * w, lo, hi, got)
+    np.testing.assert_array_equal(got, pooled.reshape(-1))
 
 
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])

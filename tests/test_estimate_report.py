@@ -80,7 +80,10 @@ def test_charts_render_in_headless_chromium(report, tmp_path):
         size = re.search(rf'class="chart {chart}"[^>]*data-rendered="(\d+)x(\d+)"', dom)
         assert size and int(size.group(1)) > 300 and int(size.group(2)) > 150, chart
     # the marks: two series per timeline, one rectangle per buffer, two dots per config
-    assert dom.count('<polyline class="series"') == 2 * len(data["configurations"])
+    series = sum(2 + ("streamed" in next(iter(c["memory"].values()))["timeline"])
+                 for c in data["configurations"])  # layer, plan and the streamed plan
+    assert series == 3 * len(data["configurations"])
+    assert dom.count('<polyline class="series"') == series
     buffers = sum(len(next(iter(c["memory"].values()))["arena_map"])
                   for c in data["configurations"])
     assert dom.count('<rect class="buffer"') == buffers

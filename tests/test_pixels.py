@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mnv2gen.cli import main
+from mnv2gen.codegen.emit import LIBRARY_SOURCES
 from mnv2gen.codegen.pixels import (
     PixelInput,
     expand_rgb565,
@@ -117,8 +118,7 @@ def _device_inputs(compiled, pixels: PixelInput, frames: list[bytes], stride: in
     lib = tmp_path / "lib"
     write_library(compiled, lib, compile_it=False, pixels=pixels)
     (tmp_path / "main.c").write_text(HARNESS)
-    sources = [tmp_path / "main.c", *(lib / n for n in ("mnv2_model.c", "mnv2_weights.c",
-                                                         "mnv2_fused.c", "mnv2_ops_portable.c"))]
+    sources = [tmp_path / "main.c", *(lib / n for n in (*LIBRARY_SOURCES, "mnv2_ops_portable.c"))]
     program = build_elf("host", sources, [lib], tmp_path / "build")
     args = [str(program), str(stride)]
     for i, frame in enumerate(frames):
@@ -255,8 +255,7 @@ def test_pixel_helper_runs_on_armv6m_from_unaligned_rows(tmp_path):
     (tmp_path / "main.c").write_text(M0_MAIN)
     lib = tmp_path / "lib"
     sources = [tmp_path / "main.c", templates_dir() / "harness" / "mnv2_file.c",
-               *(lib / n for n in ("mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c",
-                                   "mnv2_ops_portable.c"))]
+               *(lib / n for n in (*LIBRARY_SOURCES, "mnv2_ops_portable.c"))]
     elf = build_elf("cortex-m0", sources, [lib], tmp_path / "build", defines={
         "STRIDE": stride, "PIXELS": f'"{(tmp_path / "pixels.bin").resolve()}"'})
     result = run_elf("cortex-m0", elf, timeout_s=60, icount=False)
@@ -264,3 +263,66 @@ def test_pixel_helper_runs_on_armv6m_from_unaligned_rows(tmp_path):
     got = np.frombuffer(bytes.fromhex("".join(result.stdout.split())), np.int8)
     expected = reference_input(core, Preprocess(), expand_rgb565(pack_rgb565(image)))
     assert (got == expected.reshape(-1)).all()
+
+
+STREAMED_HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "mnv2_model.h"
+
+/* usage: prog STRIDE ROWS_PER_CALL IN OUT: feed IN's rows of |STRIDE| bytes in calls of
+ * ROWS_PER_CALL rows, write the model output to OUT */
+static uint8_t pixels[MNV2_INPUT_H * (MNV2_PIXEL_ROW_BYTES + 64)];
+
+int main(int argc, char **argv)
+{
+    int stride = atoi(argv[1]), per_call = atoi(argv[2]), left = MNV2_INPUT_H, fed = 0;
+    FILE *in = fopen(argv[3], "rb"), *out = fopen(argv[4], "wb");
+    if (argc != 5 || !in || !out || fread(pixels, 1, (size_t)stride * MNV2_INPUT_H, in) == 0)
+        return 11;
+    if (mnv2_feed_pixel_rows(pixels, 1, stride) != MNV2_STATUS_NOT_BEGUN || mnv2_begin() != 0
+        || mnv2_feed_pixel_rows(NULL, 1, stride) != MNV2_STATUS_BAD_ARGUMENT)
+        return 12;
+    while (left > 0) {
+        const int n = per_call < left ? per_call : left;
+        left = mnv2_feed_pixel_rows(pixels + (size_t)fed * stride, n, stride);
+        fed += n;
+    }
+    if (left != 0)
+        return 13;
+    fwrite(mnv2_output(), 1, MNV2_OUTPUT_BYTES, out);
+    fclose(in);
+    fclose(out);
+    return 0;
+}
+"""
+
+
+@needs_shared
+@needs_gcc
+def test_streamed_pixel_rows_equal_the_reference(tmp_path):
+    """--input-mode streamed with --pixel-format: rows converted straight into the input
+    ring, fed 5 at a time, give the reference's output of the converted image."""
+    import subprocess
+
+    from mnv2gen.reference import run as reference
+
+    compiled = compile_model(MODELS / "tflm_person_detect_mbv1_0.25_96_int8.tflite", "host",
+                             "portable", input_mode="streamed")
+    core = compiled.core
+    _, height, width, channels = core.tensor(core.inputs[0]).shape
+    image = _photos(height, width, channels, count=1)[0]
+    pad = 5
+    (tmp_path / "in.bin").write_bytes(_frames([image], "gray8", pad, False)[0])
+    lib = tmp_path / "lib"
+    write_library(compiled, lib, compile_it=False, pixels=PixelInput("gray8", Preprocess()))
+    assert "int mnv2_feed_pixel_rows(" in (lib / "mnv2_model.h").read_text()
+    (tmp_path / "main.c").write_text(STREAMED_HARNESS)
+    sources = [tmp_path / "main.c", *(lib / n for n in (*LIBRARY_SOURCES, "mnv2_ops_portable.c"))]
+    program = build_elf("host", sources, [lib], tmp_path / "build")
+    done = subprocess.run([str(program), str(width + pad), "5", str(tmp_path / "in.bin"),
+                           str(tmp_path / "out.bin")], timeout=120)
+    assert done.returncode == 0
+    expected = reference(core, [reference_input(core, Preprocess(), image)])[0]
+    got = np.fromfile(tmp_path / "out.bin", np.int8).reshape(expected.shape)
+    assert (got == expected).all()

@@ -14,10 +14,11 @@ import numpy as np
 from mnv2gen import quant
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.lower_family import FAMILY_TEMPLATES, lower_binary
+from mnv2gen.codegen.lower_segment import lower_segment
 from mnv2gen.codegen.lower_squeeze import act_numbers, excite_steps, se_numbers
 from mnv2gen.errors import UnsupportedError
 from mnv2gen.ir import DType, Graph, Op, OpKind
-from mnv2gen.planner.plan import Plan, UnitPlan
+from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
 from mnv2gen.planner.schedule import FusedUnit
 
 
@@ -206,8 +207,10 @@ def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
     return result if isinstance(result, tuple) else (template, result)
 
 
-def lower_unit(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return (template name, context) of any unit, adding its constants to `pool`."""
+def lower_unit(plan: Plan, up: UnitPlan | SegmentPlan, pool: ConstPool) -> tuple[str, dict]:
+    """Return (template name, context) of any plan step, adding its constants to `pool`."""
+    if isinstance(up, SegmentPlan):
+        return lower_segment(plan, up, pool, _conv_numbers, add_params)
     return (lower_fused if isinstance(up.unit, FusedUnit) else lower_layer)(plan, up, pool)
 
 

@@ -21,6 +21,7 @@ from mnv2gen.estimate.svg import (
 
 LAYER_COLOUR = "#d9822b"
 PLAN_COLOUR = "#2b6cb0"
+STREAMED_COLOUR = "#2f855a"
 KIND_COLOURS = {"input/output": "#e0a526", "tensor": "#7fa7d9", "scratch": "#9fd39a"}
 
 
@@ -85,14 +86,26 @@ def timeline_svg(memory: dict, title: str) -> str:
     """Return the live-bytes-per-operator chart of both schedules of one kernel set."""
     width, height, left, right, top, bottom = 1200, 330, 80, 20, 40, 270
     layer, plan = memory["timeline"]["layer_by_layer"], memory["timeline"]["plan"]
+    streamed = memory["timeline"].get("streamed", [])
     ops = max(memory["operators"], 1)
-    peak = max([r["live_bytes"] for r in layer + plan] + [1])
+    peak = max([r["live_bytes"] for r in layer + plan + streamed] + [1])
     x = Scale(0, ops, left, width - right)
     y = Scale(0, nice_max(peak * 1.05), bottom, top)
     body = [axes(x, y, "operator (position in the integer graph)", "live bytes",
                  lambda v: f"{v:.0f}", human_bytes)]
-    for rows, colour, label in ((layer, LAYER_COLOUR, "layer by layer"),
-                                (plan, PLAN_COLOUR, "mnv2gen plan")):
+    for r in plan:  # a depth-first segment: a shaded band over the operators it chains
+        if r.get("segment"):
+            x0, x1 = x(r["first_op"]), x(r["last_op"] + 1)
+            body.append(f'<rect class="segment" x="{x0:.1f}" y="{top}" width="'
+                        f'{max(x1 - x0, 1):.1f}" height="{bottom - top}" fill="{PLAN_COLOUR}" '
+                        f'fill-opacity="0.06"><title>{esc(r["name"])}: depth-first over '
+                        f'{esc(", ".join(r["segment"]))}</title></rect>')
+            body.append(f'<text x="{x0 + 3:.1f}" y="{top + 12}" style="{FONT};font-size:10px"'
+                        f' fill="{PLAN_COLOUR}">{esc(r["name"])}</text>')
+    series = [(layer, LAYER_COLOUR, "layer by layer"), (plan, PLAN_COLOUR, "mnv2gen plan")]
+    if streamed:
+        series.append((streamed, STREAMED_COLOUR, "streamed input"))
+    for rows, colour, label in series:
         xs, ys = step_series(rows)
         points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(xs, ys, strict=True))
         area = f"{x(xs[0]):.1f},{y(0):.1f} {points} {x(xs[-1]):.1f},{y(0):.1f}"
@@ -115,9 +128,10 @@ def timeline_svg(memory: dict, title: str) -> str:
         body.append(f'<text x="{width - right - 4}" y="{y(value) - 4:.1f}" text-anchor="end" '
                     f'style="{FONT};font-size:11px" fill="{colour}">{esc(label)} '
                     f'{human_bytes(value)}</text>')
-    body.append(legend([("layer by layer", LAYER_COLOUR, "line"),
-                        ("mnv2gen plan", PLAN_COLOUR, "line"),
-                        ("dashed: placed arena (peak)", "#666", "line")], left, 18))
+    keys = [("layer by layer", LAYER_COLOUR, "line"), ("mnv2gen plan", PLAN_COLOUR, "line")]
+    if streamed:
+        keys.append(("streamed input", STREAMED_COLOUR, "line"))
+    body.append(legend([*keys, ("dashed: placed arena (peak)", "#666", "line")], left, 18))
     return svg(width, height, "timeline", title, "".join(body))
 
 

@@ -2,7 +2,8 @@
 
 Every count mirrors what the generated code executes for the step: the kernel calls a
 fused unit makes per band and channel group (mnv2_fused.c), the rows its producer
-computes (halo rows again for every group), the bytes its sliding window moves. The
+computes (halo rows again for every group), the bytes its sliding window moves; for a
+depth-first segment the calls and copies of every tile (mnv2_segment.c). The
 calibration (targets/calibration.toml) holds one coefficient per count, fitted on
 QEMU-measured steps of synthesized models by benchmarks/calibrate.py.
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 from collections import Counter
 
 from mnv2gen.ir import Graph, Op, OpKind
-from mnv2gen.planner.plan import Plan, UnitPlan
+from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
 from mnv2gen.planner.schedule import FusedUnit, LayerUnit
+from mnv2gen.planner.segment_cost import COPY_CALL, MOVE_COST, segment_counts
 
 FEATURES = (
     "units", "calls",
@@ -163,10 +165,24 @@ def _layer_counts(plan: Plan, up: UnitPlan) -> Counter:
     return counts
 
 
-def step_features(plan: Plan, up: UnitPlan) -> dict[str, int]:
+def _segment_counts(plan: Plan, seg: SegmentPlan) -> Counter:
+    """Return a segment's counts (mnv2gen.planner.segment_cost, what mnv2_segment.c runs);
+    its copy calls count as the bytes the planner prices them at (no coefficient of
+    their own in the calibration)."""
+    shape = seg.shape
+    counts = segment_counts(plan.graph, shape.stages, shape.widths)
+    copies = counts.pop("copy_calls", 0)
+    counts["move_bytes"] += int(copies * COPY_CALL / MOVE_COST)
+    return counts
+
+
+def step_features(plan: Plan, up: UnitPlan | SegmentPlan) -> dict[str, int]:
     """Return the work counts (FEATURES, zeros included) of one plan step."""
-    counts = (_fused_counts(plan, up) if isinstance(up.unit, FusedUnit)
-              else _layer_counts(plan, up))
+    if isinstance(up, SegmentPlan):
+        counts = _segment_counts(plan, up)
+    else:
+        counts = (_fused_counts(plan, up) if isinstance(up.unit, FusedUnit)
+                  else _layer_counts(plan, up))
     counts["units"] = 1
     return {name: int(counts.get(name, 0)) for name in FEATURES}
 
@@ -202,7 +218,17 @@ def code_features(plan: Plan) -> dict[str, int]:
     tables in mnv2_model.c) and which kernels get linked (CODE_FEATURES)."""
     counts = Counter({"base": 1})
     for up in plan.units:
-        if isinstance(up.unit, FusedUnit):
+        if isinstance(up, SegmentPlan):  # a segment's tables: like one band per row step
+            counts["fused_units"] += len(up.units)
+            counts["bands"] += len(up.shape.schedule)
+            counts["has_fused"] = 1
+            counts["has_add"] |= any(st.add is not None for st in up.shape.stages)
+            for st in up.shape.stages:
+                flag = _KIND_FLAGS.get(st.unit.op.kind) if st.kind != "fused" and \
+                    st.kind != "window" else None
+                if flag:
+                    counts[flag] = 1
+        elif isinstance(up.unit, FusedUnit):
             counts["fused_units"] += 1
             counts["bands"] += len(up.choice.bands)
             counts["has_fused"] = 1

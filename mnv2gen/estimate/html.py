@@ -59,36 +59,42 @@ document.body.setAttribute("data-page-width",String(document.body.clientWidth));
 
 def _summary(report: dict) -> str:
     rows = ["<table><tr><th class=l>configuration</th><th>MACs</th><th class=l>target</th>"
-            "<th>layer-by-layer arena B</th><th>plan arena B</th><th>flash B</th>"
-            "<th class=l>instructions</th><th class=l>fits (plan only)</th></tr>"]
+            "<th>layer-by-layer arena B</th><th>plan arena B (resident)</th>"
+            "<th>plan arena B (streamed)</th><th>flash B</th>"
+            "<th class=l>instructions</th><th class=l>fits (plan only)</th>"
+            "<th class=l>fits streamed</th></tr>"]
     for index, c in enumerate(report["configurations"]):
         for i, t in enumerate(c["targets"]):
             parts = [p for p in c["parts"] if p["target"] == t["target"]]
             fits = ", ".join(p["part"] for p in parts if p["fits"] == "fits")
             only = ", ".join(p["part"] for p in parts if p["fits"] == "plan-only")
+            streamed = ", ".join(p["part"] for p in parts if p["fits_streamed"] == "fits")
             first = (f'<td class=l rowspan="{len(c["targets"])}"><a href="#config-{index}">'
                      f'{esc(c["name"])}</a></td>'
                      f'<td rowspan="{len(c["targets"])}">{fmt.count(c["macs"])}</td>'
                      if i == 0 else "")
             rows.append(f"<tr>{first}<td class=l>{esc(t['target'])}</td>"
                         f"<td>{fmt.count(t['layer_by_layer_bytes'])}</td>"
-                        f"<td>{fmt.count(t['plan_bytes'])}</td>"
+                        f"<td>{fmt.count(t['resident_plan_bytes'])}</td>"
+                        f"<td>{fmt.count(t['streamed_plan_bytes'])}</td>"
                         f"<td>{fmt.count(t['flash_bytes'])}</td>"
                         f"<td class='l nw'>{esc(fmt.instructions(t))}</td>"
                         f"<td class=l>{esc(fits) or '-'}"
                         f"{f' <span class=plan-only>({esc(only)})</span>' if only else ''}"
-                        "</td></tr>")
+                        f"</td><td class=l>{esc(streamed) or '-'}</td></tr>")
     return "".join(rows) + "</table>"
 
 
 def _targets(c: dict) -> str:
     rows = ["<table><tr><th class=l>target</th><th class=l>kernel set</th><th>layer B</th>"
-            "<th>plan B</th><th>lower bound B</th><th>const B</th><th>code B</th>"
-            "<th class=l>code from</th><th>flash B</th><th class=l>instructions</th></tr>"]
+            "<th>resident B</th><th>streamed B</th><th>lower bound B</th><th>const B</th>"
+            "<th>code B</th><th class=l>code from</th><th>flash B</th>"
+            "<th class=l>instructions</th></tr>"]
     for t in c["targets"]:
         rows.append(f"<tr><td class=l>{esc(t['target'])}</td><td class=l>{esc(t['kernel_set'])}"
                     f"</td><td>{fmt.count(t['layer_by_layer_bytes'])}</td>"
-                    f"<td>{fmt.count(t['plan_bytes'])}</td>"
+                    f"<td>{fmt.count(t['resident_plan_bytes'])}</td>"
+                    f"<td>{fmt.count(t['streamed_plan_bytes'])}</td>"
                     f"<td>{fmt.count(t['lower_bound_bytes'])}</td>"
                     f"<td>{fmt.count(t['const_bytes'])}</td><td>{fmt.count(t['code_bytes'])}</td>"
                     f"<td class=l>{esc(t['code_bytes_source'])}</td>"
@@ -97,12 +103,18 @@ def _targets(c: dict) -> str:
     return "<div class=scroll>" + "".join(rows) + "</table></div>"
 
 
+def _streamed_margin(p: dict) -> str:
+    margin = p["streamed_margin_bytes"]
+    return "-" if margin is None else fmt.signed(margin)
+
+
 def _parts(c: dict, caveats: dict[str, int]) -> str:
     if not c["parts"]:
         return "<p class=note>No catalogue part uses the estimated targets.</p>"
     rows = ["<table class=parts><tr><th class=l>part</th><th class=l>core</th><th>MHz</th>"
             "<th class=l>largest SRAM block</th><th>RAM avail B</th><th>layer margin</th>"
-            "<th>plan margin</th><th>flash margin</th><th class=l>verdict</th>"
+            "<th>plan margin</th><th>streamed margin</th><th>flash margin</th>"
+            "<th class=l>verdict</th><th class=l>streamed</th>"
             "<th>latency &ge;</th><th class=l>calibrated on</th></tr>"]
     for p in c["parts"]:
         mark = f"<sup>{fmt.marks(p, caveats)}</sup>" if p["latency_caveats"] else ""
@@ -114,8 +126,11 @@ def _parts(c: dict, caveats: dict[str, int]) -> str:
                     f"<td>{p['ram_available_bytes']:,}</td>"
                     f"<td>{fmt.signed(p['layer_margin_bytes'])}</td>"
                     f"<td>{fmt.signed(p['plan_margin_bytes'])}</td>"
+                    f"<td>{_streamed_margin(p)}</td>"
                     f"<td>{fmt.signed(p['flash_margin_bytes'])}</td>"
                     f"<td class='l {p['fits']}'>{fmt.VERDICTS[p['fits']]}</td>"
+                    f"<td class='l {p['fits_streamed']}'>"
+                    f"{fmt.VERDICTS.get(p['fits_streamed'], p['fits_streamed'])}</td>"
                     f"<td>{fmt.latency(p['latency_ms'])}{mark}</td>"
                     f"<td class=l>{calibrated}</td></tr>")
     mine = {text: n for p in c["parts"] for text in p["latency_caveats"]

@@ -2,8 +2,10 @@
 
 Cost is in instructions: per kernel kind a price per MAC and per output element, a price
 per kernel call and per byte a sliding window moves. The prices were read off per-step
-QEMU profiles (`verify(..., profile=True)`) of the shared models on Cortex-M7; they only
-rank chunkings against each other. Measured totals live in benchmarks/, not here.
+QEMU profiles (`verify(..., profile=True)`) of the shared models on Cortex-M7 (the
+portable call price, and mnv2gen.planner.segment_cost's copy prices, from segment steps
+against the same operators layer by layer); they rank plans against each other and bound
+a plan's instruction overhead over layer by layer. Measured totals live in benchmarks/, not here.
 Channel groups run the projection through mnv2gen's own accumulate kernel in both
 backends, which is what makes them expensive next to CMSIS-NN's 1x1 convolution.
 """
@@ -11,6 +13,7 @@ backends, which is what makes them expensive next to CMSIS-NN's 1x1 convolution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mnv2gen.ir import Graph, OpKind
 from mnv2gen.planner.chunking import (
@@ -33,9 +36,9 @@ from mnv2gen.planner.scratch import (
 MOVE_COST = 0.5
 # kernel set -> kind -> (instructions per MAC, per output element); "call" per kernel call
 _PORTABLE = {"pointwise": (6.2, 100.0), "conv": (15.0, 0.0), "depthwise": (15.0, 0.0),
-             "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
+             "accumulate": (7.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
              "activation": (0.0, 40.0), "scale": (0.0, 25.0), "sum": (0.0, 4.0),
-             "call": 300.0}
+             "call": 340.0}
 _CMSIS = {"pointwise": (1.4, 43.0), "conv": (4.9, 0.0), "depthwise": (8.3, 0.0),
           "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
           "activation": (0.0, 40.0), "scale": (0.0, 8.0), "sum": (0.0, 4.0),
@@ -185,6 +188,7 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
         calls += (passes - 1) * front_calls + 2 * len(band_list) + 1 + len(unit.se.excite)
         moved *= passes
     cost += PRICES[kernel_set]["call"] * calls + MOVE_COST * moved
+    cost += _leftover_cost(graph, unit, band_list, chunking, kernel_set)
 
     # what the output's bands read of the input: with a materialised SE the whole input
     # was read by the first pass (only the shortcut reads it again)
@@ -212,6 +216,29 @@ def _layer_macs(graph: Graph, op) -> int:
     return 0
 
 
+def _leftover_cost(graph: Graph, unit: FusedUnit, band_list, chunking: Chunking,
+                   kernel_set: str) -> float:
+    """Return the price of the pixels each band's 1x1 convolution calls leave over whole
+    pixel blocks (mnv2gen.planner.segment_cost: CMSIS-NN runs them on a slower path)."""
+    from mnv2gen.planner.segment_cost import LEFTOVER_MAC, leftover_macs
+
+    price = LEFTOVER_MAC[kernel_set]
+    if not price:
+        return 0.0
+    _, _, width_e, channels_e = graph.tensor(unit.expanded).shape
+    _, _, width_o, out_c = graph.tensor(unit.output).shape
+    macs = 0
+    for b in band_list:
+        if chunking.groups == 1:  # grouped projections run mnv2gen's own accumulate kernel
+            macs += leftover_macs((b.out_rows[1] - b.out_rows[0]) * width_o, channels_e, out_c)
+        producer = unit.producer
+        if producer is not None and producer.kind is OpKind.CONV_2D and \
+                graph.tensor(producer.inputs[1]).shape[1:3] == (1, 1):
+            in_c = graph.tensor(producer.inputs[0]).shape[3]
+            macs += leftover_macs((b.new_rows[1] - b.new_rows[0]) * width_e, in_c, channels_e)
+    return price * macs
+
+
 def allowed_groups(graph: Graph, unit: FusedUnit) -> tuple[int, ...]:
     """Return the channel-group counts this unit supports.
 
@@ -230,6 +257,18 @@ def allowed_groups(graph: Graph, unit: FusedUnit) -> tuple[int, ...]:
 
 def candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
                forced: Chunking | None = None) -> list[Candidate]:
+    """Return the chunking candidates of a fused unit (see _candidates; cached)."""
+    return list(_cached_candidates(graph, unit, kernel_set, forced))
+
+
+@lru_cache(maxsize=1024)
+def _cached_candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
+                       forced: Chunking | None) -> tuple[Candidate, ...]:
+    return tuple(_candidates(graph, unit, kernel_set, forced))
+
+
+def _candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
+                forced: Chunking | None = None) -> list[Candidate]:
     """Return the chunking candidates of a fused unit (just the forced one if given).
 
     A forced chunking with rows=0 means all rows in one band; a group count the unit

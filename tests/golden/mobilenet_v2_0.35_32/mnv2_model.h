@@ -12,7 +12,8 @@
  *
  * Memory: everything the model writes lives in one arena of MNV2_ARENA_BYTES, the input and
  * the output included (the input is consumed in place: it is not preserved by
- * mnv2_invoke). Who owns the arena is MNV2_ARENA_MODE, below. Weights are const data in
+ * mnv2_invoke). Who owns the arena is MNV2_ARENA_MODE, below.
+ Weights are const data in
  * section ".rodata.mnv2_weights". Nothing allocates; no floating point is used at run time.
  *
  * Symbols: every external symbol of this library starts with mnv2_ and every macro with
@@ -20,7 +21,7 @@
  * built with different prefixes link into one program side by side. The functions keep
  * state in the arena: call them for one model from one thread at a time.
  *
- * Plan: auto scheme, arena 4448 bytes (layer by layer: 15360)
+ * Plan: auto scheme, arena 3888 bytes (layer by layer: 15360)
  */
 #ifndef MNV2_MODEL_H
 #define MNV2_MODEL_H
@@ -33,7 +34,7 @@ extern "C" {
 #endif
 
 /** Bytes of RAM the model needs: the whole arena, input and output included. */
-#define MNV2_ARENA_BYTES 4448
+#define MNV2_ARENA_BYTES 3888
 
 /** Input: int8 NHWC [1, 32, 32, 3], real = scale * (q - zero_point). */
 #define MNV2_INPUT_LAYOUT "NHWC"
@@ -101,7 +102,7 @@ extern int8_t mnv2_arena[MNV2_ARENA_BYTES];
 /**
  * Hand over the arena: `size_bytes` (at least MNV2_ARENA_BYTES) at `arena`, 16-byte
  * aligned, any contents (the model initialises what it reads). The library uses it from
- * the next call on, until another mnv2_set_arena; NULL takes it back (then invoke returns
+ * the next call on, until another mnv2_set_arena; NULL takes it back (then mnv2_invoke returns
  * MNV2_STATUS_NO_ARENA again). Returns MNV2_STATUS_OK, MNV2_STATUS_ARENA_MISALIGNED or
  * MNV2_STATUS_ARENA_TOO_SMALL; a refused buffer leaves the previous one in place. The input
  * written to the previous arena does not move with it.
