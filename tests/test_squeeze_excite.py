@@ -51,7 +51,8 @@ def _differing(a, b) -> int:
 
 
 def _se_steps(plan):
-    return [u for u in plan.units if isinstance(u.unit, FusedUnit) and u.unit.se is not None]
+    return [u for u in plan.units if isinstance(getattr(u, "unit", None), FusedUnit)
+            and u.unit.se is not None]
 
 
 def test_block_finder_fuses_activation_ops_and_squeeze_excite(v3):
@@ -240,3 +241,45 @@ def test_plan_cli_reports_the_strategies(v3, run_cli, tmp_path):
     assert len(units) == 2 and all("recompute" in u["squeeze_excite"] for u in units)
     code, out, err = run_cli("plan", path)
     assert code == 0 and "SE:mate" in out
+
+
+def _mixed_plan(graph):
+    """Return a plan with per-unit SE steps and, for the plain units after them, the first
+    depth-first segment the planner offers (mnv2gen.planner.options)."""
+    from mnv2gen.planner import plan as planning
+    from mnv2gen.planner.options import segment_options, unit_options
+
+    units = build_units(graph)
+    per_unit = {o.first: o for o in unit_options(graph, units, "portable", None)}
+    segment = min(segment_options(graph, units, "portable", False, 1 << 30),
+                  key=lambda o: (o.first, -o.stop, o.local_bytes))
+    chosen = [per_unit[i] for i in range(segment.first)] + [segment] + \
+        [per_unit[i] for i in range(segment.stop, len(units))]
+    return planning._build(graph, "auto", "portable",
+                           planning._steps(graph, units, chosen, "portable"), "resident")
+
+
+def test_segments_never_hold_an_se_or_activation_unit(v3, v3_file):
+    from mnv2gen.planner.options import segment_options
+    from mnv2gen.planner.stages import stage_of
+
+    for graph in (v3, v3_file):
+        units = build_units(graph)
+        fancy = {i for i, u in enumerate(units) if isinstance(u, FusedUnit) and not u.plain}
+        assert fancy and all(stage_of(graph, units[i]) is None for i in fancy)
+        for o in segment_options(graph, units, "portable", False, 1 << 30):
+            assert not fancy & set(range(o.first, o.stop)), (o.first, o.stop)
+
+
+def test_se_units_and_a_segment_in_one_plan_are_exact(v3):
+    from mnv2gen.planner.steps import SegmentPlan
+
+    plan = _mixed_plan(v3)
+    kinds = [type(s) for s in plan.units]
+    assert SegmentPlan in kinds and _se_steps(plan)
+    inputs = random_inputs(v3, 41)
+    assert _differing(run(v3, inputs), simulate(plan, inputs)) == 0
+    need_toolchain("host")
+    compiled = dataclasses.replace(compile_graph(v3, "host", kernels="portable"), plan=plan)
+    report = verify(compiled, [inputs])
+    assert report["bit_exact"] and report["mismatched_bytes"] == 0, report["per_input"]
