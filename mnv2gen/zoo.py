@@ -82,17 +82,41 @@ class _Builder:
         return self._append(FloatLayer(OpKind.CONV_2D, name, (x,), (1, ho, wo, out_c), attrs,
                                        (out_c, kernel, kernel, c), init))
 
-    def depthwise(self, name: str, x: str, stride: int, activation: Activation) -> str:
-        attrs, (ho, wo), c = self._window(x, 3, stride, activation)
+    def depthwise(self, name: str, x: str, stride: int, activation: Activation,
+                  kernel: int = 3) -> str:
+        attrs, (ho, wo), c = self._window(x, kernel, stride, activation)
         return self._append(FloatLayer(OpKind.DEPTHWISE_CONV_2D, name, (x,), (1, ho, wo, c),
-                                       attrs, (1, 3, 3, c), Init.BATCH_NORM))
+                                       attrs, (1, kernel, kernel, c), Init.BATCH_NORM))
 
     def add(self, name: str, a: str, b: str) -> str:
         return self._append(FloatLayer(OpKind.ADD, name, (a, b), self.shapes[a], AddAttrs()))
 
-    def global_mean(self, name: str, x: str) -> str:
+    def mul(self, name: str, a: str, b: str) -> str:
+        """Append a * b (b may be a per-channel vector broadcast over a)."""
+        return self._append(FloatLayer(OpKind.MUL, name, (a, b), self.shapes[a], AddAttrs()))
+
+    def scale(self, name: str, x: str, value: float) -> str:
+        """Append x * value, the value a constant operand."""
+        return self._append(FloatLayer(OpKind.MUL, name, (x,), self.shapes[x], AddAttrs(),
+                                       weights=np.float32(value)))
+
+    def hard_swish(self, name: str, x: str) -> str:
+        return self._append(FloatLayer(OpKind.HARD_SWISH, name, (x,), self.shapes[x]))
+
+    def global_mean(self, name: str, x: str, keep_dims: bool = False) -> str:
         n, _, _, c = self.shapes[x]
-        return self._append(FloatLayer(OpKind.MEAN, name, (x,), (n, c), MeanAttrs((1, 2), False)))
+        shape = (n, 1, 1, c) if keep_dims else (n, c)
+        return self._append(FloatLayer(OpKind.MEAN, name, (x,), shape,
+                                       MeanAttrs((1, 2), keep_dims)))
+
+    def squeeze_excite(self, name: str, x: str, reduced: int) -> str:
+        """Append MobileNetV3's squeeze-excite: x * hard_sigmoid(conv(relu(conv(mean x))))
+        with the hard sigmoid as a RELU6 convolution (the +3 in its bias) times 1/6."""
+        c = self.shapes[x][-1]
+        s = self.global_mean(f"{name}_mean", x, keep_dims=True)
+        s = self.conv(f"{name}_reduce", s, reduced, 1, 1, Activation.RELU)
+        s = self.conv(f"{name}_expand", s, c, 1, 1, Activation.RELU6)
+        return self.mul(f"{name}_mul", x, self.scale(f"{name}_gate", s, 1 / 6))
 
     def global_average_pool(self, name: str, x: str) -> str:
         n, h, w, c = self.shapes[x]

@@ -32,7 +32,13 @@ from mnv2gen import exact, quant, reference, reference_ops
 from mnv2gen.ir import Activation, DType, Graph, Op, OpKind, QuantParams, Tensor
 from mnv2gen.seeded import Stream
 from mnv2gen.zoo_float import INPUT, FloatLayer, Init, last_uses
-from mnv2gen.zoo_quant import INPUT_QUANT, RELU6_QUANT, SOFTMAX_QUANT, asymmetric_quant
+from mnv2gen.zoo_quant import (
+    INPUT_QUANT,
+    RELU6_QUANT,
+    SOFTMAX_QUANT,
+    asymmetric_quant,
+    scalar_tensor,
+)
 from mnv2gen.zoo_weights import channel_axis, he_normal, matched_weights
 
 RELU6_SHIFT = 1.5  # mean of the batch-norm shift before RELU6
@@ -160,7 +166,8 @@ def _real(build: _Build, name: str) -> np.ndarray:
 
 
 def _unweighted(layer: FloatLayer, build: _Build, index: int) -> None:
-    """Add an ADD, MEAN, pooling, RESHAPE or SOFTMAX layer with its output quantisation."""
+    """Add an ADD, MUL, HARD_SWISH, MEAN, pooling, RESHAPE or SOFTMAX layer with its
+    output quantisation."""
     op = Op(layer.kind, layer.name, layer.inputs, (layer.name,), layer.attrs, index)
     if layer.kind is OpKind.SOFTMAX:
         out_quant = SOFTMAX_QUANT
@@ -169,6 +176,20 @@ def _unweighted(layer: FloatLayer, build: _Build, index: int) -> None:
     elif layer.kind is OpKind.ADD:
         total = _real(build, layer.inputs[0]) + _real(build, layer.inputs[1])
         out_quant = asymmetric_quant(float(total.min()), float(total.max()))
+    elif layer.kind is OpKind.HARD_SWISH:
+        x = _real(build, layer.inputs[0])
+        y = x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+        out_quant = asymmetric_quant(float(y.min()), float(y.max()))
+    elif layer.kind is OpKind.MUL:
+        if layer.weights is not None:  # times a constant scalar (MobileNetV3's 1/6)
+            constant = scalar_tensor(f"{layer.name}/constant", float(layer.weights))
+            build.tensors[constant.name] = constant
+            op = replace(op, inputs=(*op.inputs, constant.name))
+            product = _real(build, layer.inputs[0]) * float(
+                np.float32(constant.scale) * int(constant.data))
+        else:
+            product = _real(build, layer.inputs[0]) * _real(build, layer.inputs[1])
+        out_quant = asymmetric_quant(float(product.min()), float(product.max()))
     elif layer.kind is OpKind.MEAN:
         x = build.tensors[layer.inputs[0]]
         axes = tuple(layer.attrs.axes)
@@ -180,7 +201,7 @@ def _unweighted(layer: FloatLayer, build: _Build, index: int) -> None:
         raise NotImplementedError(f"zoo layer kind {layer.kind}")
     tensors = {layer.name: Tensor(layer.name, layer.shape, DType.INT8, out_quant)}
     graph = build.kernel_graph(op, tensors)
-    args = [build.values[n] for n in layer.inputs]
+    args = [build.values[n] if n in build.values else build.tensors[n].data for n in op.inputs]
     build.add(op, tensors, reference.KERNELS[layer.kind](graph, op, args))
 
 

@@ -163,6 +163,8 @@ KERNELS: dict[OpKind, Callable[..., np.ndarray]] = {
     OpKind.AVERAGE_POOL_2D: _average_pool,
     OpKind.RESHAPE: lambda layer, x: x.reshape((x.shape[0], *layer.shape[1:])),
     OpKind.SOFTMAX: _softmax,
+    OpKind.MUL: lambda layer, a, b=None: a * (layer.weights if b is None else b),
+    OpKind.HARD_SWISH: lambda layer, x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
 }
 
 

@@ -77,6 +77,13 @@ def weight_tensors(layer: FloatLayer, input_scale: float) -> tuple[Tensor, Tenso
     return weights, bias
 
 
+def scalar_tensor(name: str, value: float) -> Tensor:
+    """Return a constant int8 scalar: value = scale * 127 (symmetric, as weights)."""
+    scale = float(np.float32(max(abs(value), 1e-12) / 127.0))
+    return Tensor(name, (), DType.INT8, QuantParams((scale,), (0,)),
+                  np.array(127 if value >= 0 else -127, dtype=np.int8))
+
+
 _weight_tensors = weight_tensors  # old name, still imported by frontend.ptq
 
 
@@ -87,7 +94,11 @@ def quantise(name: str, input_shape: tuple[int, ...], layers: list[FloatLayer],
     ops = []
     for index, layer in enumerate(layers):
         inputs = layer.inputs
-        if layer.weights is not None:
+        if layer.kind is OpKind.MUL and layer.weights is not None:
+            constant = scalar_tensor(f"{layer.name}/constant", float(layer.weights))
+            tensors[constant.name] = constant
+            inputs = (*inputs, constant.name)
+        elif layer.weights is not None:
             weights, bias = weight_tensors(layer, tensors[layer.inputs[0]].scale)
             tensors[weights.name], tensors[bias.name] = weights, bias
             inputs = (*inputs, weights.name, bias.name)

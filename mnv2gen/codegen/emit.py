@@ -87,6 +87,22 @@ class Generated:
     report_context: dict | None = None  # what REPORT.md is rendered from (write_report)
 
 
+def _with_inner(env, context: dict) -> dict:
+    """Return a lowering context with its inner layer steps (a squeeze-excite unit's
+    excitation ops: `inner_steps` = [(name, template, context)]) rendered into
+    `inner_definitions` (one string) and `inner_calls` (one string per step)."""
+    if "inner_steps" not in context:
+        return context
+    definitions, calls = [], []
+    for name, template, inner in context["inner_steps"]:
+        inner = {**inner, "step": context["step"]}
+        module = env.get_template(f"ops/{template}").module
+        definitions.append(str(module.define(name, inner)).strip("\n"))
+        calls.append(str(module.call(name, inner)).rstrip("\n"))
+    return {**context, "inner_definitions": "\n".join(d for d in definitions if d),
+            "inner_calls": calls}
+
+
 def _layout(graph: Graph, name: str) -> tuple[str, list[str]]:
     """Return the input's layout name and dimension names: NHWC, or NCHW where the model
     begins by transposing it to NHWC (a PyTorch export)."""
@@ -172,7 +188,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     for up in plan.units:
         template, context = lower_unit(plan, up, pool)
         check_context(f"step {up.step} ({up.name})", context, template)
-        context = {**context, "step": up.step}
+        context = _with_inner(env, {**context, "step": up.step})
         module = env.get_template(f"ops/{template}").module
         units.append({"step": up.step, "name": up.name, "bands": step_bands(up),
                       "layer": not isinstance(up, SegmentPlan) and not isinstance(

@@ -15,6 +15,7 @@ from mnv2gen import quant
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.lower_family import FAMILY_TEMPLATES, lower_binary
 from mnv2gen.codegen.lower_segment import lower_segment
+from mnv2gen.codegen.lower_squeeze import act_numbers, excite_steps, se_numbers
 from mnv2gen.errors import UnsupportedError, file_label
 from mnv2gen.ir import DType, Graph, Op, OpKind
 from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
@@ -266,5 +267,9 @@ def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
         "groups": len(choice.groups),
         "group_start": [a for a, _ in choice.groups] + [choice.groups[-1][1]],
         "bands": bands, "rows": choice.chunking.rows,
+        "producer_act": act_numbers(graph, unit.producer_act),
+        "depthwise_act": act_numbers(graph, unit.depthwise_act),
+        "se": se_numbers(plan, up), "squeeze": unit.se is not None,
+        "inner_steps": excite_steps(plan, up, pool, lower_layer),
     }
     return "fused.c.j2", context

@@ -14,7 +14,7 @@ from collections import Counter
 
 from mnv2gen.ir import Graph, Op, OpKind
 from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
-from mnv2gen.planner.schedule import FusedUnit
+from mnv2gen.planner.schedule import FusedUnit, LayerUnit
 from mnv2gen.planner.segment_cost import COPY_CALL, MOVE_COST, segment_counts
 
 FEATURES = (
@@ -47,29 +47,63 @@ def _conv_counts(graph: Graph, op: Op, out_rows: int, out_channels: int | None =
                     "conv_taps": outputs * kh * kw})
 
 
-def _fused_counts(graph: Graph, up: UnitPlan) -> Counter:
-    unit, choice = up.unit, up.choice
+def _act_counts(graph: Graph, op: Op | None, elements: int) -> Counter:
+    """Return the counts of an activation op of a fused unit over `elements` values."""
+    if op is None or not elements:
+        return Counter()
+    return Counter({_FAMILY_COUNTS[op.kind][0]: elements, "calls": 1})
+
+
+def _front_counts(graph: Graph, unit: FusedUnit, band, groups, width_e: int,
+                  width_y: int) -> Counter:
+    """Return the counts of one band's producer, depthwise and their activation ops."""
+    counts: Counter = Counter()
+    out_rows = band.out_rows[1] - band.out_rows[0]
+    new_rows = band.new_rows[1] - band.new_rows[0]
+    for lo, hi in groups:
+        if unit.producer is not None and new_rows:
+            counts += _conv_counts(graph, unit.producer, new_rows, hi - lo)
+            counts += _act_counts(graph, unit.producer_act, new_rows * width_e * (hi - lo))
+            counts["calls"] += 1
+        channels = (hi - lo) * unit.depthwise.attrs.depth_multiplier
+        counts += _conv_counts(graph, unit.depthwise, out_rows, channels)
+        counts += _act_counts(graph, unit.depthwise_act, out_rows * width_y * channels)
+        counts["calls"] += 1
+    if band.keep_rows:
+        counts["move_bytes"] += band.keep_rows * width_e * graph.tensor(unit.expanded).shape[3]
+        counts["calls"] += 1
+    return counts
+
+
+def _fused_counts(plan: Plan, up: UnitPlan) -> Counter:
+    """Return the counts of a fused unit as mnv2_fused.c runs it: for a squeeze-excite
+    unit the first pass (front and channel sums), the MEAN and excitation ops, then the
+    second pass (the front again unless materialised, the scale by the vector)."""
+    graph, unit, choice = plan.graph, up.unit, up.choice
     assert isinstance(unit, FusedUnit)
     counts: Counter = Counter()
     groups = choice.groups
-    _, _, width_e, channels_e = graph.tensor(unit.expanded).shape
+    _, _, width_e, _ = graph.tensor(unit.expanded).shape
     _, _, width_y, channels_y = graph.tensor(unit.output).shape
+    materialise = unit.se is not None and choice.chunking.squeeze == "materialise"
+    if unit.se is not None:
+        features = graph.tensor(unit.features).shape[3]
+        for band in choice.bands:
+            counts += _front_counts(graph, unit, band, groups, width_e, width_y)
+            counts["pool_elements"] += (band.out_rows[1] - band.out_rows[0]) * width_y * features
+        counts["calls"] += 1  # the MEAN from the sums
+        for op in unit.se.excite:
+            counts += _layer_counts(plan, UnitPlan(up.step, LayerUnit(up.name, op), None))
     for band in choice.bands:
         out_rows = band.out_rows[1] - band.out_rows[0]
-        new_rows = band.new_rows[1] - band.new_rows[0]
-        for lo, hi in groups:
-            if unit.producer is not None and new_rows:
-                counts += _conv_counts(graph, unit.producer, new_rows, hi - lo)
-                counts["calls"] += 1
-            counts += _conv_counts(graph, unit.depthwise, out_rows,
-                                   (hi - lo) * unit.depthwise.attrs.depth_multiplier)
-            counts["calls"] += 1
-        if band.keep_rows:
-            counts["move_bytes"] += band.keep_rows * width_e * channels_e
-            counts["calls"] += 1
         pixels = out_rows * width_y
+        if not materialise:
+            counts += _front_counts(graph, unit, band, groups, width_e, width_y)
+        if unit.se is not None:
+            counts["add_elements"] += pixels * graph.tensor(unit.features).shape[3]
+            counts["calls"] += 1
         if len(groups) > 1:
-            counts["acc_macs"] += pixels * channels_e * channels_y
+            counts["acc_macs"] += pixels * graph.tensor(unit.expanded).shape[3] * channels_y
             counts["acc_outputs"] += pixels * channels_y
             counts["move_bytes"] += pixels * channels_y * 4  # the accumulator memset
             counts["calls"] += len(groups) + 1
@@ -147,7 +181,7 @@ def step_features(plan: Plan, up: UnitPlan | SegmentPlan) -> dict[str, int]:
     if isinstance(up, SegmentPlan):
         counts = _segment_counts(plan, up)
     else:
-        counts = (_fused_counts(plan.graph, up) if isinstance(up.unit, FusedUnit)
+        counts = (_fused_counts(plan, up) if isinstance(up.unit, FusedUnit)
                   else _layer_counts(plan, up))
     counts["units"] = 1
     return {name: int(counts.get(name, 0)) for name in FEATURES}

@@ -51,7 +51,8 @@ def step_io(graph: Graph, step: Step) -> StepIO:
     if isinstance(unit, FusedUnit):
         reads = tuple(dict.fromkeys(n for op in unit.ops for n in activations(op.inputs)))
         trail = choice.trail_offset if choice is not None else None
-        return StepIO(reads, (unit.output,), unit.input, trail,
+        # a squeeze-excite's per-channel tensors live in the arena during the unit
+        return StepIO(reads, (unit.output, *unit.inner_tensors), unit.input, trail,
                       choice.pair_bytes if choice is not None else 0)
     return StepIO(activations(unit.op.inputs), (unit.output,), None, None, 0)
 

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from mnv2gen.ir import Graph, OpKind
 from mnv2gen.planner.chunking import (
+    SQUEEZE_STRATEGIES,
     Band,
     Chunking,
     bands,
@@ -36,9 +37,11 @@ MOVE_COST = 0.5
 # kernel set -> kind -> (instructions per MAC, per output element); "call" per kernel call
 _PORTABLE = {"pointwise": (6.2, 100.0), "conv": (15.0, 0.0), "depthwise": (15.0, 0.0),
              "accumulate": (7.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
+             "activation": (0.0, 40.0), "scale": (0.0, 25.0), "sum": (0.0, 4.0),
              "call": 340.0}
 _CMSIS = {"pointwise": (1.4, 43.0), "conv": (4.9, 0.0), "depthwise": (8.3, 0.0),
           "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
+          "activation": (0.0, 40.0), "scale": (0.0, 8.0), "sum": (0.0, 4.0),
           "call": 1500.0}
 PRICES = {"portable": _PORTABLE, "cmsis-c": _CMSIS, "cmsis-dsp": _CMSIS, "cmsis-mve": _CMSIS}
 
@@ -72,15 +75,16 @@ def _row_bytes(graph: Graph, name: str) -> int:
     return t.size_bytes // t.shape[1]
 
 
-def _trail(graph: Graph, unit: FusedUnit, band_list) -> tuple[int, int]:
+def _trail(graph: Graph, unit: FusedUnit, band_list, reads) -> tuple[int, int]:
     """Return (unrounded minimal output-minus-input offset, pair bytes) for in-place writes.
 
-    Before band b writes its output rows, every input row whose last reader is a band
-    <= b is dead; the output may cover dead input bytes only.
+    `reads`: per band the rows [start, stop) of the input it reads. Before band b writes
+    its output rows, every input row whose last reader is a band <= b is dead; the output
+    may cover dead input bytes only.
     """
     height = graph.tensor(unit.input).shape[1]
     last_read = [-1] * height
-    for b, (lo, hi) in enumerate(x_rows_read(graph, unit, band_list)):
+    for b, (lo, hi) in enumerate(reads):
         for r in range(lo, hi):
             last_read[r] = b
     row_x, row_y = _row_bytes(graph, unit.input), _row_bytes(graph, unit.output)
@@ -100,15 +104,27 @@ def _can_write_in_place(graph: Graph, unit: FusedUnit) -> bool:
 
 
 def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: str) -> Candidate:
+    """Return one candidate. The unit's *front* (producer, its activation op, depthwise,
+    its activation op) runs once per band; the *back* (SE scale, projection, add) after
+    it. A squeeze-excite unit runs a first pass of the front to sum the depthwise output
+    per channel, then "recompute" runs the front again before the back, "materialise"
+    keeps the first pass's output whole (scratch "features") for the back."""
     band_list = bands(graph, unit, chunking)
     dw, proj = unit.depthwise, unit.project
     _, _, width_e, channels_e = graph.tensor(dw.inputs[0]).shape
-    _, _, width_o, out_c = graph.tensor(proj.outputs[0]).shape
+    _, height_o, width_o, out_c = graph.tensor(proj.outputs[0]).shape
     _, kh, kw, _ = graph.tensor(dw.inputs[1]).shape
     groups = group_bounds(channels_e, chunking.groups)
     widest = max(b - a for a, b in groups)
     rows = chunking.rows
+    dw_channels = channels_e * dw.attrs.depth_multiplier
+    materialise = unit.se is not None and chunking.squeeze == "materialise"
     scratch = {"dw_out": rows * width_o * widest * dw.attrs.depth_multiplier}
+    if unit.se is not None:
+        scratch["sums"] = dw_channels * 4
+        if materialise:
+            del scratch["dw_out"]
+            scratch["features"] = height_o * width_o * dw_channels
     kernel = depthwise_scratch(kernel_set, widest, kh, kw, dw.attrs.padding.top,
                                dw.attrs.padding.left, dw.attrs.depth_multiplier)
     producer_kind, produce_macs_per_row = "conv", 0
@@ -123,6 +139,9 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
             a = unit.producer.attrs
             kernel = max(kernel, conv_scratch(kernel_set, w[3], w[1], w[2], a.stride_h,
                                               a.padding != type(a.padding)()))
+    if unit.se is not None:
+        kernel = max([kernel, *(layer_scratch(graph, LayerUnit(op.name, op), kernel_set)
+                                .get("kernel", 0) for op in unit.se.excite)])
     if unit.add is not None:
         scratch["shortcut"] = rows * width_o * out_c
     if chunking.groups > 1:
@@ -133,30 +152,51 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
 
     produced_rows = sum(b.new_rows[1] - b.new_rows[0] for b in band_list)
     produce_macs = produced_rows * produce_macs_per_row  # summed over groups: all channels
-    out_rows_total = graph.tensor(proj.outputs[0]).shape[1]
-    dw_channels = channels_e * dw.attrs.depth_multiplier
-    dw_macs = out_rows_total * width_o * dw_channels * kh * kw
-    project_macs = out_rows_total * width_o * dw_channels * out_c
-    outputs = out_rows_total * width_o * out_c
-    macs = produce_macs + dw_macs + project_macs
-    cost = (_price(kernel_set, producer_kind, produce_macs, produced_rows * width_e * channels_e)
-            + _price(kernel_set, "depthwise", dw_macs, 0))
-    if chunking.groups > 1:
-        cost += (_price(kernel_set, "accumulate", project_macs, 0)
-                 + _price(kernel_set, "requantize", 0, outputs))
-    else:
-        cost += _price(kernel_set, "pointwise", project_macs, outputs)
-    if unit.add is not None:
-        cost += _price(kernel_set, "add", 0, outputs)
-    per_band = chunking.groups * (2 + (unit.producer is not None)) + (unit.add is not None) \
-        + (chunking.groups > 1)
+    dw_outputs = height_o * width_o * dw_channels
+    dw_macs = dw_outputs * kh * kw
+    project_macs = height_o * width_o * dw_channels * out_c
+    outputs = height_o * width_o * out_c
+    front_macs = produce_macs + dw_macs
+    front = (_price(kernel_set, producer_kind, produce_macs,
+                    produced_rows * width_e * channels_e)
+             + _price(kernel_set, "depthwise", dw_macs, 0)
+             + _price(kernel_set, "activation", 0,
+                      (unit.producer_act is not None) * produced_rows * width_e * channels_e
+                      + (unit.depthwise_act is not None) * dw_outputs))
+    front_calls = len(band_list) * chunking.groups * (
+        1 + (unit.producer is not None) + (unit.producer_act is not None)
+        + (unit.depthwise_act is not None)) + sum(1 for b in band_list if b.keep_rows)
     moved = sum(b.keep_rows for b in band_list) * width_e * channels_e
-    calls = len(band_list) * per_band + sum(1 for b in band_list if b.keep_rows)
+    if chunking.groups > 1:
+        back = (_price(kernel_set, "accumulate", project_macs, 0)
+                + _price(kernel_set, "requantize", 0, outputs))
+    else:
+        back = _price(kernel_set, "pointwise", project_macs, outputs)
+    if unit.add is not None:
+        back += _price(kernel_set, "add", 0, outputs)
+    back_calls = len(band_list) * ((unit.add is not None) + (chunking.groups > 1)
+                                   + (1 if chunking.groups == 1 else chunking.groups))
+    macs = front_macs + project_macs
+    cost, calls = front + back, front_calls + back_calls
+    if unit.se is not None:
+        passes = 1 if materialise else 2
+        excite_macs = sum(_layer_macs(graph, op) for op in unit.se.excite)
+        macs += (passes - 1) * front_macs + excite_macs
+        cost += (passes - 1) * front + _price(kernel_set, "sum", 0, dw_outputs) \
+            + _price(kernel_set, "scale", 0, dw_outputs) \
+            + _price(kernel_set, "pointwise", excite_macs, 0)
+        calls += (passes - 1) * front_calls + 2 * len(band_list) + 1 + len(unit.se.excite)
+        moved *= passes
     cost += PRICES[kernel_set]["call"] * calls + MOVE_COST * moved
     cost += _leftover_cost(graph, unit, band_list, chunking, kernel_set)
 
-    slack, pair = _trail(graph, unit, band_list)
-    scratch_total = sum(scratch.values())
+    # what the output's bands read of the input: with a materialised SE the whole input
+    # was read by the first pass (only the shortcut reads it again)
+    reads = [b.out_rows if unit.add is not None else (0, 0) for b in band_list] \
+        if materialise else x_rows_read(graph, unit, band_list)
+    slack, pair = _trail(graph, unit, band_list, reads)
+    scratch_total = sum(scratch.values()) + sum(
+        -(-graph.tensor(n).size_bytes // ALIGNMENT) * ALIGNMENT for n in unit.inner_tensors)
     if _can_write_in_place(graph, unit):
         trail = (min(0, slack) // ALIGNMENT) * ALIGNMENT
         local = graph.tensor(unit.input).size_bytes - trail + scratch_total
@@ -166,6 +206,14 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
         local = pair + scratch_total
     return Candidate(chunking, band_list, groups, scratch, trail, pair, local, macs, calls,
                      cost)
+
+
+def _layer_macs(graph: Graph, op) -> int:
+    """Return the MACs of an excitation op (1x1 convolution or fully connected)."""
+    if op.kind in (OpKind.CONV_2D, OpKind.FULLY_CONNECTED):
+        w = graph.tensor(op.inputs[1])
+        return graph.tensor(op.outputs[0]).num_elements * (w.num_elements // w.shape[0])
+    return 0
 
 
 def _leftover_cost(graph: Graph, unit: FusedUnit, band_list, chunking: Chunking,
@@ -195,9 +243,10 @@ def allowed_groups(graph: Graph, unit: FusedUnit) -> tuple[int, ...]:
     """Return the channel-group counts this unit supports.
 
     Groups need a producer (a depthwise reading the input directly cannot take a channel
-    slice of it) with one output channel per input channel of the depthwise.
+    slice of it) with one output channel per input channel of the depthwise, and no
+    squeeze-excite (its features are summed and scaled whole).
     """
-    if unit.producer is None or unit.depthwise.attrs.depth_multiplier != 1:
+    if unit.producer is None or unit.depthwise.attrs.depth_multiplier != 1 or unit.se:
         return (1,)
     if unit.producer.kind is OpKind.DEPTHWISE_CONV_2D and \
             unit.producer.attrs.depth_multiplier != 1:
@@ -223,17 +272,23 @@ def _candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
     """Return the chunking candidates of a fused unit (just the forced one if given).
 
     A forced chunking with rows=0 means all rows in one band; a group count the unit
-    cannot use falls back to the largest it can.
+    cannot use falls back to the largest it can. A squeeze-excite unit has candidates of
+    both strategies (SQUEEZE_STRATEGIES) unless `forced.squeeze` names one; other units
+    ignore it.
     """
     out_h = graph.tensor(unit.output).shape[1]
     groups = allowed_groups(graph, unit)
+    strategies = (None,)
+    if unit.se is not None:
+        strategies = (forced.squeeze,) if forced is not None and forced.squeeze \
+            else SQUEEZE_STRATEGIES
     if forced is not None:
         rows = out_h if forced.rows <= 0 else min(forced.rows, out_h)
         g = max(x for x in groups if x <= forced.groups)
-        return [_candidate(graph, unit, Chunking(rows, g), kernel_set)]
+        return [_candidate(graph, unit, Chunking(rows, g, s), kernel_set) for s in strategies]
     rows_options = sorted({r for r in _ROWS if r < out_h} | {out_h})
-    return [_candidate(graph, unit, Chunking(r, g), kernel_set)
-            for r in rows_options for g in groups]
+    return [_candidate(graph, unit, Chunking(r, g, s), kernel_set)
+            for r in rows_options for g in groups for s in strategies]
 
 
 def layer_scratch(graph: Graph, unit: LayerUnit, kernel_set: str) -> dict[str, int]:

@@ -17,17 +17,23 @@ from mnv2gen.errors import InternalError
 from mnv2gen.ir import Graph, Op
 from mnv2gen.planner.schedule import FusedUnit
 
+# How a squeeze-excite unit gets its depthwise output twice (mnv2gen.planner.candidates)
+SQUEEZE_STRATEGIES = ("materialise", "recompute")
+
 
 @dataclass(frozen=True)
 class Chunking:
-    """R output rows per band and G channel groups of the expansion."""
+    """R output rows per band, G channel groups of the expansion and, for a
+    squeeze-excite unit, its strategy (one of SQUEEZE_STRATEGIES; None: not chosen)."""
 
     rows: int
     groups: int = 1
+    squeeze: str | None = None
 
     def label(self) -> str:
-        """Return e.g. 'R=2 G=3'."""
-        return f"R={self.rows} G={self.groups}"
+        """Return e.g. 'R=2 G=3', or 'R=4 G=1 SE=recompute'."""
+        base = f"R={self.rows} G={self.groups}"
+        return f"{base} SE={self.squeeze}" if self.squeeze else base
 
 
 @dataclass(frozen=True)

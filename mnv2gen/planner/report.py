@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from mnv2gen.errors import shown
 from mnv2gen.planner.arena import render
+from mnv2gen.planner.candidates import candidates
+from mnv2gen.planner.chunking import SQUEEZE_STRATEGIES, Chunking
 from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.schedule import FusedUnit
 
@@ -72,9 +74,34 @@ def _unit_entry(plan: Plan, unit_plan) -> dict:
                              "bands": len(c.bands), "kernel_calls": c.calls, "macs": c.macs}
         entry["in_place"] = frozenset((x, y)) in plan.allowed_overlaps
         entry["producer"] = u.producer.name if u.producer else None
+        if u.se is not None:
+            entry["chunking"]["squeeze"] = c.chunking.squeeze
+            entry["squeeze_excite"] = squeeze_figures(plan, u, c)
     elif u.alias_of is not None:
         entry["in_place"] = True
     return entry
+
+
+def _figures(c) -> dict:
+    return {"bytes": c.local_bytes, "instructions": round(c.cost), "macs": c.macs,
+            "chunking": c.chunking.label()}
+
+
+def squeeze_figures(plan: Plan, unit: FusedUnit, chosen) -> dict:
+    """Return both strategies' figures of a squeeze-excite unit: per strategy its
+    smallest-bytes candidate and its cheapest (bytes = what the unit needs while it runs,
+    instructions = the planner's estimate), and the strategy the plan chose."""
+    result = {"strategy": chosen.chunking.squeeze, "chosen": _figures(chosen)}
+    for strategy in SQUEEZE_STRATEGIES:
+        options = candidates(plan.graph, unit, plan.kernel_set,
+                             Chunking(chosen.chunking.rows, 1, strategy)) + [
+            c for c in candidates(plan.graph, unit, plan.kernel_set)
+            if c.chunking.squeeze == strategy]
+        result[strategy] = {
+            "smallest": _figures(min(options, key=lambda c: (c.local_bytes, c.cost))),
+            "cheapest": _figures(min(options, key=lambda c: (c.cost, c.local_bytes))),
+            "same_rows": _figures(options[0])}
+    return result
 
 
 def _input_entry(plan: Plan, name: str) -> dict:
@@ -120,15 +147,17 @@ def render_plan(report: dict, plan: Plan) -> str:
     """Return the plan as a table of units, the headline numbers and an ASCII arena map."""
     lines = [f"model   {shown(report['model'])}  scheme {report['scheme']}  "
              f"kernels {report['kernel_set']}", "",
-             f"{'step':>4} {'unit':<22} {'kind':<17} {'chunking':<14} {'in-place':<8} "
+             f"{'step':>4} {'unit':<22} {'kind':<17} {'chunking':<18} {'in-place':<8} "
              f"{'live B':>9} {'scratch B':>9}"]
     for u in report["units"]:
         ch = u["chunking"]
         label = f"R={ch['rows']} G={ch['groups']}" if ch else "-"
+        if ch and ch.get("squeeze"):
+            label += " SE:" + ch["squeeze"][:4]
         if u["kind"] == "segment":
             label = f"{len(u['segment']['units'])} units"
         name = shown(u["name"], 22)[:22]
-        lines.append(f"{u['step']:>4} {name:<22} {u['kind']:<17} {label:<14} "
+        lines.append(f"{u['step']:>4} {name:<22} {u['kind']:<17} {label:<18} "
                      f"{'yes' if u['in_place'] else '':<8} {u['live_bytes']:>9,} "
                      f"{u['scratch_bytes']:>9,}")
     tflm = report["tflm_arena_bytes"]

@@ -5,17 +5,32 @@ residual block (or a MobileNetV1 separable pair) as one unit: the *producer* (th
 expansion, or for a block without expansion the convolution before it, e.g. the stem)
 computes rows of the wide tensor on demand, the depthwise consumes them, the 1x1
 projection writes the thin output, and the shortcut ADD (if any) adds the thin input.
-Only the unit's input and output are arena tensors.
+Activation ops after the producer and after the depthwise (MobileNetV3's HARD_SWISH) run
+on those rows as they are computed. A squeeze-excite between the depthwise and the
+projection makes the unit run in two passes (mnv2gen.planner.candidates: the depthwise
+output materialised once, or recomputed); its excitation path runs on per-channel
+vectors between the passes. Only the unit's input and output (and the excitation's
+per-channel vectors, alive during the unit) are arena tensors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mnv2gen.blocks import find_blocks
+from mnv2gen.blocks import (
+    SqueezeExcitePath,
+    activation_after,
+    activation_before,
+    find_blocks,
+    squeeze_excite_at,
+)
 from mnv2gen.ir import Graph, Op, OpKind
 
 _ROW_LOCAL = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D)
+# operators whose output element i depends on input element i only (and broadcast
+# operands): their output may take an input's bytes when that input dies with them
+_ELEMENTWISE = (OpKind.QUANTIZE, OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.HARD_SWISH,
+                OpKind.LOGISTIC)
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,8 @@ class LayerUnit:
 
 @dataclass(frozen=True)
 class FusedUnit:
-    """producer? -> depthwise -> project [-> add]: reads `input`, writes `output`."""
+    """producer? [-> act] -> depthwise [-> act] [-> squeeze-excite] -> project [-> add]:
+    reads `input`, writes `output`."""
 
     name: str
     producer: Op | None
@@ -49,6 +65,9 @@ class FusedUnit:
     add: Op | None
     input: str
     output: str
+    producer_act: Op | None = None
+    depthwise_act: Op | None = None
+    se: SqueezeExcitePath | None = None
 
     @property
     def expanded(self) -> str:
@@ -56,9 +75,31 @@ class FusedUnit:
         return self.depthwise.inputs[0]
 
     @property
+    def features(self) -> str:
+        """Return the depthwise output after its activation op (what the SE or the
+        projection reads)."""
+        return (self.depthwise_act or self.depthwise).outputs[0]
+
+    @property
+    def plain(self) -> bool:
+        """Return True without activation ops and squeeze-excite (the one-pass unit that
+        depth-first segments and specialised kernels know)."""
+        return self.producer_act is None and self.depthwise_act is None and self.se is None
+
+    @property
+    def inner_tensors(self) -> tuple[str, ...]:
+        """Return the per-channel tensors of the squeeze-excite (arena tensors alive
+        during this unit only): the MEAN output and every excitation output."""
+        if self.se is None:
+            return ()
+        return tuple(op.outputs[0] for op in (self.se.mean, *self.se.excite))
+
+    @property
     def ops(self) -> tuple[Op, ...]:
         """Return the fused operators in execution order."""
-        return tuple(o for o in (self.producer, self.depthwise, self.project, self.add) if o)
+        se = self.se.ops if self.se else ()
+        return tuple(o for o in (self.producer, self.producer_act, self.depthwise,
+                                 self.depthwise_act, *se, self.project, self.add) if o)
 
 
 Unit = LayerUnit | FusedUnit
@@ -72,7 +113,7 @@ def _alias(graph: Graph, op: Op, position: int) -> str | None:
     """Return the input whose bytes `op`'s output may reuse, or None."""
     if op.kind is OpKind.RESHAPE:
         return op.inputs[0]
-    if op.kind not in (OpKind.QUANTIZE, OpKind.ADD):
+    if op.kind not in _ELEMENTWISE:
         return None
     out = graph.tensor(op.outputs[0])
     for name in op.inputs:
@@ -117,16 +158,25 @@ def build_units(graph: Graph, fuse: bool = True) -> tuple[Unit, ...]:
     ops_by_name = {op.name: op for op in graph.ops}
     for block in find_blocks(graph) if fuse else ():
         dw = ops_by_name[block.depthwise]
-        producer = ops_by_name[block.expand] if block.expand else graph.producer(dw.inputs[0])
+        producer_act = activation_before(graph, dw.inputs[0])
+        wide = producer_act.inputs[0] if producer_act else dw.inputs[0]
+        producer = ops_by_name[block.expand] if block.expand else graph.producer(wide)
         if (producer is None or producer.kind not in _ROW_LOCAL or producer.name in claimed
-                or not _single_reader(graph, dw.inputs[0], dw)):
-            producer = None
+                or not _single_reader(graph, dw.inputs[0], dw)
+                or (producer_act is not None and activation_after(graph, wide) is None)):
+            producer, producer_act = None, None
         first = producer or dw
+        se = None
+        if block.squeeze_excite:
+            se = squeeze_excite_at(graph, ops_by_name[block.squeeze_excite[0]].inputs[0])
         unit = FusedUnit(
             name=unit_name(first, "block", taken), producer=producer, depthwise=dw,
             project=ops_by_name[block.project],
             add=ops_by_name[block.add] if block.add else None,
-            input=producer.inputs[0] if producer else dw.inputs[0], output=block.output)
+            input=producer.inputs[0] if producer else dw.inputs[0], output=block.output,
+            producer_act=producer_act,
+            depthwise_act=ops_by_name[block.depthwise_activation]
+            if block.depthwise_activation else None, se=se)
         claimed.update(o.name for o in unit.ops)
         fused[unit.ops[0].name] = unit
     units: list[Unit] = []

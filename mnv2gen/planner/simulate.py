@@ -21,6 +21,7 @@ from mnv2gen.planner.schedule import FusedUnit, LayerUnit
 from mnv2gen.planner.segment_lower import describe_segment
 from mnv2gen.planner.segment_sim import SegmentRunner, ring_write
 from mnv2gen.reference import KERNELS, check_inputs
+from mnv2gen.reference_ops import mean_finish
 
 
 class Arena:
@@ -106,57 +107,87 @@ def _run_layer(arena: Arena, plan: Plan, unit: LayerUnit) -> None:
     _tensor_view(arena, plan, unit.output)[...] = result
 
 
+def _elementwise(graph: Graph, op: Op | None, values: np.ndarray) -> np.ndarray:
+    """Return an activation op applied to `values` (unchanged without op)."""
+    return values if op is None else KERNELS[op.kind](graph, op, [values])
+
+
 def _run_fused(arena: Arena, plan: Plan, step: int, unit: FusedUnit) -> None:
+    """Run a fused unit band by band; a squeeze-excite unit in its two passes."""
     graph, choice = plan.graph, plan.units[step].choice
-    dw, proj = unit.depthwise, unit.project
+    dw = unit.depthwise
     _, _, width_e, _ = graph.tensor(unit.expanded).shape
-    _, _, width_o, out_c = graph.tensor(proj.outputs[0]).shape
+    _, _, width_o, out_c = graph.tensor(unit.output).shape
     x_view = _tensor_view(arena, plan, unit.input)
     y_view = _tensor_view(arena, plan, unit.output)
+    grouped = len(choice.groups) > 1
+    materialise = unit.se is not None and choice.chunking.squeeze == "materialise"
 
     def scratch(kind: str, dtype, shape):
         return arena.view(plan.offset(f"{unit.name}.{kind}"), dtype, shape)
 
     rows_cap = max(b.window_rows[1] - b.window_rows[0] for b in choice.bands)
+
+    def front(band, previous, c0, c1, out_rows_view):
+        """Compute the band's depthwise output rows (channels c0:c1) into the view."""
+        w0, w1 = band.window_rows
+        if unit.producer is not None:
+            window = scratch("window", np.int8, (1, rows_cap, width_e, c1 - c0))
+            if band.keep_rows:
+                src = w0 - previous[0]
+                window[:, :band.keep_rows] = window[:, src:src + band.keep_rows].copy()
+            n0, n1 = band.new_rows
+            if n1 > n0:
+                p0, p1 = band.producer_rows
+                slab = x_view[:, p0:p1].copy()
+                new = window[:, band.keep_rows:band.keep_rows + n1 - n0]
+                new[...] = _sub_call(graph, unit.producer, slab, n1 - n0,
+                                     band.producer_pad_top, (c0, c1) if grouped else None)
+                new[...] = _elementwise(graph, unit.producer_act, new.copy())
+            dw_in = window[:, :w1 - w0].copy()
+        else:
+            dw_in = x_view[:, w0:w1].copy()
+        n_out = band.out_rows[1] - band.out_rows[0]
+        out_rows_view[...] = _sub_call(graph, dw, dw_in, n_out, band.window_pad_top,
+                                       (c0, c1) if grouped else None)
+        out_rows_view[...] = _elementwise(graph, unit.depthwise_act, out_rows_view.copy())
+
+    def band_rows(band, c0, c1):
+        """Return the arena view the band's depthwise output goes to."""
+        y0, y1 = band.out_rows
+        if materialise:
+            return scratch("features", np.int8, graph.tensor(unit.features).shape)[:, y0:y1]
+        return scratch("dw_out", np.int8,
+                       (1, y1 - y0, width_o, (c1 - c0) * dw.attrs.depth_multiplier))
+
+    if unit.se is not None:
+        _squeeze(arena, plan, unit, choice, front, band_rows)
     previous = None
     for band in choice.bands:
         y0, y1 = band.out_rows
         n_out = y1 - y0
-        w0, w1 = band.window_rows
-        n_win = w1 - w0
         acc = None
-        if len(choice.groups) > 1:
+        if grouped:
             acc = scratch("acc", np.int32, (1, n_out, width_o, out_c))
             acc[...] = 0
-        for _g, (c0, c1) in enumerate(choice.groups):
-            width_g = c1 - c0
-            if unit.producer is not None:
-                window = scratch("window", np.int8, (1, rows_cap, width_e, width_g))
-                if band.keep_rows:
-                    src = w0 - previous[0]
-                    window[:, :band.keep_rows] = window[:, src:src + band.keep_rows].copy()
-                n0, n1 = band.new_rows
-                if n1 > n0:
-                    p0, p1 = band.producer_rows
-                    slab = x_view[:, p0:p1].copy()
-                    window[:, band.keep_rows:band.keep_rows + n1 - n0] = _sub_call(
-                        graph, unit.producer, slab, n1 - n0, band.producer_pad_top,
-                        None if len(choice.groups) == 1 else (c0, c1))
-                dw_in = window[:, :n_win].copy()
-            else:
-                dw_in = x_view[:, w0:w1].copy()
-            dw_out = scratch("dw_out", np.int8,
-                             (1, n_out, width_o, width_g * dw.attrs.depth_multiplier))
-            dw_out[...] = _sub_call(graph, dw, dw_in, n_out, band.window_pad_top,
-                                    None if len(choice.groups) == 1 else (c0, c1))
+        for c0, c1 in choice.groups:
+            rows = band_rows(band, c0, c1)
+            if not materialise:
+                front(band, previous, c0, c1, rows)
+            if unit.se is not None:
+                vector = _tensor_view(arena, plan, unit.se.vector).copy()
+                a_in = [rows.copy() if n == unit.features else vector
+                        for n in unit.se.scale.inputs]
+                rows[...] = KERNELS[unit.se.scale.kind](_band_graph(graph, unit.se.scale, n_out),
+                                                        unit.se.scale, a_in)
             if acc is not None:
-                partial = _project_partial(graph, proj, dw_out.copy(), (c0, c1))
+                partial = _project_partial(graph, unit.project, rows.copy(), (c0, c1))
                 acc[...] = quant.wrap32(acc.reshape(-1, out_c).astype(np.int64) + partial
                                         ).reshape(acc.shape)
         if acc is not None:
-            projected = _requantize_projection(graph, proj, acc.copy())
+            projected = _requantize_projection(graph, unit.project, acc.copy())
         else:
-            projected = _sub_call(graph, proj, dw_out.copy(), n_out, 0)
+            projected = _sub_call(graph, unit.project, rows.copy(), n_out, 0)
         if unit.add is not None:
             temp = scratch("shortcut", np.int8, (1, n_out, width_o, out_c))
             temp[...] = projected
@@ -168,6 +199,30 @@ def _run_fused(arena: Arena, plan: Plan, step: int, unit: FusedUnit) -> None:
         else:
             y_view[:, y0:y1] = projected
         previous = band.window_rows
+
+
+def _squeeze(arena: Arena, plan: Plan, unit: FusedUnit, choice, front, band_rows) -> None:
+    """The first pass of a squeeze-excite unit: the depthwise output band by band, summed
+    per channel in int32 (scratch "sums"), then the MEAN and the excitation ops on their
+    arena tensors."""
+    graph, se = plan.graph, unit.se
+    channels = graph.tensor(unit.features).shape[3]
+    sums = arena.view(plan.offset(f"{unit.name}.sums"), np.int32, (channels,))
+    sums[...] = 0
+    previous = None
+    for band in choice.bands:
+        rows = band_rows(band, 0, channels)
+        front(band, previous, 0, channels, rows)
+        total = sums.astype(np.int64) + rows.reshape(-1, channels).astype(np.int64).sum(axis=0)
+        sums[...] = quant.wrap32(total)
+        previous = band.window_rows
+    mean = se.mean
+    _tensor_view(arena, plan, mean.outputs[0])[...] = mean_finish(
+        graph, mean, sums.copy().reshape(graph.tensor(mean.outputs[0]).shape))
+    for op in se.excite:
+        args = [graph.tensor(n).data if graph.tensor(n).is_const
+                else _tensor_view(arena, plan, n).copy() for n in op.inputs]
+        _tensor_view(arena, plan, op.outputs[0])[...] = KERNELS[op.kind](graph, op, args)
 
 
 def _band_graph(graph: Graph, op: Op, rows: int) -> Graph:

@@ -132,6 +132,8 @@ def _global_pool(graph: Graph, op: Op) -> bool:
 def stage_of(graph: Graph, unit: Unit) -> Stage | None:
     """Return `unit` as a segment stage, or None when it cannot stream row by row."""
     if isinstance(unit, FusedUnit):
+        if not unit.plain:
+            return None  # activation ops and squeeze-excite run as per-unit steps only
         in_shape, out_shape = _hwc(graph, unit.input), _hwc(graph, unit.output)
         e_shape = _hwc(graph, unit.expanded)
         if None in (in_shape, out_shape, e_shape):

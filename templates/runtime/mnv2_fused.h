@@ -8,6 +8,14 @@
  * which rows the producer computes, which rows the depthwise reads and which output
  * rows the projection writes. With channel groups the projection sums each group's
  * partial products in int32 and requantises once per band.
+ *
+ * Activation ops (HARD_SWISH, LOGISTIC) after the producer and after the depthwise run
+ * on the rows as they are computed. A squeeze-excite unit runs twice over its bands:
+ * mnv2_fused_squeeze_band computes the depthwise output band by band and sums it per
+ * channel (writing it whole into the arena when the plan materialises it),
+ * mnv2_fused_squeeze_mean turns the sums into the MEAN, the generated code runs the
+ * excitation ops on it, and mnv2_fused_band then scales each band of the depthwise output
+ * (recomputed, or read back) by the excitation vector before the projection.
  */
 #ifndef MNV2_FUSED_H
 #define MNV2_FUSED_H
@@ -47,7 +55,31 @@ typedef struct
     const int32_t *shift;
 } mnv2_fused_conv;
 
-/** A fused unit: producer? -> depthwise -> projection [-> shortcut add]. */
+/** An activation op inside a fused unit. */
+typedef struct
+{
+    int32_t kind;                      /**< 0 none, 1 HARD_SWISH, 2 LOGISTIC */
+    mnv2_hard_swish_params hard_swish; /**< kind 1 */
+    mnv2_logistic_params logistic;     /**< kind 2 */
+} mnv2_fused_act;
+
+/** The squeeze-excite of a fused unit: MEAN of the depthwise output, MUL by a vector. */
+typedef struct
+{
+    int32_t strategy;          /**< 0 none, 1 materialise, 2 recompute */
+    int32_t features_offset;   /**< materialise: the whole depthwise output [H][W][C] */
+    int32_t sums_offset;       /**< int32 [C] channel sums */
+    int32_t mean_offset;       /**< the MEAN's output, int8 [C] */
+    int32_t vector_offset;     /**< the excitation vector, int8 [C] */
+    int32_t mean_input_offset; /**< MEAN: minus the input zero point times H * W */
+    int32_t mean_multiplier;   /**< MEAN: requantisation, divided by H * W */
+    int32_t mean_shift;
+    int32_t mean_output_offset;
+    int32_t features_first;    /**< 1: MUL(features, vector), 0: MUL(vector, features) */
+    mnv2_mul_params scale;     /**< the MUL */
+} mnv2_fused_se;
+
+/** A fused unit: producer? [-> act] -> depthwise [-> act] [-> SE] -> projection [-> add]. */
 typedef struct
 {
     int32_t x_offset, y_offset;            /**< arena offsets of input and output */
@@ -61,6 +93,8 @@ typedef struct
     mnv2_add_params add;                   /**< input 1 is the unit input X */
     int32_t groups;
     const int16_t *group_start;            /**< groups + 1 channel bounds of E */
+    mnv2_fused_act producer_act, depthwise_act;
+    mnv2_fused_se se;
 } mnv2_fused_unit;
 
 /**
@@ -68,6 +102,19 @@ typedef struct
  * @return MNV2_OK, or the first nonzero kernel status
  */
 int32_t mnv2_fused_band(const mnv2_fused_unit *unit, const mnv2_band *band, int8_t *arena);
+
+/**
+ * @brief First pass of a squeeze-excite unit over one band: the depthwise output rows,
+ *        added to the channel sums (zeroed at the first band).
+ * @return MNV2_OK, or the first nonzero kernel status
+ */
+int32_t mnv2_fused_squeeze_band(const mnv2_fused_unit *unit, const mnv2_band *band, int8_t *arena);
+
+/**
+ * @brief The MEAN of a squeeze-excite unit from its channel sums (after the last band).
+ * @return MNV2_OK, or MNV2_ARG_ERROR for bad parameters
+ */
+int32_t mnv2_fused_squeeze_mean(const mnv2_fused_unit *unit, int8_t *arena);
 
 #ifdef __cplusplus
 }

@@ -337,6 +337,7 @@ static const mnv2_segment op3_segment = {
     .entries = op3_segment_entries, .rows_needed = 0, .acc = -1,
 };
 /* step 2: op6_block, fused operators 6 (CONV_2D), 7 (DEPTHWISE_CONV_2D), 8 (CONV_2D), 9 (ADD); 3 band(s) of 3 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op6_block_group_start[2] = { 0, 48 };
 static const mnv2_band op6_block_bands[3] = {
@@ -387,8 +388,40 @@ static const mnv2_fused_unit op6_block = {
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op6_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 3: op10_block, fused operators 10 (CONV_2D), 11 (DEPTHWISE_CONV_2D), 12 (CONV_2D); 2 band(s) of 2 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op10_block_group_start[2] = { 0, 48 };
 static const mnv2_band op10_block_bands[2] = {
@@ -432,8 +465,40 @@ static const mnv2_fused_unit op10_block = {
         .multiplier = mnv2_op10_block_project_multiplier, .shift = mnv2_op10_block_project_shift,
     },
     .has_add = 0, .groups = 1, .group_start = op10_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 4: op13_block, fused operators 13 (CONV_2D), 14 (DEPTHWISE_CONV_2D), 15 (CONV_2D), 16 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op13_block_group_start[2] = { 0, 96 };
 static const mnv2_band op13_block_bands[1] = {
@@ -483,8 +548,40 @@ static const mnv2_fused_unit op13_block = {
         .output_shift = -19, .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op13_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 5: op17_block, fused operators 17 (CONV_2D), 18 (DEPTHWISE_CONV_2D), 19 (CONV_2D), 20 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op17_block_group_start[2] = { 0, 96 };
 static const mnv2_band op17_block_bands[1] = {
@@ -534,8 +631,40 @@ static const mnv2_fused_unit op17_block = {
         .output_shift = -19, .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op17_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 6: op21_block, fused operators 21 (CONV_2D), 22 (DEPTHWISE_CONV_2D), 23 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op21_block_group_start[2] = { 0, 96 };
 static const mnv2_band op21_block_bands[1] = {
@@ -578,8 +707,40 @@ static const mnv2_fused_unit op21_block = {
         .multiplier = mnv2_op21_block_project_multiplier, .shift = mnv2_op21_block_project_shift,
     },
     .has_add = 0, .groups = 1, .group_start = op21_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 7: op24_block, fused operators 24 (CONV_2D), 25 (DEPTHWISE_CONV_2D), 26 (CONV_2D), 27 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op24_block_group_start[2] = { 0, 144 };
 static const mnv2_band op24_block_bands[1] = {
@@ -629,8 +790,40 @@ static const mnv2_fused_unit op24_block = {
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op24_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 8: op28_block, fused operators 28 (CONV_2D), 29 (DEPTHWISE_CONV_2D), 30 (CONV_2D), 31 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op28_block_group_start[2] = { 0, 144 };
 static const mnv2_band op28_block_bands[1] = {
@@ -680,8 +873,40 @@ static const mnv2_fused_unit op28_block = {
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op28_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 9: op32_block, fused operators 32 (CONV_2D), 33 (DEPTHWISE_CONV_2D), 34 (CONV_2D), 35 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op32_block_group_start[2] = { 0, 144 };
 static const mnv2_band op32_block_bands[1] = {
@@ -731,8 +956,40 @@ static const mnv2_fused_unit op32_block = {
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op32_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 10: op36_block, fused operators 36 (CONV_2D), 37 (DEPTHWISE_CONV_2D), 38 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op36_block_group_start[2] = { 0, 144 };
 static const mnv2_band op36_block_bands[1] = {
@@ -775,8 +1032,40 @@ static const mnv2_fused_unit op36_block = {
         .multiplier = mnv2_op36_block_project_multiplier, .shift = mnv2_op36_block_project_shift,
     },
     .has_add = 0, .groups = 1, .group_start = op36_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 11: op39_block, fused operators 39 (CONV_2D), 40 (DEPTHWISE_CONV_2D), 41 (CONV_2D), 42 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op39_block_group_start[2] = { 0, 192 };
 static const mnv2_band op39_block_bands[1] = {
@@ -826,8 +1115,40 @@ static const mnv2_fused_unit op39_block = {
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op39_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 12: op43_block, fused operators 43 (CONV_2D), 44 (DEPTHWISE_CONV_2D), 45 (CONV_2D), 46 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op43_block_group_start[2] = { 0, 192 };
 static const mnv2_band op43_block_bands[1] = {
@@ -877,8 +1198,40 @@ static const mnv2_fused_unit op43_block = {
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op43_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 13: op47_block, fused operators 47 (CONV_2D), 48 (DEPTHWISE_CONV_2D), 49 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op47_block_group_start[2] = { 0, 192 };
 static const mnv2_band op47_block_bands[1] = {
@@ -921,8 +1274,40 @@ static const mnv2_fused_unit op47_block = {
         .multiplier = mnv2_op47_block_project_multiplier, .shift = mnv2_op47_block_project_shift,
     },
     .has_add = 0, .groups = 1, .group_start = op47_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 14: op50_block, fused operators 50 (CONV_2D), 51 (DEPTHWISE_CONV_2D), 52 (CONV_2D), 53 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op50_block_group_start[2] = { 0, 336 };
 static const mnv2_band op50_block_bands[1] = {
@@ -972,8 +1357,40 @@ static const mnv2_fused_unit op50_block = {
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op50_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 15: op54_block, fused operators 54 (CONV_2D), 55 (DEPTHWISE_CONV_2D), 56 (CONV_2D), 57 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op54_block_group_start[2] = { 0, 336 };
 static const mnv2_band op54_block_bands[1] = {
@@ -1023,8 +1440,40 @@ static const mnv2_fused_unit op54_block = {
         .activation_min = -128, .activation_max = 127,
     },
     .groups = 1, .group_start = op54_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 16: op58_block, fused operators 58 (CONV_2D), 59 (DEPTHWISE_CONV_2D), 60 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
+
 /* channel bounds of E's 1 channel group(s) */
 static const int16_t op58_block_group_start[2] = { 0, 336 };
 static const mnv2_band op58_block_bands[1] = {
@@ -1067,6 +1516,37 @@ static const mnv2_fused_unit op58_block = {
         .multiplier = mnv2_op58_block_project_multiplier, .shift = mnv2_op58_block_project_shift,
     },
     .has_add = 0, .groups = 1, .group_start = op58_block_group_start,
+    .producer_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .depthwise_act = {
+        .kind = 0,
+        .hard_swish = {
+            .input_zero_point = 0, .output_zero_point = 0, .reluish_multiplier = 0,
+            .reluish_exponent = 0, .output_multiplier = 0, .output_exponent = 0,
+        },
+        .logistic = {
+            .input_zero_point = 0, .input_multiplier = 0, .input_left_shift = 0,
+            .input_range_radius = 0,
+        },
+    },
+    .se = {
+        .strategy = 0, .features_offset = 0, .sums_offset = 0, .mean_offset = 0, .vector_offset = 0,
+        .mean_input_offset = 0, .mean_multiplier = 0, .mean_shift = 0, .mean_output_offset = 0,
+        .features_first = 0,
+        .scale = {
+            .input_1_offset = 0, .input_2_offset = 0, .output_offset = 0, .output_multiplier = 0,
+            .output_shift = 0, .activation_min = 0, .activation_max = 0,
+        },
+    },
 };
 /* step 17: op61_conv_2d, operator 61 (CONV_2D) */
 static const mnv2_conv_params op61_conv_2d_params = {
