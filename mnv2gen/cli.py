@@ -165,9 +165,10 @@ def _parse_bytes(value: str | None) -> int | None:
               "bottleneck = only block inputs/outputs resident, expansions chunked.")
 @click.option("--ram-budget", help="Pick the cheapest plan that fits this many bytes "
               "(e.g. 131072, 128k).")
-@click.option("--kernel-set", type=click.Choice(["portable", "cmsis-c", "cmsis-dsp",
-                                                  "cmsis-mve"]), default="portable",
-              show_default=True, help="Kernel scratch rules to plan for.")
+@click.option("--kernel-set", type=click.Choice(["generated", "portable", "cmsis-c",
+                                                  "cmsis-dsp", "cmsis-mve"]),
+              default="generated", show_default=True,
+              help="Kernel set to plan for: its scratch rules and instruction costs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_calibration_options
 def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
@@ -308,9 +309,10 @@ def _compile_options(func):
     options = [
         click.option("--target", "target", required=True,
                      help="cortex-m3, cortex-m4, cortex-m7, cortex-m55, stm32f405 or host."),
-        click.option("--kernels", type=click.Choice(["cmsis-nn", "portable"]),
-                     help="Kernel backend (default: cmsis-nn when a CMSIS-NN path is known, "
-                          "else portable)."),
+        click.option("--kernels", type=click.Choice(["generated", "cmsis-nn", "portable"]),
+                     help="Kernel backend (default: generated, mnv2gen's own kernels "
+                          "specialised per layer; on cortex-m55 cmsis-nn when a CMSIS-NN "
+                          "path is known)."),
         click.option("--cmsis-nn", "cmsis_nn", type=click.Path(file_okay=False),
                      help="Your CMSIS-NN v7 checkout (default: $CMSIS_NN_PATH)."),
         click.option("--scheme", type=click.Choice(["layer", "bottleneck", "auto"]),
@@ -407,8 +409,9 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--classes", help="Output classes, e.g. 1000 or 2,1000 [default: 1000].")
 @click.option("--target", "targets", multiple=True,
               help="Target(s), repeatable or a comma list [default: the Cortex-M targets].")
-@click.option("--kernels", default="portable", show_default=True,
-              help="portable or cmsis-nn: the kernel set decides scratch, code and speed.")
+@click.option("--kernels", default="generated", show_default=True,
+              help="generated, portable or cmsis-nn: the kernel set decides scratch, code "
+                   "and speed.")
 @click.option("--cmsis-nn", "cmsis_nn", type=click.Path(file_okay=False),
               help="Your CMSIS-NN v7 checkout, to measure cmsis-nn code size and with "
                    "--measure (default: $CMSIS_NN_PATH).")
@@ -433,9 +436,9 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
     from mnv2gen.estimate.run import Options, work_items
     from mnv2gen.estimate.run import estimate as run_estimate
 
-    if kernels not in ("portable", "cmsis-nn"):
+    if kernels not in ("generated", "portable", "cmsis-nn"):
         raise MnvError(f"--kernels {kernels!r} is not a kernel backend",
-                       "choose portable or cmsis-nn")
+                       "choose generated, portable or cmsis-nn")
     configurations = cfg.configurations(
         model, arch, cfg.parse_list("--alpha", alpha, float),
         cfg.parse_list("--resolution", resolution, int),

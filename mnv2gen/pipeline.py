@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
+from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate, library_sources
 from mnv2gen.errors import MnvError
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
@@ -36,20 +36,19 @@ class Compiled:
         return self.plan.graph
 
 
-def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None) -> tuple[str, str, str]:
+def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None,
+                    mve: bool = False) -> tuple[str, str, str]:
     """Return (kernels, CMSIS-NN path, notice) from the options and CMSIS_NN_PATH.
 
-    Default: cmsis-nn when a CMSIS-NN path is known, else portable with a one-line notice.
+    Default: generated (mnv2gen's own per-layer kernels), except on Helium cores (`mve`)
+    with a CMSIS-NN path known: there CMSIS-NN's MVE kernels are faster.
     """
     path = cmsis_nn_path or os.environ.get("CMSIS_NN_PATH", "")
+    notice = ""
     if kernels is None:
-        kernels = "cmsis-nn" if path else "portable"
-        notice = "" if path else ("note: no CMSIS-NN path given (--cmsis-nn or CMSIS_NN_PATH); "
-                                  "using mnv2gen's portable C kernels")
-    else:
-        notice = ""
+        kernels = "cmsis-nn" if path and mve else "generated"
     if kernels not in KERNEL_CHOICES:
-        raise MnvError(f"unknown kernels {kernels!r}", f"choose {' or '.join(KERNEL_CHOICES)}")
+        raise MnvError(f"unknown kernels {kernels!r}", f"choose {', '.join(KERNEL_CHOICES)}")
     if kernels == "cmsis-nn":
         if not path:
             raise MnvError("--kernels cmsis-nn needs the path of your CMSIS-NN checkout",
@@ -76,8 +75,8 @@ def compile_graph(full: Graph, target: str, kernels: str | None = None,
     """Return a loaded (passed) graph planned for `target`."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
     tgt = load_target(target)
-    kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path)
-    kernel_set = "portable" if kernels == "portable" else (
+    kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path, tgt.mve)
+    kernel_set = kernels if kernels in ("portable", "generated") else (
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
     # 2. float edges are left to the caller: the device runs the integer core
     core = integer_core(full)
@@ -110,8 +109,7 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
     """Compile the generated library with the target's compiler (objects only)."""
     target = compiled.target
     cc = tools(target)["cc"]
-    sources = ["mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c",
-               "mnv2_ops_cmsis.c" if compiled.kernels == "cmsis-nn" else "mnv2_ops_portable.c"]
+    sources = library_sources(compiled.kernels)
     includes = ["-I."] + ([f"-I{compiled.cmsis_nn_path}/Include"] if compiled.cmsis_nn_path
                           else [])
     for source in sources:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mnv2gen import __version__
-from mnv2gen.codegen.emit import RUNTIME_FILES, _environment, templates_dir
+from mnv2gen.codegen.emit import RUNTIME_FILES, _environment, library_sources, templates_dir
 from mnv2gen.errors import MnvError
 from mnv2gen.inputs import random_inputs
 from mnv2gen.pipeline import Compiled, write_library
@@ -101,9 +101,7 @@ def verify(compiled: Compiled, inputs: list[list[np.ndarray]], work_dir: Path | 
             paths=paths, steps=len(compiled.plan.units))
         (work / "verify_main.c").write_text(main)
         sources = [work / "verify_main.c", templates_dir() / "harness" / "mnv2_file.c",
-                   *(lib / n for n in ("mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c"))]
-        sources.append(lib / ("mnv2_ops_cmsis.c" if compiled.kernels == "cmsis-nn"
-                              else "mnv2_ops_portable.c"))
+                   *(lib / n for n in library_sources(compiled.kernels))]
         includes = [lib]
         if compiled.kernels == "cmsis-nn":
             root = Path(compiled.cmsis_nn_path)

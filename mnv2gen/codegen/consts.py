@@ -40,12 +40,14 @@ class ConstPool:
     def __init__(self) -> None:
         self.arrays: list[ConstArray] = []
         self._by_content: dict[tuple, str] = {}
+        self._symbols: set[str] = set()
 
     def add(self, symbol: str, values, dtype, comment: str = "") -> str:
         """Return the symbol under which `values` (cast to `dtype`) can be referenced.
 
-        Arrays are padded with zeros to a multiple of 16 bytes plus 16 bytes: Helium
-        kernels may read up to 3 elements past the end of per-channel arrays.
+        A symbol already taken by other values gets a numeric suffix. Arrays are padded
+        with zeros to a multiple of 16 bytes plus 16 bytes: Helium kernels may read up to
+        3 elements past the end of per-channel arrays.
         """
         array = np.ascontiguousarray(np.asarray(values).astype(dtype).reshape(-1))
         key = (array.dtype.str, array.tobytes())
@@ -55,6 +57,10 @@ class ConstPool:
         padded_bytes = -(-array.nbytes // 16) * 16 + 16
         padded = np.zeros(padded_bytes // itemsize, dtype=array.dtype)
         padded[:array.size] = array
+        base, n = symbol, 1
+        while symbol in self._symbols:
+            symbol, n = f"{base}_{n}", n + 1
+        self._symbols.add(symbol)
         self.arrays.append(ConstArray(symbol, _CTYPES[array.dtype], padded, array.size, comment))
         self._by_content[key] = symbol
         return symbol

@@ -184,7 +184,7 @@ LAYER_TEMPLATES: dict[OpKind, tuple[str, Callable[[Plan, UnitPlan, ConstPool], d
 
 
 def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return (template name, context) of a layer unit's C code."""
+    """Return (template path under templates/, context) of a layer unit's C code."""
     op = up.unit.op
     if op.kind not in LAYER_TEMPLATES:
         raise UnsupportedError(
@@ -192,11 +192,12 @@ def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
             f"code generation supports {', '.join(k.value for k in LAYER_TEMPLATES)} "
             "(float QUANTIZE/DEQUANTIZE only at the model's edges)")
     template, lower = LAYER_TEMPLATES[op.kind]
-    return template, lower(plan, up, pool)
+    return f"ops/{template}", lower(plan, up, pool)
 
 
 def lower_unit(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return (template name, context) of any unit, adding its constants to `pool`."""
+    """Return (template path under templates/, context) of any unit on the portable or
+    CMSIS-NN kernels, adding its constants to `pool`."""
     return (lower_fused if isinstance(up.unit, FusedUnit) else lower_layer)(plan, up, pool)
 
 
@@ -206,8 +207,21 @@ def _group_major(filter_data: np.ndarray, groups, axis: int) -> np.ndarray:
                            for a, b in groups])
 
 
+def band_table(up: UnitPlan) -> list[list[int]]:
+    """Return the rows of a fused unit's mnv2_band table (mnv2_fused.h field order)."""
+    rows, previous = [], None
+    for b in up.choice.bands:
+        keep_from = b.window_rows[0] - previous[0] if b.keep_rows else 0
+        rows.append([b.out_rows[0], b.out_rows[1] - b.out_rows[0], b.window_rows[0],
+                     b.window_rows[1] - b.window_rows[0], b.window_pad_top, keep_from,
+                     b.keep_rows, b.new_rows[1] - b.new_rows[0], b.producer_rows[0],
+                     b.producer_rows[1] - b.producer_rows[0], b.producer_pad_top])
+        previous = b.window_rows
+    return rows
+
+
 def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return ("fused.c.j2", context) of a fused unit: descriptor numbers and band table."""
+    """Return ("ops/fused.c.j2", context) of a fused unit: descriptor numbers and band table."""
     graph, unit, choice = plan.graph, up.unit, up.choice
     assert isinstance(unit, FusedUnit)
     grouped = len(choice.groups) > 1
@@ -225,15 +239,7 @@ def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
         parts[role] = numbers
     offset = plan.offset
     kernel, kernel_bytes = up.scratch.get("kernel", 0), up.scratch.get("kernel", 0)
-    bands = []
-    previous = None
-    for b in choice.bands:
-        keep_from = b.window_rows[0] - previous[0] if b.keep_rows else 0
-        bands.append([b.out_rows[0], b.out_rows[1] - b.out_rows[0], b.window_rows[0],
-                      b.window_rows[1] - b.window_rows[0], b.window_pad_top, keep_from,
-                      b.keep_rows, b.new_rows[1] - b.new_rows[0], b.producer_rows[0],
-                      b.producer_rows[1] - b.producer_rows[0], b.producer_pad_top])
-        previous = b.window_rows
+    bands = band_table(up)
     producer_kind = 0 if unit.producer is None else (
         1 if unit.producer.kind is OpKind.CONV_2D else 2)
     scratch_offsets = {k: (offset(f"{up.name}.{k}") if k in up.scratch else 0)
@@ -254,4 +260,4 @@ def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
         "group_start": [a for a, _ in choice.groups] + [choice.groups[-1][1]],
         "bands": bands, "rows": choice.chunking.rows,
     }
-    return "fused.c.j2", context
+    return "ops/fused.c.j2", context
