@@ -78,7 +78,8 @@ BACKENDS: dict[str, Backend] = {
     "cmsis-nn": Backend("cmsis-nn", ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c"),
                         ("mnv2_ops_cmsis.c",), True),
     "generated": Backend("generated", ("mnv2_ops.h", "mnv2_ops_portable.c",
-                                       "mnv2_gen_kernels.h"),
+                                       "mnv2_gen_kernels.h", "mnv2_gen_common.h",
+                                       "mnv2_gen_pw.h", "mnv2_gen_dw.h", "mnv2_gen_conv.h"),
                          ("mnv2_ops_portable.c", "mnv2_kernels.c"), False),
 }
 

@@ -24,6 +24,7 @@ from mnv2gen.ir import (
     AddAttrs,
     ConvAttrs,
     DType,
+    FullyConnectedAttrs,
     Graph,
     Op,
     OpKind,
@@ -123,6 +124,26 @@ def _padding(rng, size: int, k: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def fc_case(rng) -> Case:
+    """Return a random FULLY_CONNECTED, per-tensor or per-channel, 1..3 batches."""
+    batches, in_f = int(rng.integers(1, 4)), int(rng.choice([1, 7, 64, 257, 1280]))
+    out_f = int(rng.choice([1, 2, 10, 33, 1000]))
+    per_channel = bool(rng.random() < 0.5)
+    in_scale, w_scales, out_scale = _scales(rng, in_f, out_f if per_channel else 1, False)
+    x_t = Tensor("x", (batches, in_f), DType.INT8, _q(in_scale, int(rng.integers(-128, 128))))
+    w_t = Tensor("w", (out_f, in_f), DType.INT8, _q(w_scales, 0, 0),
+                 rng.integers(-127, 128, (out_f, in_f)).astype(np.int8))
+    b_t = Tensor("b", (out_f,), DType.INT32, _q(in_scale * float(w_scales[0])),
+                 rng.integers(-20000, 20000, out_f).astype(np.int32))
+    y_t = Tensor("y", (batches, out_f), DType.INT8, _q(out_scale, int(rng.integers(-128, 128))))
+    op = Op(OpKind.FULLY_CONNECTED, "op", ("x", "w", "b"), ("y",),
+            FullyConnectedAttrs(_act(rng)), 0)
+    graph = Graph("case", {t.name: t for t in (x_t, w_t, b_t, y_t)}, (op,), ("x",), ("y",))
+    x = rng.integers(-128, 128, x_t.shape).astype(np.int8)
+    expected = reference.KERNELS[op.kind](graph, op, [x, w_t.data, b_t.data])
+    return Case(graph, op, [x], expected)
+
+
 def add_case(rng) -> Case:
     """Return a random ADD of two same-shape tensors."""
     shape = (1, int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 40)))
@@ -180,10 +201,6 @@ class _Writer:
         return f"(out + {offset})"
 
 
-def _rq(symbol: str) -> str:
-    return f"(const mnv2_rq *)(const void *){symbol}"
-
-
 def write_conv(wr: _Writer, rng, case: Case, index: int) -> None:
     """Append the calls of one conv case, split into bands and channel groups."""
     kind = kernels.kind_of(case.graph, case.op)
@@ -201,11 +218,11 @@ def write_conv(wr: _Writer, rng, case: Case, index: int) -> None:
                                          accumulate=True)
                 xg = wr.array(x2[:, g0:g1])
                 wr.calls.append(f"{wr.instances.name(call)}({xg}, {acc}, {pixels}, "
-                                f"{call.arrays[0]}, 0);")
+                                f"{call.arrays[0]});")
             call = kernels.requant_acc(case.graph, case.op, wr.pool, symbol)
             out = wr.output(y2)
             wr.calls.append(f"{wr.instances.name(call)}((const int32_t *)(const void *){acc}, "
-                            f"{out}, {pixels}, {_rq(call.arrays[0])});")
+                            f"{out}, {pixels}, {call.arrays[0]});")
             return
         xin = wr.array(x2)
         for o0, o1 in _splits(rng, out_c):
@@ -213,7 +230,7 @@ def write_conv(wr: _Writer, rng, case: Case, index: int) -> None:
             for p0, p1 in _splits(rng, pixels):
                 out = wr.output(y2[p0:p1, o0:o1])
                 wr.calls.append(f"{wr.instances.name(call)}({xin} + {p0 * in_c}, {out}, "
-                                f"{p1 - p0}, {call.arrays[0]}, {_rq(call.arrays[1])});")
+                                f"{p1 - p0}, {call.arrays[0]});")
         return
     a = case.op.attrs
     k = case.graph.tensor("w").shape[1]
@@ -234,7 +251,15 @@ def write_conv(wr: _Writer, rng, case: Case, index: int) -> None:
                 xin = wr.array(x[0, lo:hi])
             out = wr.output(y[0, y0:y1, :, g0:g1])
             wr.calls.append(f"{wr.instances.name(call)}({xin}, {hi - lo}, {lo - first}, {out}, "
-                            f"{y1 - y0}, {call.arrays[0]}, {_rq(call.arrays[1])});")
+                            f"{y1 - y0}, {call.arrays[0]});")
+
+
+def write_fc(wr: _Writer, rng, case: Case, index: int) -> None:
+    """Append one FULLY_CONNECTED call over all batches."""
+    x, y = case.inputs[0], case.expected
+    call = kernels.fully_connected(case.graph, case.op, wr.pool, f"f{index}")
+    xin, out = wr.array(x), wr.output(y)
+    wr.calls.append(f"{wr.instances.name(call)}({xin}, {out}, {x.shape[0]}, {call.arrays[0]});")
 
 
 def write_add(wr: _Writer, rng, case: Case, index: int) -> None:
@@ -260,7 +285,7 @@ def program(cases: list[tuple[str, Case]], seed: int, env) -> Program:
     wr = _Writer()
     for i, (kind, case) in enumerate(cases):
         wr.label = f"case {i} ({kind})"
-        (write_add if kind == "add" else write_conv)(wr, rng, case, i)
+        {"add": write_add, "fc": write_fc}.get(kind, write_conv)(wr, rng, case, i)
     consts = "\n".join(f"static const {a.ctype} {a.symbol}[{a.values.size}] "
                        f"__attribute__((aligned(16))) = {{\n{a.body()}\n}};"
                        for a in wr.pool.arrays)

@@ -30,8 +30,10 @@ RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c", "mnv2_
                  "mnv2_fused.c")
 #: Runtime files of the generated backend (the portable kernels run what it does not
 #: specialise); mnv2_kernels.c/.h are rendered per model.
+GENERATED_KERNEL_HEADERS = ("mnv2_gen_kernels.h", "mnv2_gen_common.h", "mnv2_gen_pw.h",
+                            "mnv2_gen_dw.h", "mnv2_gen_conv.h")
 GENERATED_RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_fused.h", "mnv2_fused.c",
-                           "mnv2_gen_kernels.h")
+                           *GENERATED_KERNEL_HEADERS)
 KERNEL_CHOICES = ("generated", "portable", "cmsis-nn")
 
 

@@ -23,6 +23,16 @@ from mnv2gen.ir import Graph, Op, OpKind
 CONV_PATCH_MAX = 1022
 #: Largest depthwise kernel the unrolled loops are written for.
 DW_KERNEL_MAX = 7
+#: Stack bytes a 1x1 kernel may use to widen 3 input pixels once (6 bytes per input
+#: channel); wider layers widen in the inner loop instead.
+WIDE_STACK_MAX = 2048
+
+
+def _shape(in_c: int, out_c: int) -> tuple[tuple[str, int], ...]:
+    """Return the shape constants of a 1x1 instance, with WIDE's buffer words (0: none)."""
+    words = 6 * -(-in_c // 4)
+    return (("IN_C", in_c), ("OUT_C", out_c),
+            ("WIDE", words if 4 * words <= WIDE_STACK_MAX else 0))
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,14 @@ def _square(op: Op, kh: int, kw: int) -> bool:
 
 
 def kind_of(graph: Graph, op: Op) -> str | None:
-    """Return the specialised kernel kind that runs `op` ("pw", "dw", "conv", "add"), or
-    None when it runs on the portable kernels."""
+    """Return the specialised kernel kind that runs `op` ("pw", "dw", "conv", "add", "fc"),
+    or None when it runs on the portable kernels."""
     if op.kind is OpKind.ADD:
         shapes = {graph.tensor(n).shape for n in (*op.inputs, op.outputs[0])}
         return "add" if len(shapes) == 1 and len(op.inputs) == 2 else None
+    if op.kind is OpKind.FULLY_CONNECTED:
+        w = graph.tensor(op.inputs[1])
+        return "fc" if w.quant is not None and not any(w.quant.zero_point) else None
     if op.kind not in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
         return None
     x = graph.tensor(op.inputs[0])
@@ -116,37 +129,52 @@ def pointwise(graph: Graph, op: Op, pool: ConstPool, symbol: str,
     out_c, in_c = w.shape[0], w.shape[3]
     o0, o1 = outputs or (0, out_c)
     i0, i1 = inputs or (0, in_c)
-    w2 = w.reshape(out_c, in_c)[o0:o1, i0:i1]
-    weights = pool.add(f"{symbol}_gw", layout.pointwise_weights(w2), np.int8,
-                       f"1x1 weights {o1 - o0}x{i1 - i0}, channel pairs tile-major")
-    shape = (("IN_C", i1 - i0), ("OUT_C", o1 - o0))
+    w2 = w.reshape(out_c, in_c)
+    shape = _shape(i1 - i0, o1 - o0)
     if accumulate:
+        stream = pool.add(f"{symbol}_gw", layout.pointwise_stream(w2[o0:o1, i0:i1], None),
+                          np.int32, f"1x1 weights {o1 - o0}x{i1 - i0}, channel pairs")
         constants = (*shape, ("MODE", "MNV2_RQ_ACC"), ("OUT_OFF", 0), ("AMIN", -128),
                      ("AMAX", 127))
-        return Call(Instance("pw", constants), (weights, "0"))
-    rq = _pointwise_requant(graph, op, w.reshape(out_c, in_c))
-    table = pool.add(f"{symbol}_grq", _slice_table(rq, o0, o1), np.int32,
-                     f"requantisation of channels {o0}..{o1 - 1}")
+        return Call(Instance("pw", constants), (stream,))
+    rq = _pointwise_requant(graph, op, w2)
+    stream = pool.add(f"{symbol}_gw", layout.pointwise_stream(
+        w2[o0:o1], layout.Requant(rq.mode, rq.table[o0:o1])), np.int32,
+        f"1x1 weights {o1 - o0}x{in_c} and requantisation, channel pairs")
     y = graph.tensor(op.outputs[0])
     constants = (*shape, *_requant_constants(rq, y.zero_point, *_clamp(graph, op)))
-    return Call(Instance("pw", constants), (weights, table))
+    return Call(Instance("pw", constants), (stream,))
+
+
+def fully_connected(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> Call:
+    """Return the call of a FULLY_CONNECTED with symmetric weights: a 1x1 convolution whose
+    pixels are the input rows (batches)."""
+    w2 = graph.tensor(op.inputs[1]).data
+    rq = _pointwise_requant(graph, op, w2)
+    stream = pool.add(f"{symbol}_gw", layout.pointwise_stream(w2, rq), np.int32,
+                      f"fully connected weights {w2.shape[0]}x{w2.shape[1]} and requantisation")
+    y = graph.tensor(op.outputs[0])
+    constants = (*_shape(w2.shape[1], w2.shape[0]),
+                 *_requant_constants(rq, y.zero_point, *_clamp(graph, op)))
+    return Call(Instance("pw", constants), (stream,))
 
 
 def _pointwise_requant(graph: Graph, op: Op, w2: np.ndarray) -> layout.Requant:
-    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    x, w, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     out_c = w2.shape[0]
     bias = _bias(graph, op, out_c)
-    mult, shift = _multipliers(graph, op, out_c)
+    if op.kind is OpKind.FULLY_CONNECTED and not w.quant.per_channel:
+        m, s = quant.fc_per_tensor_multiplier(x.scale, w.scale, y.scale)
+        mult, shift = np.full(out_c, m, np.int64), np.full(out_c, s, np.int64)
+    else:
+        mult, shift = _multipliers(graph, op, out_c)
     bound = layout.acc_bound(bias, np.abs(w2.astype(np.int64)).sum(axis=1), -x.zero_point)
     return layout.requant(layout.folded_bias(bias, w2, -x.zero_point), mult, shift,
                           y.zero_point, bound)
 
 
-def _slice_table(rq: layout.Requant, start: int, stop: int) -> np.ndarray:
-    rows = -(-(stop - start) // 4) * 4
-    table = np.zeros((rows, 4), np.int32)
-    table[:stop - start] = rq.table[start:stop]
-    return table
+def _slice(rq: layout.Requant, start: int, stop: int) -> layout.Requant:
+    return layout.Requant(rq.mode, rq.table[start:stop])
 
 
 def requant_acc(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> Call:
@@ -160,7 +188,7 @@ def requant_acc(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> Call:
     return Call(Instance("requant_acc", constants), (table,))
 
 
-def _windowed(graph: Graph, op: Op, w_oc: np.ndarray, channels: tuple[int, int]):
+def _windowed(graph: Graph, op: Op, w_oc: np.ndarray):
     """Return the requantisation table and shape constants shared by dw and conv."""
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     out_c = w_oc.shape[0]
@@ -181,12 +209,12 @@ def depthwise(graph: Graph, op: Op, pool: ConstPool, symbol: str,
     (a channel group: its own input and output slices), all if None."""
     w = graph.tensor(op.inputs[1]).data  # [1, kh, kw, C]
     c0, c1 = channels or (0, w.shape[3])
-    rq, shape, requant = _windowed(graph, op, np.transpose(w, (3, 1, 2, 0)), (c0, c1))
-    weights = pool.add(f"{symbol}_gw", layout.depthwise_weights(w[0, :, :, c0:c1]), np.int16,
-                       f"depthwise weights of channels {c0}..{c1 - 1}, int16 4-channel groups")
-    table = pool.add(f"{symbol}_grq", _slice_table(rq, c0, c1), np.int32,
-                     f"requantisation of channels {c0}..{c1 - 1}")
-    return Call(Instance("dw", (("C", c1 - c0), *shape, *requant)), (weights, table))
+    rq, shape, requant = _windowed(graph, op, np.transpose(w, (3, 1, 2, 0)))
+    offset = -graph.tensor(op.inputs[0]).zero_point
+    stream = pool.add(f"{symbol}_gw", layout.depthwise_stream(w[0, :, :, c0:c1],
+                                                              _slice(rq, c0, c1), offset),
+                      np.int32, f"depthwise channels {c0}..{c1 - 1}: weights, requantisation")
+    return Call(Instance("dw", (("C", c1 - c0), *shape, *requant)), (stream,))
 
 
 def conv(graph: Graph, op: Op, pool: ConstPool, symbol: str,
@@ -195,14 +223,15 @@ def conv(graph: Graph, op: Op, pool: ConstPool, symbol: str,
     input channel) over output channels `outputs` (all if None)."""
     w_oc = _weights_oc_major(graph, op)
     o0, o1 = outputs or (0, w_oc.shape[0])
-    rq, shape, requant = _windowed(graph, op, w_oc, (o0, o1))
-    weights = pool.add(f"{symbol}_gw", layout.conv_weights(w_oc[o0:o1]), np.int16,
-                       f"convolution weights of channels {o0}..{o1 - 1}, int16 pairs")
-    table = pool.add(f"{symbol}_grq", _slice_table(rq, o0, o1), np.int32,
-                     f"requantisation of channels {o0}..{o1 - 1}")
+    rq, shape, requant = _windowed(graph, op, w_oc)
+    offset = -graph.tensor(op.inputs[0]).zero_point
+    stream = pool.add(f"{symbol}_gw", layout.conv_stream(w_oc[o0:o1], _slice(rq, o0, o1), offset),
+                      np.int32, f"convolution channels {o0}..{o1 - 1}: weights, requantisation")
     in_c = graph.tensor(op.inputs[0]).shape[3]
-    return Call(Instance("conv", (("IN_C", in_c), ("OUT_C", o1 - o0), *shape, *requant)),
-                (weights, table))
+    patch = w_oc.shape[1] * w_oc.shape[2] * in_c
+    constants = (("IN_C", in_c), ("OUT_C", o1 - o0), *shape, ("PATCH", patch + patch % 2),
+                 *requant)
+    return Call(Instance("conv", constants), (stream,))
 
 
 def add(graph: Graph, op: Op, first: str, pool: ConstPool, symbol: str) -> Call:

@@ -107,6 +107,12 @@ def layer_step(plan: Plan, up: UnitPlan, pool: ConstPool, instances: InstanceSet
         return {**context, "call": instances.call(call),
                 "x1_offset": plan.offset(op.inputs[0]), "x2_offset": plan.offset(op.inputs[1]),
                 "count": graph.tensor(op.outputs[0]).num_elements}
+    if kind == "fc":
+        call = kernels.fully_connected(graph, op, pool, name)
+        in_f = graph.tensor(op.inputs[1]).shape[1]
+        return {**context, "kind": "pw", "call": instances.call(call),
+                "x_offset": plan.offset(op.inputs[0]),
+                "pixels": graph.tensor(op.inputs[0]).num_elements // in_f}
     x_h, x_w, _ = _dims(graph, op.inputs[0])
     y_h, y_w, _ = _dims(graph, op.outputs[0])
     if kind == "pw":
