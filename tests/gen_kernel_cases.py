@@ -218,7 +218,7 @@ def write_conv(wr: _Writer, rng, case: Case, index: int) -> None:
                                          accumulate=True)
                 xg = wr.array(x2[:, g0:g1])
                 wr.calls.append(f"{wr.instances.name(call)}({xg}, {acc}, {pixels}, "
-                                f"{call.arrays[0]});")
+                                f"{call.arrays[0]}, {call.out_c});")
             call = kernels.requant_acc(case.graph, case.op, wr.pool, symbol)
             out = wr.output(y2)
             wr.calls.append(f"{wr.instances.name(call)}((const int32_t *)(const void *){acc}, "
@@ -230,7 +230,7 @@ def write_conv(wr: _Writer, rng, case: Case, index: int) -> None:
             for p0, p1 in _splits(rng, pixels):
                 out = wr.output(y2[p0:p1, o0:o1])
                 wr.calls.append(f"{wr.instances.name(call)}({xin} + {p0 * in_c}, {out}, "
-                                f"{p1 - p0}, {call.arrays[0]});")
+                                f"{p1 - p0}, {call.arrays[0]}, {call.out_c});")
         return
     a = case.op.attrs
     k = case.graph.tensor("w").shape[1]
@@ -259,7 +259,8 @@ def write_fc(wr: _Writer, rng, case: Case, index: int) -> None:
     x, y = case.inputs[0], case.expected
     call = kernels.fully_connected(case.graph, case.op, wr.pool, f"f{index}")
     xin, out = wr.array(x), wr.output(y)
-    wr.calls.append(f"{wr.instances.name(call)}({xin}, {out}, {x.shape[0]}, {call.arrays[0]});")
+    wr.calls.append(f"{wr.instances.name(call)}({xin}, {out}, {x.shape[0]}, {call.arrays[0]}, "
+                    f"{call.out_c});")
 
 
 def write_add(wr: _Writer, rng, case: Case, index: int) -> None:
@@ -276,7 +277,7 @@ def write_add(wr: _Writer, rng, case: Case, index: int) -> None:
     else:
         first = wr.array(a)
     wr.calls.append(f"{name}({first}, {cin}, {out}, {a.size}, {call.arrays[0]}, "
-                    f"{call.arrays[1]});")
+                    f"{call.arrays[1]}, {call.arrays[2]});")
 
 
 def program(cases: list[tuple[str, Case]], seed: int, env) -> Program:

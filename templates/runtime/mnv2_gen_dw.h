@@ -186,34 +186,45 @@ MNV2_GEN_INLINE void mnv2_g_dw_pixels(const int8_t *xp, int8_t *yp, const int32_
     }
 }
 
-/* Output column OX alone, with its compile-time clipped tap columns. */
-#define MNV2_G_DW_COLUMN(OX)                                                                       \
-    do                                                                                             \
-    {                                                                                              \
-        const int32_t ix0_ = (OX) * S - PAD_LEFT;                                                  \
-        const int32_t kx0_ = ix0_ < 0 ? -ix0_ : 0;                                                 \
-        const int32_t kx1_ = ix0_ + K > W_IN ? W_IN - ix0_ : K;                                    \
-        mnv2_g_dw_pixels(row + ix0_ * C, yrow + (OX) * C, w, ky0, ky1, kx0_, kx1_, 0, 1, C, W_IN, K, \
-                         S, IN_OFF, MODE, OUT_OFF, AMIN, AMAX);                                    \
-    } while (0)
+/* A clipped output pixel (at the border of the image or of the band): every channel,
+ * taps rows [ky0, ky1) x columns [kx0, kx1), all known at run time only. One copy per
+ * instance (the instance passes mnv2_g_dw a function running this). */
+MNV2_GEN_INLINE void mnv2_g_dw_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0,
+                                       int32_t ky1, int32_t kx0, int32_t kx1, const int32_t C,
+                                       const int32_t W_IN, const int32_t W_OUT, const int32_t K,
+                                       const int32_t S, const int32_t PAD_LEFT,
+                                       const int32_t IN_OFF, const int32_t MODE,
+                                       const int32_t OUT_OFF, const int32_t AMIN, const int32_t AMAX)
+{
+    /* the column spans of the first and the last output column, unrolled at compile time */
+    const int32_t LEFT = PAD_LEFT > K - 1 ? K - 1 : PAD_LEFT;
+    const int32_t LAST_IX = (W_OUT - 1) * S - PAD_LEFT;
+    const int32_t RIGHT = LAST_IX + K > W_IN ? W_IN - LAST_IX : K;
+    if (kx0 == 0 && kx1 == K)
+    {
+        mnv2_g_dw_pixels(xp, yp, w, ky0, ky1, 0, K, 0, 1, C, W_IN, K, 1, IN_OFF, MODE, OUT_OFF, AMIN,
+                         AMAX);
+    }
+    else if (kx0 == LEFT && kx1 == K && LEFT > 0)
+    {
+        mnv2_g_dw_pixels(xp, yp, w, ky0, ky1, LEFT, K, 0, 1, C, W_IN, K, 1, IN_OFF, MODE, OUT_OFF,
+                         AMIN, AMAX);
+    }
+    else if (kx0 == 0 && kx1 == RIGHT && RIGHT > 0 && RIGHT < K)
+    {
+        mnv2_g_dw_pixels(xp, yp, w, ky0, ky1, 0, RIGHT, 0, 1, C, W_IN, K, 1, IN_OFF, MODE, OUT_OFF,
+                         AMIN, AMAX);
+    }
+    else
+    {
+        mnv2_g_dw_pixels(xp, yp, w, ky0, ky1, kx0, kx1, 0, 1, C, W_IN, K, 1, IN_OFF, MODE, OUT_OFF,
+                         AMIN, AMAX);
+    }
+}
 
-/* The output columns [LO, HI) whose windows lie inside the image columns, two at a
- * time; FULL when rows [KY0, KY1) are all K rows. */
-#define MNV2_G_DW_INTERIOR(KY0, KY1, FULL)                                                         \
-    do                                                                                             \
-    {                                                                                              \
-        int32_t ox_ = LO;                                                                          \
-        for (; ox_ + 2 <= HI; ox_ += 2)                                                            \
-        {                                                                                          \
-            mnv2_g_dw_pixels(row + (ox_ * S - PAD_LEFT) * C, yrow + ox_ * C, w, (KY0), (KY1), 0, K, \
-                             (FULL), 2, C, W_IN, K, S, IN_OFF, MODE, OUT_OFF, AMIN, AMAX);         \
-        }                                                                                          \
-        if ((HI - LO) % 2)                                                                         \
-        {                                                                                          \
-            mnv2_g_dw_pixels(row + (ox_ * S - PAD_LEFT) * C, yrow + ox_ * C, w, (KY0), (KY1), 0, K, \
-                             (FULL), 1, C, W_IN, K, S, IN_OFF, MODE, OUT_OFF, AMIN, AMAX);         \
-        }                                                                                          \
-    } while (0)
+/* The instance's clipped-pixel function (mnv2_g_dw_clipped with its constants). */
+typedef void (*mnv2_g_dw_clip_fn)(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0,
+                                  int32_t ky1, int32_t kx0, int32_t kx1);
 
 /*
  * Depthwise K x K convolution, channel multiplier 1, stride S, of one band:
@@ -221,15 +232,17 @@ MNV2_GEN_INLINE void mnv2_g_dw_pixels(const int8_t *xp, int8_t *yp, const int32_
  * x: int8 [in_rows][W_IN][C], the rows the band reads; pad_top padding rows lie above
  * it and rows below in_rows count as padding (a band at the bottom border). y: int8
  * [out_rows][W_OUT][C]. PAD_LEFT padding columns on the left, W_OUT fixes the right.
- * w: layout.depthwise_stream. y may not overlap x.
+ * w: layout.depthwise_stream; clip: runs a clipped pixel (mnv2_g_dw_clipped). Windows
+ * inside the image run two pixels at a time, fully unrolled. y may not overlap x.
  */
 MNV2_GEN_INLINE void mnv2_g_dw(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y,
-                               int32_t out_rows, const int32_t *w, const int32_t C,
-                               const int32_t W_IN, const int32_t W_OUT, const int32_t K,
-                               const int32_t S, const int32_t PAD_LEFT, const int32_t IN_OFF,
-                               const int32_t MODE, const int32_t OUT_OFF, const int32_t AMIN,
-                               const int32_t AMAX)
+                               int32_t out_rows, const int32_t *w, mnv2_g_dw_clip_fn clip,
+                               const int32_t C, const int32_t W_IN, const int32_t W_OUT,
+                               const int32_t K, const int32_t S, const int32_t PAD_LEFT,
+                               const int32_t IN_OFF, const int32_t MODE, const int32_t OUT_OFF,
+                               const int32_t AMIN, const int32_t AMAX)
 {
+    /* output columns whose windows lie inside the image columns: [LO, HI) */
     const int32_t LO_RAW = (PAD_LEFT + S - 1) / S;
     const int32_t LO = LO_RAW < W_OUT ? LO_RAW : W_OUT;
     const int32_t HI_RAW = W_IN - K + PAD_LEFT >= 0 ? (W_IN - K + PAD_LEFT) / S + 1 : 0;
@@ -241,23 +254,28 @@ MNV2_GEN_INLINE void mnv2_g_dw(const int8_t *x, int32_t in_rows, int32_t pad_top
         const int32_t ky1 = iy0 + K > in_rows ? in_rows - iy0 : K;
         const int8_t *const row = x + iy0 * W_IN * C;
         int8_t *const yrow = y + oy * W_OUT * C;
-#pragma GCC unroll 4
-        for (int32_t ox = 0; ox < LO; ++ox)
+        const int32_t full = ky0 == 0 && ky1 == K;
+        for (int32_t ox = 0; ox < W_OUT; ++ox)
         {
-            MNV2_G_DW_COLUMN(ox);
-        }
-        if (ky0 == 0 && ky1 == K)
-        {
-            MNV2_G_DW_INTERIOR(0, K, 1);
-        }
-        else
-        {
-            MNV2_G_DW_INTERIOR(ky0, ky1, 0);
-        }
-#pragma GCC unroll 4
-        for (int32_t ox = HI; ox < W_OUT; ++ox)
-        {
-            MNV2_G_DW_COLUMN(ox);
+            const int32_t ix0 = ox * S - PAD_LEFT;
+            if (full && ox >= LO && ox < HI)
+            {
+                const int32_t two = ox + 1 < HI;
+                if (two)
+                {
+                    mnv2_g_dw_pixels(row + ix0 * C, yrow + ox * C, w, 0, K, 0, K, 1, 2, C, W_IN, K, S,
+                                     IN_OFF, MODE, OUT_OFF, AMIN, AMAX);
+                    ++ox;
+                }
+                else
+                {
+                    mnv2_g_dw_pixels(row + ix0 * C, yrow + ox * C, w, 0, K, 0, K, 1, 1, C, W_IN, K, S,
+                                     IN_OFF, MODE, OUT_OFF, AMIN, AMAX);
+                }
+                continue;
+            }
+            clip(row + ix0 * C, yrow + ox * C, w, ky0, ky1, ix0 < 0 ? -ix0 : 0,
+                 ix0 + K > W_IN ? W_IN - ix0 : K);
         }
     }
 }

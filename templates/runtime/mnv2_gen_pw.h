@@ -234,8 +234,9 @@ MNV2_GEN_INLINE void mnv2_g_pw_tile(const int8_t *xp, void *out, const int32_t *
 /* Every output channel pair of P pixels (WIDE: x is the pre-widened buffer). */
 MNV2_GEN_INLINE void mnv2_g_pw_pixels(const int8_t *x, void *out, const int32_t *stream,
                                       const int32_t P, const int32_t WIDE, const int32_t IN_C,
-                                      const int32_t OUT_C, const int32_t MODE, const int32_t OUT_OFF,
-                                      const int32_t AMIN, const int32_t AMAX)
+                                      const int32_t OUT_C, const int32_t OUT_ODD,
+                                      const int32_t MODE, const int32_t OUT_OFF, const int32_t AMIN,
+                                      const int32_t AMAX)
 {
     const int32_t pair_words = 2 * ((IN_C + 3) / 4) + (MODE == MNV2_RQ_ACC ? 0 : 8);
     const int32_t size = MODE == MNV2_RQ_ACC ? 4 : 1;
@@ -244,7 +245,7 @@ MNV2_GEN_INLINE void mnv2_g_pw_pixels(const int8_t *x, void *out, const int32_t 
     {
         mnv2_g_pw_tile(x, o, stream, P, 1, WIDE, IN_C, OUT_C, MODE, OUT_OFF, AMIN, AMAX);
     }
-    if (OUT_C % 2)
+    if (OUT_ODD)
     {
         mnv2_g_pw_tile(x, o, stream, P, 0, WIDE, IN_C, OUT_C, MODE, OUT_OFF, AMIN, AMAX);
     }
@@ -284,12 +285,14 @@ MNV2_GEN_INLINE void mnv2_g_pw_widen(const int8_t *x, int32_t *xw, const int32_t
  *   MODE ACC:        acc[p][o] += sum_k x[p][k] * w[o][k]   (int32, wraps)
  * x: int8 [pixels][IN_C]; out: int8 y [pixels][OUT_C] or int32 acc [pixels][OUT_C];
  * stream: layout.pointwise_stream; xw: WIDE's stack buffer, int32
- * [6 * ceil(IN_C / 4)], 8-byte aligned (NULL without WIDE). out may not overlap x.
+ * [6 * ceil(IN_C / 4)], 8-byte aligned (NULL without WIDE). OUT_C may be a run-time value
+ * (layers differing only in it share one instance); OUT_ODD must be OUT_C % 2, at
+ * compile time. out may not overlap x.
  */
 MNV2_GEN_INLINE void mnv2_g_pw(const int8_t *x, void *out, int32_t pixels, const int32_t *stream,
                                int32_t *xw, const int32_t WIDE, const int32_t IN_C,
-                               const int32_t OUT_C, const int32_t MODE, const int32_t OUT_OFF,
-                               const int32_t AMIN, const int32_t AMAX)
+                               const int32_t OUT_C, const int32_t OUT_ODD, const int32_t MODE,
+                               const int32_t OUT_OFF, const int32_t AMIN, const int32_t AMAX)
 {
     const int32_t size = MODE == MNV2_RQ_ACC ? 4 : 1;
     int8_t *y = (int8_t *)out;
@@ -301,22 +304,22 @@ MNV2_GEN_INLINE void mnv2_g_pw(const int8_t *x, void *out, int32_t pixels, const
         if (WIDE)
         {
             mnv2_g_pw_widen(x + p * IN_C, xw, IN_C);
-            mnv2_g_pw_pixels((const int8_t *)xw, y + p * OUT_C * size, stream, 3, 1, IN_C, OUT_C,
+            mnv2_g_pw_pixels((const int8_t *)xw, y + p * OUT_C * size, stream, 3, 1, IN_C, OUT_C, OUT_ODD,
                              MODE, OUT_OFF, AMIN, AMAX);
             continue;
         }
 #endif
-        mnv2_g_pw_pixels(x + p * IN_C, y + p * OUT_C * size, stream, 3, 0, IN_C, OUT_C, MODE,
+        mnv2_g_pw_pixels(x + p * IN_C, y + p * OUT_C * size, stream, 3, 0, IN_C, OUT_C, OUT_ODD, MODE,
                          OUT_OFF, AMIN, AMAX);
     }
     if (pixels - p == 2)
     {
-        mnv2_g_pw_pixels(x + p * IN_C, y + p * OUT_C * size, stream, 2, 0, IN_C, OUT_C, MODE,
+        mnv2_g_pw_pixels(x + p * IN_C, y + p * OUT_C * size, stream, 2, 0, IN_C, OUT_C, OUT_ODD, MODE,
                          OUT_OFF, AMIN, AMAX);
     }
     else if (pixels - p == 1)
     {
-        mnv2_g_pw_pixels(x + p * IN_C, y + p * OUT_C * size, stream, 1, 0, IN_C, OUT_C, MODE,
+        mnv2_g_pw_pixels(x + p * IN_C, y + p * OUT_C * size, stream, 1, 0, IN_C, OUT_C, OUT_ODD, MODE,
                          OUT_OFF, AMIN, AMAX);
     }
 }

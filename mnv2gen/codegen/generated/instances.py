@@ -28,7 +28,8 @@ class InstanceSet:
 
     def call(self, call: Call) -> dict:
         """Return what a call site template needs: function name and array symbols."""
-        return {"name": self.name(call), "arrays": call.arrays, "kind": call.instance.kind}
+        return {"name": self.name(call), "arrays": call.arrays, "kind": call.instance.kind,
+                "out_c": call.out_c}
 
     def definitions(self, env: jinja2.Environment) -> str:
         """Return the C definitions of every instance, in order of first use."""

@@ -28,11 +28,18 @@ DW_KERNEL_MAX = 7
 WIDE_STACK_MAX = 2048
 
 
-def _shape(in_c: int, out_c: int) -> tuple[tuple[str, int], ...]:
-    """Return the shape constants of a 1x1 instance, with WIDE's buffer words (0: none)."""
+#: Up to this many input channels a 1x1 instance also fixes its output channel count at
+#: compile time (the per-tile work is small, so constant strides pay); wider layers take
+#: it at run time and share one instance between output widths.
+FIXED_OUT_C_MAX_IN_C = 64
+
+
+def _shape(in_c: int, out_c: int) -> tuple[tuple[str, int | str], ...]:
+    """Return the shape constants of a 1x1 instance (OUT_C "out_c": the run-time argument),
+    with WIDE's buffer words (0: none)."""
     words = 6 * -(-in_c // 4)
-    return (("IN_C", in_c), ("OUT_C", out_c),
-            ("WIDE", words if 4 * words <= WIDE_STACK_MAX else 0))
+    return (("IN_C", in_c), ("OUT_C", out_c if in_c <= FIXED_OUT_C_MAX_IN_C else "out_c"),
+            ("OUT_ODD", out_c % 2), ("WIDE", words if 4 * words <= WIDE_STACK_MAX else 0))
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,13 @@ class Instance:
 
 @dataclass(frozen=True)
 class Call:
-    """An instance plus the const arrays (pool symbols) one call passes to it."""
+    """An instance plus what one call passes to it: const arrays (pool symbols) and, for
+    1x1 kernels, the output channel count (a run-time argument, so that layers differing
+    only in it share one instance)."""
 
     instance: Instance
     arrays: tuple[str, ...]
+    out_c: int = 0
 
 
 def _clamp(graph: Graph, op: Op) -> tuple[int, int]:
@@ -136,14 +146,14 @@ def pointwise(graph: Graph, op: Op, pool: ConstPool, symbol: str,
                           np.int32, f"1x1 weights {o1 - o0}x{i1 - i0}, channel pairs")
         constants = (*shape, ("MODE", "MNV2_RQ_ACC"), ("OUT_OFF", 0), ("AMIN", -128),
                      ("AMAX", 127))
-        return Call(Instance("pw", constants), (stream,))
+        return Call(Instance("pw", constants), (stream,), o1 - o0)
     rq = _pointwise_requant(graph, op, w2)
     stream = pool.add(f"{symbol}_gw", layout.pointwise_stream(
         w2[o0:o1], layout.Requant(rq.mode, rq.table[o0:o1])), np.int32,
         f"1x1 weights {o1 - o0}x{in_c} and requantisation, channel pairs")
     y = graph.tensor(op.outputs[0])
     constants = (*shape, *_requant_constants(rq, y.zero_point, *_clamp(graph, op)))
-    return Call(Instance("pw", constants), (stream,))
+    return Call(Instance("pw", constants), (stream,), o1 - o0)
 
 
 def fully_connected(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> Call:
@@ -156,7 +166,7 @@ def fully_connected(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> Call:
     y = graph.tensor(op.outputs[0])
     constants = (*_shape(w2.shape[1], w2.shape[0]),
                  *_requant_constants(rq, y.zero_point, *_clamp(graph, op)))
-    return Call(Instance("pw", constants), (stream,))
+    return Call(Instance("pw", constants), (stream,), w2.shape[0])
 
 
 def _pointwise_requant(graph: Graph, op: Op, w2: np.ndarray) -> layout.Requant:
@@ -247,8 +257,8 @@ def add(graph: Graph, op: Op, first: str, pool: ConstPool, symbol: str) -> Call:
                       + int(np.abs(table2.astype(np.int64)).max())])
     rq = layout.requant([0], [p.output_multiplier], [p.output_shift], y.zero_point, bound)
     symbols = (pool.add(f"{symbol}_gt1", table1, np.int32, "ADD input 1, rescaled per value"),
-               pool.add(f"{symbol}_gt2", table2, np.int32, "ADD input 2, rescaled per value"))
-    _, multiplier, rounding, shift = (int(v) for v in rq.table[0])
-    constants = (("MULT", multiplier), ("ROUND", rounding), ("SHIFT", shift),
-                 *_requant_constants(rq, y.zero_point, *_clamp(graph, op)))
-    return Call(Instance("add", constants), symbols)
+               pool.add(f"{symbol}_gt2", table2, np.int32, "ADD input 2, rescaled per value"),
+               pool.add(f"{symbol}_gq", rq.table[0, 1:], np.int32,
+                        "ADD output multiplier, round, shift"))
+    return Call(Instance("add", _requant_constants(rq, y.zero_point, *_clamp(graph, op))),
+                symbols)
