@@ -10,6 +10,7 @@ backends, which is what makes them expensive next to CMSIS-NN's 1x1 convolution.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from mnv2gen.ir import Graph, OpKind
@@ -37,18 +38,33 @@ _PORTABLE = {"pointwise": (6.2, 100.0), "conv": (15.0, 0.0), "depthwise": (15.0,
 _CMSIS = {"pointwise": (1.4, 43.0), "conv": (4.9, 0.0), "depthwise": (8.3, 0.0),
           "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
           "call": 1500.0}
-# The generated kernels, measured per step like the others (placeholder until re-measured
-# below); their grouped projection accumulates with the same tiles as the 1x1 kernel.
-_GENERATED = {"pointwise": (1.3, 10.0), "conv": (1.5, 8.0), "depthwise": (3.0, 0.0),
-              "accumulate": (1.3, 4.0), "requantize": (0.0, 12.0), "add": (0.0, 12.0),
-              "call": 150.0}
+# The generated kernels: per-call microbenchmarks of every layer of a few models on
+# Cortex-M7 (benchmarks/planner_prices.py); the grouped projection accumulates with the
+# 1x1 kernel's tiles, so groups cost little more than one 1x1 pass here.
+_GENERATED = {"pointwise": (0.92, 9.7), "conv": (0.96, 18.8), "depthwise": (1.3, 15.6),
+              "accumulate": (0.87, 4.7), "requantize": (0.0, 14.2), "add": (0.0, 15.0),
+              "call": 160.0}
 PRICES = {"portable": _PORTABLE, "generated": _GENERATED, "cmsis-c": _CMSIS,
           "cmsis-dsp": _CMSIS, "cmsis-mve": _CMSIS}
 
 
-def _price(kernel_set: str, kind: str, macs: float, outputs: float) -> float:
-    per_mac, per_output = PRICES[kernel_set][kind]
-    return per_mac * macs + per_output * outputs
+def price(kernel_set: str, terms: dict[str, float]) -> float:
+    """Return the instructions `terms` cost under a kernel set: "<kind>.mac" and
+    "<kind>.out" priced per MAC and per output element, "call" per kernel call, "move" per
+    byte a sliding window moves."""
+    table = PRICES[kernel_set]
+    total = 0.0
+    for term, count in terms.items():
+        if term == "call":
+            total += table["call"] * count
+        elif term == "move":
+            total += MOVE_COST * count
+        else:
+            kind, unit = term.split(".")
+            total += table[kind][0 if unit == "mac" else 1] * count
+    return total
+
+
 ALIGNMENT = 16
 _ROWS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 _GROUPS = (1, 2, 3, 4, 6, 8)
@@ -68,6 +84,7 @@ class Candidate:
     macs: int
     calls: int
     cost: float
+    terms: dict[str, int]      # the work counts `cost` prices (see price())
 
 
 def _row_bytes(graph: Graph, name: str) -> int:
@@ -142,20 +159,23 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
     project_macs = out_rows_total * width_o * dw_channels * out_c
     outputs = out_rows_total * width_o * out_c
     macs = produce_macs + dw_macs + project_macs
-    cost = (_price(kernel_set, producer_kind, produce_macs, produced_rows * width_e * channels_e)
-            + _price(kernel_set, "depthwise", dw_macs, 0))
+    terms = Counter({f"{producer_kind}.mac": produce_macs,
+                     f"{producer_kind}.out": produced_rows * width_e * channels_e,
+                     "depthwise.mac": dw_macs,
+                     "depthwise.out": out_rows_total * width_o * dw_channels})
     if chunking.groups > 1:
-        cost += (_price(kernel_set, "accumulate", project_macs, 0)
-                 + _price(kernel_set, "requantize", 0, outputs))
-    else:
-        cost += _price(kernel_set, "pointwise", project_macs, outputs)
+        terms.update({"accumulate.mac": project_macs,
+                      "accumulate.out": outputs * chunking.groups, "requantize.out": outputs})
+    else:  # adds to a 1x1 producer's own pointwise terms
+        terms.update({"pointwise.mac": project_macs, "pointwise.out": outputs})
     if unit.add is not None:
-        cost += _price(kernel_set, "add", 0, outputs)
+        terms["add.out"] = outputs
     per_band = chunking.groups * (2 + (unit.producer is not None)) + (unit.add is not None) \
         + (chunking.groups > 1)
-    moved = sum(b.keep_rows for b in band_list) * width_e * channels_e
-    calls = len(band_list) * per_band + sum(1 for b in band_list if b.keep_rows)
-    cost += PRICES[kernel_set]["call"] * calls + MOVE_COST * moved
+    terms["call"] = len(band_list) * per_band + sum(1 for b in band_list if b.keep_rows)
+    terms["move"] = sum(b.keep_rows for b in band_list) * width_e * channels_e
+    calls = terms["call"]
+    cost = price(kernel_set, terms)
 
     slack, pair = _trail(graph, unit, band_list)
     scratch_total = sum(scratch.values())
@@ -167,7 +187,7 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
                              + graph.tensor(unit.output).size_bytes)
         local = pair + scratch_total
     return Candidate(chunking, band_list, groups, scratch, trail, pair, local, macs, calls,
-                     cost)
+                     cost, dict(terms))
 
 
 def allowed_groups(graph: Graph, unit: FusedUnit) -> tuple[int, ...]:

@@ -25,6 +25,10 @@ SCHEMES = ("layer", "bottleneck", "auto")
 # Default objective: minimise the peak among chunkings that cost at most this much more
 # than the unit's cheapest chunking.
 OVERHEAD_BOUND = 0.10
+# Kernel sets whose default plans keep the memory of another set's plans: the generated
+# kernels need no scratch, like the portable ones, and run today's plans (the same arena
+# bytes) with the chunking inside each unit's memory picked by their own prices.
+MEMORY_REFERENCE = {"generated": "portable"}
 ALIGNMENT = 16
 
 
@@ -72,9 +76,23 @@ def _activation_names(graph: Graph) -> list[str]:
 
 
 def _choose(graph: Graph, units, kernel_set: str, budget: int | None, forced):
-    """Return one candidate per fused unit (None for layer units)."""
+    """Return one candidate per fused unit (None for layer units).
+
+    Default objective: the smallest unit-local peak reachable within OVERHEAD_BOUND of
+    each unit's cheapest chunking, then per unit the cheapest chunking within that peak.
+    A kernel set in MEMORY_REFERENCE takes the peak from its reference set's prices
+    (same scratch rules) and only the choice within it from its own.
+    """
     options = [candidates(graph, u, kernel_set, forced) if isinstance(u, FusedUnit) else None
                for u in units]
+    reference = MEMORY_REFERENCE.get(kernel_set)
+    if budget is None and reference is not None:
+        target_plan = _choose(graph, units, reference, None, forced)
+        target = max((c.local_bytes for c in target_plan if c is not None), default=0)
+        return [None if opts is None else
+                min([c for c in opts if c.local_bytes <= target] or opts,
+                    key=lambda c: (c.cost, c.local_bytes, c.chunking.rows))
+                for opts in options]
     if budget is None:
         allowed = []
         for opts in options:

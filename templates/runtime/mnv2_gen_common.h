@@ -36,7 +36,7 @@ typedef struct
 {
     int32_t bias;       /**< int32 bias (1x1: input_offset * sum(w) folded in) */
     int32_t multiplier; /**< fixed-point multiplier, [0, 2^31) */
-    int32_t round;      /**< FAST: 2^(shift-1) + output_offset * 2^shift; EXACT: unused */
+    int32_t round;      /**< FAST: 2^(shift-1) + output_offset * 2^shift; EXACT: 2^right - 1 */
     int32_t shift;      /**< FAST: right shift 1..23; EXACT: TFLite's signed shift */
 } mnv2_rq;
 
@@ -116,7 +116,8 @@ MNV2_GEN_INLINE int32_t mnv2_g_smmlar(int32_t a, int32_t b, int32_t round)
  * gives the same result, so one SMMLAR with round = 2^(s-1) + output_offset * 2^s, one
  * add of acc >> 31 and one shift compute both roundings and the offset.
  * EXACT: TFLite's MultiplyByQuantizedMultiplier written out (left shift wraps), saturated
- * to int16 so that adding the output offset cannot overflow.
+ * to int16 so that adding the output offset cannot overflow; q = {multiplier,
+ * 2^right - 1, TFLite's signed shift}.
  */
 MNV2_GEN_INLINE int8_t mnv2_g_out(int32_t acc, const int32_t *q, const int32_t MODE,
                                   const int32_t OUT_OFF, const int32_t AMIN, const int32_t AMAX)
@@ -128,12 +129,17 @@ MNV2_GEN_INLINE int8_t mnv2_g_out(int32_t acc, const int32_t *q, const int32_t M
     }
     else
     {
+        /* q = {multiplier, 2^right - 1, TFLite's signed shift}: gemmlowp's
+         * RoundingDivideByPOT with its mask precomputed (0 for no right shift) */
         const int32_t left = q[2] > 0 ? q[2] : 0, right = q[2] > 0 ? 0 : -q[2];
         const int32_t x = (int32_t)((uint32_t)acc << left);
         const int32_t h = (int32_t)(((int64_t)x * q[0] + ((int64_t)1 << 30)) >> 31);
-        const int32_t mask = (int32_t)(((int64_t)1 << right) - 1);
-        v = (h >> right) + ((h & mask) > (mask >> 1) + (h < 0));
+        v = (h >> right) + ((h & q[1]) > (q[1] >> 1) + (h < 0));
+#if MNV2_GEN_DSP
+        v = __ssat(v, 16) + OUT_OFF;
+#else
         v = (v > 32767 ? 32767 : (v < -32768 ? -32768 : v)) + OUT_OFF;
+#endif
     }
 #if MNV2_GEN_DSP
     v = __ssat(v, 8);

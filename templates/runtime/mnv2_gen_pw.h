@@ -123,6 +123,7 @@ MNV2_GEN_INLINE void mnv2_g_pw_tile(const int8_t *xp, void *out, const int32_t *
     int32_t *acc = (int32_t *)out;
     const int32_t blocks = IN_C / 4, unrolled = P == 3 && blocks <= 32;
     const int32_t wide = MNV2_GEN_DSP && WIDE && P == 3;
+    (void)wide;
     const int32_t *wp = sp + (MODE == MNV2_RQ_ACC ? 0 : 2);
     int32_t a0, a1 = 0, a2 = 0, b0, b1 = 0, b2 = 0;
     MNV2_G_OPAQUE(xp);
@@ -298,6 +299,7 @@ MNV2_GEN_INLINE void mnv2_g_pw(const int8_t *x, void *out, int32_t pixels, const
     int8_t *y = (int8_t *)out;
     int32_t p = 0;
     (void)xw;
+    (void)WIDE;
     for (; p + 3 <= pixels; p += 3)
     {
 #if MNV2_GEN_DSP

@@ -46,7 +46,8 @@ def requant(bias, multipliers, shifts, output_offset: int, bound: np.ndarray) ->
     FAST when every channel shifts right by 1..23 bits and its accumulator bound stays
     below 2^30 (so acc * 2 and the rounding sum are exact in int32): then
     round = 2^(s-1) + output_offset * 2^s and shift = s. Otherwise EXACT, which stores
-    TFLite's signed shift and applies the output offset in C.
+    2^right - 1 (gemmlowp's rounding mask, 0 without a right shift) and TFLite's signed
+    shift, and applies the output offset in C.
     """
     bias = quant.wrap32(np.asarray(bias, dtype=np.int64))
     mult = np.asarray(multipliers, dtype=np.int64)
@@ -63,6 +64,7 @@ def requant(bias, multipliers, shifts, output_offset: int, bound: np.ndarray) ->
         table[:channels, 2] = fast_round
         table[:channels, 3] = right
     else:
+        table[:channels, 2] = (np.int64(1) << np.maximum(right, 0)) - 1
         table[:channels, 3] = -right
     return Requant(FAST if fast else EXACT, table.astype(np.int32))
 
