@@ -37,5 +37,9 @@ class InstanceSet:
         return "\n".join(str(getattr(module, i.kind)(name, dict(i.constants))).strip() + "\n"
                          for i, name in self._names.items())
 
+    def instances(self) -> list[Instance]:
+        """Return the instances in order of first use."""
+        return list(self._names)
+
     def __len__(self) -> int:
         return len(self._names)
