@@ -44,7 +44,8 @@ from calibration_models import calibration_specs  # noqa: E402
 from mnv2gen.estimate.calibration import FILE  # noqa: E402
 from mnv2gen.estimate.features import CODE_FEATURES, FEATURES  # noqa: E402
 
-DEFAULT_TARGETS = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m55", "stm32f405")  # m4 first
+DEFAULT_TARGETS = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m55", "stm32f405", "cortex-m0",
+                   "cortex-m33")
 SHARED = ROOT.parent / "shared" / "models"
 
 
@@ -62,12 +63,13 @@ def measure_one(job: dict) -> dict:
         graph = load_model(job["path"])
     else:
         graph = Spec(job["model"], job["kind"], tuple(job["args"])).build()
-    result = measure(graph, job["target"], job["kernels"], job["cmsis_nn"], profile=True)
+    # a target with a [calibration] table runs on the same core with larger memories
+    target = load_target(job["target"]).for_calibration()
+    result = measure(graph, target, job["kernels"], job["cmsis_nn"], profile=True)
     record = {k: job[k] for k in ("model", "target", "kernels", "fingerprint")}
     if "error" in result:
         return {**record, "error": result["error"]}
     plan = result["plan"]
-    target = load_target(job["target"])
     code = measure_code_bytes(graph, plan, plan_model_baseline(plan), target, job["kernels"],
                               job["cmsis_nn"] or "")
     return {**record, "instructions": result["instructions"],

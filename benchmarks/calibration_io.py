@@ -112,7 +112,9 @@ HEADER = """\
 #   models measured on the target.
 # shared_error_pct: signed error (estimate / QEMU - 1, %) on each shared real model
 #   (../shared/models/tflite), measured in the same run; they are not in the fit.
-# measured: date, mnv2gen, compiler, QEMU (and CMSIS-NN) of the run.
+# measured: date, mnv2gen, compiler, QEMU (and CMSIS-NN) of the run. A target whose file
+#   has a [calibration] table (cortex-m0: a 16 KiB nRF51) is measured on the same QEMU core
+#   with that table's larger memories (Target.for_calibration).
 # Regenerate: python benchmarks/calibrate.py --target T --kernels K [--cmsis-nn PATH]
 """
 

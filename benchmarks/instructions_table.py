@@ -31,6 +31,7 @@ from mnv2gen.estimate.features import executed_macs, step_features  # noqa: E402
 from mnv2gen.inputs import random_inputs  # noqa: E402
 from mnv2gen.loader import load_model  # noqa: E402
 from mnv2gen.pipeline import compile_graph  # noqa: E402
+from mnv2gen.planner.plan import SegmentPlan  # noqa: E402
 from mnv2gen.planner.schedule import FusedUnit  # noqa: E402
 from mnv2gen.stats import graph_macs  # noqa: E402
 from mnv2gen.toolchain import load_target  # noqa: E402
@@ -89,6 +90,12 @@ def table(args, target: str, models) -> None:
               flush=True)
 
 
+def _ops(step) -> list:
+    """Return the operators a plan step runs (a segment runs several units)."""
+    units = step.units if isinstance(step, SegmentPlan) else (step.unit,)
+    return [op for u in units for op in (u.ops if isinstance(u, FusedUnit) else (u.op,))]
+
+
 def _per_mac(instructions: int, macs: int) -> str:
     return f"{instructions / macs:9.2f}" if macs else f"{'-':>9}"
 
@@ -106,11 +113,12 @@ def per_layer(args, target: str, path: str) -> None:
           f"{'generated':>13} | {'instr/MAC':>9} | {'ratio':>5} |")
     print(f"|{'-' * 30}|{'-' * 13}|{'-' * 17}|{'-' * 11}|{'-' * 15}|{'-' * 11}|{'-' * 7}|")
     for up, step in zip(gen_c.plan.units, gen["steps"], strict=True):
-        ops = up.unit.ops if isinstance(up.unit, FusedUnit) else (up.unit.op,)
+        ops = _ops(up)
         before = sum(by_op.get(op.name, 0) for op in ops)
         macs = executed_macs(step_features(gen_c.plan, up))
         kinds = "+".join(op.kind.value.split("_")[0].lower() for op in ops)
-        label = f"{up.name} {kinds}"
+        label = f"{up.name} {kinds}" if not isinstance(up, SegmentPlan) else \
+            f"{up.name} ({len(ops)} ops)"
         print(f"| {label[:28]:<28} | {macs:>11,} | {before:>15,} | {_per_mac(before, macs)} | "
               f"{step['instructions']:>13,} | {_per_mac(step['instructions'], macs)} | "
               f"{step['instructions'] / max(before, 1):>5.2f} |")

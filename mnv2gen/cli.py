@@ -5,6 +5,7 @@ Exit status: 0 success, 1 verification mismatch, 2 usage or input error, 3 inter
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -56,7 +57,8 @@ def _describe_output(name: str, array: np.ndarray) -> str:
               help="Input as .npy with the model's input shape and dtype (default: random).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random input.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False),
-              help="Write the output array here as .npy (the model's output dtype).")
+              help="Write the output array here as .npy (the model's output dtype), or every "
+                   "output as .npz.")
 @click.option("--check-tflm", is_flag=True,
               help="Also run the TFLite Micro interpreter and compare bit for bit (exit 1 "
                    "on any difference; needs the tflm extra).")
@@ -83,10 +85,14 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
             raise VerificationError(f"{model}: reference and TFLite Micro differ in "
                                     f"{verdict.mismatched_bytes} bytes")
     if output_path:
-        if len(outputs) != 1:
-            raise MnvError(f"the model has {len(outputs)} outputs; -o writes one")
         buf = io.BytesIO()
-        np.save(buf, outputs[0], allow_pickle=False)
+        if output_path.lower().endswith(".npz"):
+            np.savez(buf, **{f"output_{i}": a for i, a in enumerate(outputs)})
+        elif len(outputs) != 1:
+            raise MnvError(f"the model has {len(outputs)} outputs; a .npy file holds one",
+                           "give -o a .npz path to write them all (output_0, output_1, ...)")
+        else:
+            np.save(buf, outputs[0], allow_pickle=False)
         atomic_write_bytes(output_path, buf.getvalue())
         click.echo(f"wrote {output_path}")
 
@@ -111,16 +117,26 @@ def zoo(arch: str, alpha: float, resolution: int, classes: int, seed: int,
                f"classes={classes} seed={seed} ({len(data):,} bytes)")
 
 
+def _input_mode_option(func):
+    """Attach --input-mode (plan, build, verify, estimate)."""
+    return click.option(
+        "--input-mode", type=click.Choice(["resident", "streamed"]), default="resident",
+        show_default=True,
+        help="resident = the whole input image lives in the arena; streamed = rows are "
+             "handed over with mnv2_feed_rows and only a ring of them is kept.")(func)
+
+
 def _calibration_options(func):
     """Attach the options that quantise a float ONNX model on the fly (as `quantize`)."""
     options = [
         click.option("--calibrate", "calibrate_with",
                      help="Float ONNX only: calibration images (folder), x.npy, or 'random' "
                           "(estimates only)."),
-        click.option("--scale", help="Float ONNX: input = pixel * scale + offset."),
-        click.option("--offset", help="Float ONNX: see --scale."),
-        click.option("--mean", help="Float ONNX: per-channel mean (with --std), 0..255."),
-        click.option("--std", help="Float ONNX: per-channel std (with --mean), 0..255."),
+        click.option("--scale", help="Float ONNX (with --calibrate) and build --pixel-format: "
+                                     "input = pixel * scale + offset."),
+        click.option("--offset", help="See --scale."),
+        click.option("--mean", help="As --scale: per-channel mean (with --std), 0..255."),
+        click.option("--std", help="As --scale: per-channel std (with --mean), 0..255."),
         click.option("--percentile", type=float, help="Float ONNX: percentile calibration."),
     ]
     for option in reversed(options):
@@ -162,19 +178,21 @@ def _parse_bytes(value: str | None) -> int | None:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--scheme", type=click.Choice(["layer", "bottleneck", "auto"]), default="auto",
               show_default=True, help="layer = every tensor materialised (the baseline); "
-              "bottleneck = only block inputs/outputs resident, expansions chunked.")
+              "bottleneck = only block inputs/outputs resident, expansions chunked, one unit "
+              "per step; auto = also chains of units run depth-first row by row.")
 @click.option("--ram-budget", help="Pick the cheapest plan that fits this many bytes "
               "(e.g. 131072, 128k).")
 @click.option("--kernel-set", type=click.Choice(["generated", "portable", "cmsis-c",
                                                   "cmsis-dsp", "cmsis-mve"]),
               default="generated", show_default=True,
               help="Kernel set to plan for: its scratch rules and instruction costs.")
+@_input_mode_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_calibration_options
-def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
+def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str, input_mode: str,
          as_json: bool, calibrate_with, scale, offset, mean, std, percentile) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
-    from mnv2gen.loader import load_raw, tflite_bytes
+    from mnv2gen.loader import checked, load_raw, tflite_bytes
     from mnv2gen.passes import run_passes
     from mnv2gen.passes.integer_core import integer_core
     from mnv2gen.planner.plan import plan_model
@@ -183,10 +201,16 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str,
 
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     raw = load_raw(model, calibration)
-    core = integer_core(run_passes(raw))
-    chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget))
+    core = integer_core(checked(run_passes(raw)))
+    chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget),
+                        input_mode=input_mode)
     baseline = plan_model(core, "layer", kernel_set)
-    tflm = tflm_arena_bytes(tflite_bytes(model, raw)) if tflm_available() else None
+    tflm = None
+    if tflm_available():
+        try:  # optional information: a model TFLM cannot run still plans
+            tflm = tflm_arena_bytes(tflite_bytes(model, raw))
+        except MnvError:
+            tflm = None
     report = plan_report(chosen, baseline, tflm)
     _print_json(report) if as_json else click.echo(render_plan(report, chosen))
 
@@ -308,7 +332,8 @@ def _compile_options(func):
     """Attach the options build and verify share."""
     options = [
         click.option("--target", "target", required=True,
-                     help="cortex-m3, cortex-m4, cortex-m7, cortex-m55, stm32f405 or host."),
+                     help="cortex-m0, cortex-m3, cortex-m33, cortex-m4, cortex-m7, cortex-m55, "
+                          "stm32f405 or host."),
         click.option("--kernels", type=click.Choice(["generated", "cmsis-nn", "portable"]),
                      help="Kernel backend (default: generated, mnv2gen's own kernels "
                           "specialised per layer; on cortex-m55 cmsis-nn when a CMSIS-NN "
@@ -321,42 +346,97 @@ def _compile_options(func):
     ]
     for option in reversed(options):
         func = option(func)
-    return _calibration_options(func)
+    return _calibration_options(_input_mode_option(func))
+
+
+def _library_options(func):
+    """Attach --prefix, --arena, --weights-section and --arena-section (build, verify); the
+    command receives them as one validated LibraryOptions, `library`."""
+    @functools.wraps(func)
+    def command(*args, prefix, arena, weights_section, arena_section, **kwargs):
+        from mnv2gen.codegen.options import LibraryOptions
+
+        library = LibraryOptions(prefix, arena, weights_section, arena_section)
+        return func(*args, library=library, **kwargs)
+    options = [
+        click.option("--prefix", default="mnv2", show_default=True,
+                     help="NAME: every symbol starts with NAME_, every macro with NAME_ in "
+                          "capitals, every file with NAME_ (lowercase letters, digits, _)."),
+        click.option("--arena", type=click.Choice(["static", "external", "runtime"]),
+                     default="static", show_default=True,
+                     help="Who owns the arena: a static array, the application's NAME_arena "
+                          "(link time), or a buffer given to NAME_set_arena() at run time."),
+        click.option("--weights-section", metavar="SECTION",
+                     help="Section of the const weights [default: .rodata.NAME_weights]."),
+        click.option("--arena-section", metavar="SECTION",
+                     help="Section of the static arena [default: .bss.NAME_arena]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, calibrate_with=None,
-             scale=None, offset=None, mean=None, std=None, percentile=None):
+             scale=None, offset=None, mean=None, std=None, percentile=None,
+             input_mode="resident"):
     from mnv2gen.pipeline import compile_model
 
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     compiled = compile_model(model, target, kernels, cmsis_nn, scheme, _parse_bytes(ram_budget),
-                             calibration)
+                             calibration, input_mode)
     if compiled.notice:
         click.echo(compiled.notice, err=True)
     return compiled
 
 
+def _pixel_input(pixel_format: str | None, calibration: dict):
+    """Return the PixelInput of --pixel-format with the --scale/--offset or --mean/--std
+    preprocessing (None without --pixel-format). Without --calibrate those options serve
+    the pixel helper only, so they are taken out of `calibration`."""
+    if pixel_format is None:
+        return None
+    from mnv2gen.codegen.pixels import PixelInput
+
+    names = ("scale", "offset", "mean", "std")
+    preprocess = _preprocess(*(_floats(f"--{n}", calibration[n]) for n in names))
+    if calibration.get("calibrate_with") is None:
+        calibration.update(dict.fromkeys(names))
+    return PixelInput(pixel_format, preprocess)
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
+@_library_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
               help="Directory to write (replaced atomically).")
-def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, **calibration) -> None:
+@click.option("--pixel-format", type=click.Choice(["rgb888", "gray8", "rgb565"]),
+              help="Also generate mnv2_set_input_pixels() for images in this format, with "
+                   "the --scale/--offset or --mean/--std preprocessing [default: pixel / "
+                   "127.5 - 1] (an exact 256-entry table per channel).")
+def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, pixel_format,
+          library, **calibration) -> None:
     """Generate the model as a C library for a target (and compile it to check)."""
     from mnv2gen.pipeline import write_library
 
+    pixels = _pixel_input(pixel_format, calibration)
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
-    generated = write_library(compiled, out_dir)
+    generated = write_library(compiled, out_dir, pixels=pixels, options=library)
     plan = compiled.plan
     click.echo(f"wrote {out_dir}: {len(generated.files)} files for {compiled.target.name}, "
                f"{compiled.kernels} kernels")
     click.echo(f"arena {plan.peak_bytes:,} bytes (layer by layer {compiled.baseline.peak_bytes:,}"
                f"), constant data {generated.const_bytes:,} bytes")
+    if pixels is not None:
+        helper = "feed_pixel_rows" if plan.input_mode == "streamed" else "set_input_pixels"
+        click.echo(f"pixel input: {library.prefix}_{helper}() takes {pixels.pixel_format} "
+                   f"pixels, value = {pixels.preprocess.describe()}")
 
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
+@_library_options
 @click.option("--inputs", "count", default=3, show_default=True,
               help="Number of inputs to compare (random ones fill up after --input files).")
 @click.option("--input", "input_paths", multiple=True, type=click.Path(dir_okay=False),
@@ -366,7 +446,7 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, **calib
               help="Keep the build directory here (for inspection).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_paths, seed,
-           keep, as_json, **calibration) -> None:
+           keep, as_json, library, **calibration) -> None:
     """Build, run on the target (QEMU or host) and compare with the reference bit for bit."""
     from pathlib import Path
 
@@ -379,15 +459,18 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
     inputs = verification_inputs(compiled, count, seed, given)
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-    report = run_verify(compiled, inputs, Path(keep) if keep else None)
+    report = run_verify(compiled, inputs, Path(keep) if keep else None, options=library)
     if as_json:
         _print_json(report)
     else:
         verdict = "bit-exact" if report["bit_exact"] else "MISMATCH"
+        runs = len(report["per_input"])
+        how = (f" fed {'/'.join(map(str, report['rows_per_call']))} rows per call"
+               if report["rows_per_call"] else "")
         click.echo(f"{report['model']} on {report['target']} ({report['kernels']} kernels): "
                    f"{verdict}, {report['mismatched_bytes']} of "
-                   f"{report['inputs'] * report['output_bytes']} output bytes differ over "
-                   f"{report['inputs']} input(s)")
+                   f"{runs * report['output_bytes']} output bytes differ over "
+                   f"{report['inputs']} input(s){how}")
         click.echo(f"arena {report['peak_bytes']:,} bytes (layer by layer "
                    f"{report['layer_by_layer_bytes']:,}), constant data "
                    f"{report['const_bytes']:,} bytes")
@@ -427,8 +510,11 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--png", "png_dir", type=click.Path(file_okay=False),
               help="Write the charts as PNG files into this folder (needs matplotlib).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--input-mode", type=click.Choice(["resident", "streamed"]), default="resident",
+              show_default=True, help="Whose plan the code, flash and instructions are given "
+              "for (both arenas are always reported side by side).")
 def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn, measure,
-             ram_allowance, code_table, as_json, html_path, png_dir, quiet) -> None:
+             ram_allowance, code_table, as_json, html_path, png_dir, quiet, input_mode) -> None:
     """Estimate arena, flash and instructions per inference, and the MCUs a model fits."""
     import os
 
@@ -445,7 +531,8 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
         cfg.parse_list("--classes", classes, int))
     options = Options(cfg.parse_targets(targets), kernels,
                       cmsis_nn or os.environ.get("CMSIS_NN_PATH", ""), measure,
-                      cfg.parse_bytes("--ram-allowance", ram_allowance), code_table)
+                      cfg.parse_bytes("--ram-allowance", ram_allowance), code_table,
+                      input_mode)
     if png_dir:
         from mnv2gen.estimate.png import require_matplotlib
 

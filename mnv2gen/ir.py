@@ -54,6 +54,21 @@ class OpKind(enum.Enum):
     TRANSPOSE = "TRANSPOSE"
     QUANTIZE = "QUANTIZE"
     DEQUANTIZE = "DEQUANTIZE"
+    MUL = "MUL"
+    SUB = "SUB"
+    HARD_SWISH = "HARD_SWISH"
+    LOGISTIC = "LOGISTIC"
+    RESIZE_BILINEAR = "RESIZE_BILINEAR"
+    RESIZE_NEAREST_NEIGHBOR = "RESIZE_NEAREST_NEIGHBOR"
+    CONCATENATION = "CONCATENATION"
+    MAX_POOL_2D = "MAX_POOL_2D"
+    ARG_MAX = "ARG_MAX"
+    # shape plumbing on int32/int64 data: constant-folded by passes.fold_constants
+    SHAPE = "SHAPE"
+    STRIDED_SLICE = "STRIDED_SLICE"
+    PACK = "PACK"
+    GATHER = "GATHER"
+    TILE = "TILE"
 
 
 class Activation(enum.Enum):
@@ -148,7 +163,7 @@ class ConvAttrs:
 
 @dataclass(frozen=True)
 class PoolAttrs:
-    """Attributes of AVERAGE_POOL_2D."""
+    """Attributes of AVERAGE_POOL_2D and MAX_POOL_2D."""
 
     filter_h: int
     filter_w: int
@@ -160,9 +175,58 @@ class PoolAttrs:
 
 @dataclass(frozen=True)
 class AddAttrs:
-    """Attributes of ADD."""
+    """Attributes of the elementwise ADD, SUB and MUL (inputs broadcast as in NumPy)."""
 
     activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class ResizeAttrs:
+    """Attributes of RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR: the output size."""
+
+    height: int
+    width: int
+    align_corners: bool = False
+    half_pixel_centers: bool = False
+
+
+@dataclass(frozen=True)
+class ConcatAttrs:
+    """Attributes of CONCATENATION (non-negative axis)."""
+
+    axis: int
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class AxisAttrs:
+    """Attributes of ARG_MAX and PACK: one non-negative axis."""
+
+    axis: int
+
+
+@dataclass(frozen=True)
+class GatherAttrs:
+    """Attributes of GATHER: inputs (params, indices); output = take(params, indices, axis)."""
+
+    axis: int
+    batch_dims: int = 0
+
+
+@dataclass(frozen=True)
+class StridedSliceAttrs:
+    """Attributes of STRIDED_SLICE (TFLite semantics; begin/end/strides were constants).
+
+    Bit i of a mask refers to axis i. `offset`: end is relative to begin.
+    """
+
+    begin: tuple[int, ...]
+    end: tuple[int, ...]
+    strides: tuple[int, ...]
+    begin_mask: int = 0
+    end_mask: int = 0
+    shrink_axis_mask: int = 0
+    offset: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,12 +267,14 @@ class TransposeAttrs:
 
 @dataclass(frozen=True)
 class NoAttrs:
-    """Operators without attributes (RESHAPE, QUANTIZE, DEQUANTIZE)."""
+    """Operators without attributes (RESHAPE, QUANTIZE, DEQUANTIZE, HARD_SWISH, LOGISTIC,
+    SHAPE, TILE)."""
 
 
 Attrs = (
     ConvAttrs | PoolAttrs | AddAttrs | FullyConnectedAttrs | MeanAttrs | SoftmaxAttrs
-    | PadAttrs | TransposeAttrs | NoAttrs
+    | PadAttrs | TransposeAttrs | ResizeAttrs | ConcatAttrs | AxisAttrs | GatherAttrs
+    | StridedSliceAttrs | NoAttrs
 )
 
 
@@ -217,10 +283,13 @@ class Op:
     """One operator: inputs/outputs are tensor names.
 
     Input order follows TFLite: CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED take
-    (input, weights, bias) and always have a bias; ADD takes two inputs; all
-    other kinds take exactly one tensor input (shape/axis operands are folded
-    into the attributes). `source_index` is the operator's index in the file it
-    came from (-1 for operators created by a pass), used in error messages.
+    (input, weights, bias) and always have a bias; ADD, SUB, MUL and GATHER take two
+    inputs, CONCATENATION and PACK one or more; TILE takes (input, multiples) and
+    RESHAPE (input) or, while its shape is computed in the graph, (input, shape) until
+    passes.fold_constants folds it; all other kinds take exactly one tensor input
+    (constant shape/axis operands are folded into the attributes). `source_index` is the
+    operator's index in the file it came from (-1 for operators created by a pass), used
+    in error messages.
     """
 
     kind: OpKind
@@ -237,7 +306,11 @@ class Op:
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A model: tensors by name, operators in execution order, graph I/O names."""
+    """A model: tensors by name, operators in execution order, graph I/O names.
+
+    `notes` are the front end's statements about the conversion (what it changed and
+    whether that is exact), generated text without model-derived strings.
+    """
 
     name: str
     tensors: Mapping[str, Tensor]
@@ -245,6 +318,7 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     source_sha256: str = ""
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
@@ -270,7 +344,7 @@ class Graph:
     def replace(self, **changes) -> Graph:
         """Return a copy of this graph with the given fields replaced."""
         fields = dict(name=self.name, tensors=self.tensors, ops=self.ops, inputs=self.inputs,
-                      outputs=self.outputs, source_sha256=self.source_sha256)
+                      outputs=self.outputs, source_sha256=self.source_sha256, notes=self.notes)
         fields.update(changes)
         return Graph(**fields)
 

@@ -80,5 +80,15 @@ def _quantize(path: Path, calibration: Calibration) -> Graph:
 
 def load_model(path: str | Path, calibration: Calibration | None = None) -> Graph:
     """Return the IR Graph of a model file, normalised by the passes; a float ONNX model is
-    quantised first when `calibration` is given."""
-    return run_passes(load_raw(path, calibration))
+    quantised first when `calibration` is given. Raises UnsupportedError for a model that
+    `build` could not generate (the one support check every command shares)."""
+    return checked(run_passes(load_raw(path, calibration)))
+
+
+def checked(graph: Graph) -> Graph:
+    """Return a passed graph after the code-generation support check of its integer core."""
+    from mnv2gen.codegen.support import check_supported
+    from mnv2gen.passes.integer_core import integer_core
+
+    check_supported(integer_core(graph))
+    return graph

@@ -7,7 +7,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate, library_sources
+from mnv2gen.codegen.emit import KERNEL_CHOICES, Generated, generate
+from mnv2gen.codegen.options import LibraryOptions
+from mnv2gen.codegen.pixels import PixelInput
+from mnv2gen.codegen.support import check_supported
 from mnv2gen.errors import MnvError
 from mnv2gen.fsutil import atomic_directory
 from mnv2gen.ir import Graph
@@ -63,26 +66,31 @@ def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None,
 def compile_model(model: str | Path, target: str, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
                   ram_budget: int | None = None,
-                  calibration: Calibration | None = None) -> Compiled:
+                  calibration: Calibration | None = None,
+                  input_mode: str = "resident") -> Compiled:
     """Return the model file planned for `target`: load -> passes -> integer core -> plan."""
     return compile_graph(load_model(model, calibration), target, kernels, cmsis_nn_path,
-                         scheme, ram_budget)
+                         scheme, ram_budget, input_mode)
 
 
-def compile_graph(full: Graph, target: str, kernels: str | None = None,
+def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
                   cmsis_nn_path: str | None = None, scheme: str = "auto",
-                  ram_budget: int | None = None) -> Compiled:
-    """Return a loaded (passed) graph planned for `target`."""
+                  ram_budget: int | None = None, input_mode: str = "resident") -> Compiled:
+    """Return a loaded (passed) graph planned for `target` (a name or a Target)."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
-    tgt = load_target(target)
+    tgt = target if isinstance(target, Target) else load_target(target)
     kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path, tgt.mve)
     kernel_set = kernels if kernels in ("portable", "generated") else (
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
-    # 2. float edges are left to the caller: the device runs the integer core
+    # 2. float edges are left to the caller: the device runs the integer core, which
+    #    code generation must be able to produce entirely
     core = integer_core(full)
+    check_supported(core)
     # 3. the plan, and the layer-by-layer baseline reported beside it
-    plan = plan_model(core, scheme, kernel_set, ram_budget)
+    plan = plan_model(core, scheme, kernel_set, ram_budget, input_mode=input_mode)
     baseline = plan_model(core, "layer", kernel_set)
+    inexact = [f"note: {n}" for n in full.notes if n.startswith("not exact")]
+    notice = "\n".join(filter(None, [notice, *inexact]))
     return Compiled(full, plan, baseline, tgt, kernels, path, notice)
 
 
@@ -105,11 +113,11 @@ def check_fits(compiled: Compiled, const_bytes: int) -> None:
             "bytes over)", "pick a smaller model or a part with more flash")
 
 
-def compile_check(compiled: Compiled, out_dir: Path) -> None:
+def compile_check(compiled: Compiled, out_dir: Path, generated: Generated) -> None:
     """Compile the generated library with the target's compiler (objects only)."""
     target = compiled.target
     cc = tools(target)["cc"]
-    sources = library_sources(compiled.kernels)
+    sources = generated.sources
     includes = ["-I."] + ([f"-I{compiled.cmsis_nn_path}/Include"] if compiled.cmsis_nn_path
                           else [])
     for source in sources:
@@ -123,12 +131,16 @@ def compile_check(compiled: Compiled, out_dir: Path) -> None:
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, tflm_arena_bytes: int | None = None,
-                  compile_it: bool = True) -> Generated:
-    """Write the generated library to `out_dir` atomically (nothing is left on failure)."""
+                  compile_it: bool = True, pixels: PixelInput | None = None,
+                  options: LibraryOptions | None = None) -> Generated:
+    """Write the generated library to `out_dir` atomically (nothing is left on failure);
+    `pixels` adds the pixel input helper (build --pixel-format), `options` the prefix,
+    arena mode and sections (build --prefix, --arena, --weights-section, --arena-section)."""
     with atomic_directory(out_dir) as tmp:
         generated = generate(compiled.full, compiled.plan, compiled.baseline, compiled.target,
-                             compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes)
+                             compiled.kernels, compiled.cmsis_nn_path, tmp, tflm_arena_bytes,
+                             pixels, options)
         check_fits(compiled, generated.const_bytes)
         if compile_it and toolchain_available(compiled.target):
-            compile_check(compiled, tmp)
+            compile_check(compiled, tmp, generated)
     return generated

@@ -16,6 +16,7 @@ the two's-complement wrap of C int32 arithmetic where C code would wrap.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -39,6 +40,17 @@ def round_half_away(x):
     mag = np.abs(x)
     # Above 2**52 every double is an integer and adding 0.5 could round up.
     return np.where(mag >= 2.0 ** 52, x, np.copysign(np.floor(mag + 0.5), x))
+
+
+def affine_quantize(x, scale: float, zero_point: int, qmin: int, qmax: int) -> np.ndarray:
+    """Return TFLite's AffineQuantize of float32 values as int64 in [qmin, qmax]:
+    roundf(x / scale) (float32 division, ties away from zero) + zero_point, saturated.
+    The QUANTIZE reference kernel and the pixel lookup tables of codegen/pixels.py use it."""
+    rounded = round_half_away(np.asarray(x, np.float32) / np.float32(scale))
+    in_range = (rounded >= INT32_MIN) & (rounded <= INT32_MAX)
+    # Out-of-range float -> int32 casts are undefined in C; x86 yields INT32_MIN.
+    as_int = np.where(in_range, np.nan_to_num(rounded), INT32_MIN).astype(np.int64)
+    return np.clip(wrap32(as_int + zero_point), qmin, qmax)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -135,6 +147,7 @@ def _quantize_scalar(value: float, scale: float, zero_point: int) -> int:
     return zero_point + int(q)
 
 
+@functools.lru_cache(maxsize=4096)
 def activation_range(activation: Activation, scale: float, zero_point: int,
                      qmin: int = -128, qmax: int = 127) -> tuple[int, int]:
     """Return CalculateActivationRangeQuantized for an int8 output: (act_min, act_max)."""
@@ -159,6 +172,14 @@ def per_channel_multipliers(input_scale: float, filter_scales, output_scale: flo
     per-channel FULLY_CONNECTED path: in double, input_scale * filter_scale / output_scale
     with every float32 scale widened to double; a single filter scale is repeated.
     """
+    multipliers, shifts = _per_channel(float(input_scale), tuple(filter_scales),
+                                       float(output_scale), int(channels))
+    return np.array(multipliers, dtype=np.int64), np.array(shifts, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=4096)
+def _per_channel(input_scale: float, filter_scales: tuple, output_scale: float,
+                 channels: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     scales = list(filter_scales)
     if len(scales) == 1:
         scales = scales * channels
@@ -166,8 +187,7 @@ def per_channel_multipliers(input_scale: float, filter_scales, output_scale: flo
         raise ValueError(f"{len(scales)} filter scales for {channels} channels")
     pairs = [quantize_multiplier(_f32(input_scale) * _f32(s) / _f32(output_scale))
              for s in scales]
-    return (np.array([m for m, _ in pairs], dtype=np.int64),
-            np.array([s for _, s in pairs], dtype=np.int64))
+    return tuple(m for m, _ in pairs), tuple(s for _, s in pairs)
 
 
 def fc_per_tensor_multiplier(input_scale: float, filter_scale: float,

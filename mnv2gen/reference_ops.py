@@ -142,7 +142,13 @@ def average_pool2d(graph: Graph, op: Op, args) -> np.ndarray:
     count = _windows(inside, *geometry).sum(axis=(3, 4))
     if not count.all():
         raise UnsupportedError(f"{op.describe()}: a pooling window lies entirely in padding")
-    lo, hi = quant.activation_range(a.activation, out.scale, out.zero_point)
+    return average_pool_finish(graph, op, total, count)
+
+
+def average_pool_finish(graph: Graph, op: Op, total: np.ndarray, count) -> np.ndarray:
+    """Return AVERAGE_POOL_2D's int8 output from its window sums and in-image counts."""
+    out = graph.tensor(op.outputs[0])
+    lo, hi = quant.activation_range(op.attrs.activation, out.scale, out.zero_point)
     return np.clip(_divide_rounding_away(total, count), lo, hi).astype(np.int8)
 
 
@@ -152,12 +158,17 @@ def mean(graph: Graph, op: Op, args) -> np.ndarray:
     The input scale ratio's multiplier is pre-divided by the element count (see
     quant.mean_multiplier); the int32 sum minus zero_point * count is then requantised.
     """
+    axes = tuple(sorted(set(op.attrs.axes)))
+    return mean_finish(graph, op, quant.wrap32(args[0].astype(np.int64).sum(axis=axes)))
+
+
+def mean_finish(graph: Graph, op: Op, total: np.ndarray) -> np.ndarray:
+    """Return MEAN's int8 output from the int32 (wrapping) sums over the reduced axes."""
     x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     axes = tuple(sorted(set(op.attrs.axes)))
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
     multiplier, shift = quant.mean_multiplier(x.scale, out.scale, count)
-    total = quant.wrap32(args[0].astype(np.int64).sum(axis=axes))
-    shifted = quant.wrap32(total - x.zero_point * count)
+    shifted = quant.wrap32(quant.wrap32(total) - x.zero_point * count)
     result = quant.multiply_by_quantized_multiplier(shifted, multiplier, shift)
     return np.clip(result + out.zero_point, -128, 127).astype(np.int8).reshape(out.shape)
 

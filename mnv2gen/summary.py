@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import asdict
 
 from mnv2gen.blocks import find_blocks
+from mnv2gen.heads import find_heads, find_squeeze_excite
 from mnv2gen.ir import ConvAttrs, Graph, Op, PoolAttrs, Tensor
 from mnv2gen.stats import op_const_bytes, op_macs
 
@@ -53,11 +54,14 @@ def summarize(graph: Graph) -> dict:
     return {
         "model": graph.name,
         "sha256": graph.source_sha256,
+        "notes": list(graph.notes),
         "inputs": [tensor_spec(graph.tensor(n)) for n in graph.inputs],
         "outputs": [tensor_spec(graph.tensor(n)) for n in graph.outputs],
         "op_counts": dict(Counter(op.kind.value for op in graph.ops)),
         "ops": ops,
         "blocks": blocks,
+        "squeeze_excite": [asdict(se) for se in find_squeeze_excite(graph)],
+        "heads": [{**asdict(h), "shape": list(h.shape)} for h in find_heads(graph)],
         "tensors": [tensor_spec(t) for t in activations],
         "totals": {
             "ops": len(ops),
@@ -76,7 +80,8 @@ def _io_line(spec: dict) -> str:
 
 def render_summary(s: dict) -> str:
     """Return the inspect report as a readable text table."""
-    lines = [f"model   {s['model']}", f"sha256  {s['sha256']}", "inputs"]
+    lines = [f"model   {s['model']}", f"sha256  {s['sha256']}"]
+    lines += [f"note    {note}" for note in s.get("notes", ())] + ["inputs"]
     lines += [_io_line(t) for t in s["inputs"]] + ["outputs"] + [_io_line(t) for t in s["outputs"]]
     lines += ["", f"{'#':>3} {'src':>4} {'op':<18} {'output':<18} {'act':<6} {'MACs':>12} "
               f"{'params B':>9} {'out B':>9}"]
@@ -93,4 +98,14 @@ def render_summary(s: dict) -> str:
         lines.append(f"  {i:>2} {b['kind']:<17} t={b['expansion']:.2f} k={b['kernel']} "
                      f"s={b['stride']} {'x'.join(map(str, b['input_shape']))} -> "
                      f"{'x'.join(map(str, b['output_shape']))}{shortcut}")
+    if s["squeeze_excite"]:
+        lines.append(f"squeeze-excite units: {len(s['squeeze_excite'])}")
+        for se in s["squeeze_excite"]:
+            lines.append(f"  {se['mul']}: scales {se['height']}x{se['width']}x"
+                         f"{se['channels']} by a channel vector")
+    lines.append(f"heads: {len(s['heads'])}")
+    for i, h in enumerate(s["heads"]):
+        ops = ", ".join(f"{k}x{v}" for k, v in sorted(h["op_counts"].items()))
+        lines.append(f"  {i:>2} {h['kind']:<18} -> {'x'.join(map(str, h['shape']))}"
+                     f"{'  (' + ops + ')' if ops else ''}")
     return "\n".join(lines)

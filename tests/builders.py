@@ -65,3 +65,32 @@ def nchw_pooling_head(seed: int = 0) -> Graph:
         Op(OpKind.MEAN, "mean_h", ("m1",), ("y",), MeanAttrs((2,), False), 2),
     )
     return Graph("nchw_head", {x.name: x for x in t}, ops, ("x",), ("y",))
+
+
+def tiny_mobilenet_v2(resolution: int = 32, classes: int = 4, seed: int = 0) -> Graph:
+    """Return a synthesized MobileNetV2-style int8 graph small enough for 16 KiB of RAM and
+    256 KiB of flash (a Cortex-M0 nRF51): stem, a t=1 block, a strided t=6 block, a t=4
+    block with its residual ADD, a strided t=4 block, conv_last, MEAN, FC, softmax. Weights
+    get the zoo's trained-looking statistics (`zoo_calibrate`) and quantisation."""
+    from mnv2gen.zoo import _Builder
+    from mnv2gen.zoo_calibrate import calibrate
+    from mnv2gen.zoo_float import INPUT, sample_images
+    from mnv2gen.zoo_quant import quantise
+
+    relu6, linear = Activation.RELU6, Activation.NONE
+    b = _Builder(resolution, 3)
+    x = b.conv("stem", INPUT, 8, 3, 2, relu6)
+    x = b.conv("b0_project", b.depthwise("b0_depthwise", x, 1, relu6), 8, 1, 1, linear)
+    for name, t, out_c, stride in (("b1", 6, 16, 2), ("b2", 4, 16, 1), ("b3", 4, 24, 2)):
+        y = b.conv(f"{name}_expand", x, b.shapes[x][-1] * t, 1, 1, relu6)
+        y = b.conv(f"{name}_project", b.depthwise(f"{name}_depthwise", y, stride, relu6),
+                   out_c, 1, 1, linear)
+        x = b.add(f"{name}_add", x, y) if stride == 1 and b.shapes[x] == b.shapes[y] else y
+    x = b.conv("conv_last", x, 64, 1, 1, relu6)
+    x = b.fully_connected("logits", b.global_mean("global_pool", x), classes)
+    b.softmax("predictions", x)
+    layers, ranges = calibrate(b.layers, sample_images(8, resolution, 3, seed), seed)
+    graph = quantise(f"tiny_mobilenet_v2_{resolution}", (1, resolution, resolution, 3), layers,
+                     ranges)
+    graph.verify()
+    return graph

@@ -90,6 +90,8 @@ SIGNATURES = {  # argument types of every mnv2_* function, in mnv2_ops.h order
     "requantize_u8_s8": (P, N, N, N, N, P, N),
     "pointwise_accumulate_s32": (P, N, N, N, P, N, P),
     "requantize_acc_s8": (P, N, N, P, P, P, N, N, N, P),
+    "sum_s32": (P, N, N, P), "mean_finish_s8": (P, N, N, N, N, N, N, P),
+    "average_finish_s8": (P, N, N, N, N, P),
 }
 
 
@@ -540,6 +542,34 @@ def test_mean(ops, shape, axes, keep_dims):
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_global_pooling_summed_row_by_row_equals_the_whole_kernel(ops, seed):
+    """mnv2_sum_s32 over the rows in any split, then the finish, equals MEAN / AVERAGE_POOL_2D
+    over the whole input (as a segment streams the head of a MobileNet)."""
+    rng = np.random.default_rng(7000 + seed)
+    h, w, c = int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 300))
+    x = random_int8(rng, (1, h, w, c))
+    sums = np.zeros(c, np.int32)
+    row = 0
+    while row < h:  # uneven chunks of rows
+        n = int(rng.integers(1, h - row + 1))
+        ops("sum_s32", np.ascontiguousarray(x[0, row:row + n]), n * w, c, sums)
+        row += n
+    in_scale, out_scale = f32(rng.uniform(0.01, 0.1)), f32(rng.uniform(0.005, 0.2))
+    in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+    mult, shift = quant.mean_multiplier(in_scale, out_scale, h * w)
+    got, whole = np.empty(c, np.int8), np.empty(c, np.int8)
+    ops("mean_finish_s8", sums, c, h * w, -in_zp, mult, shift, out_zp, got)
+    ops("mean_s8", x, 1, h * w, c, -in_zp, mult, shift, out_zp, whole)
+    np.testing.assert_array_equal(got, whole)
+    lo, hi = quant.activation_range(ACTIVATIONS[seed % 3], in_scale, in_zp)
+    pooled = np.empty((1, 1, 1, c), np.int8)
+    ops("avgpool_s8", PoolParams(h, w, 1, 1, 0, 0, lo, hi), dims(x.shape), x, dims(pooled.shape),
+        pooled, None, scratch_rules.avgpool_scratch("cmsis-c", c))
+    ops("average_finish_s8", sums, c, h * w, lo, hi, got)
+    np.testing.assert_array_equal(got, pooled.reshape(-1))
+
+
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
 @pytest.mark.parametrize("seed", range(25))
 def test_fully_connected(ops, seed, per_channel):
@@ -670,11 +700,14 @@ def test_cmsis_backend_rejects_too_small_scratch(ops):
 
 
 def test_kernel_table_mirrors_the_c_api():
-    header = (RUNTIME / "mnv2_ops.h").read_text()
-    cmsis_backend = (RUNTIME / "mnv2_ops_cmsis.c").read_text()
+    core_header = (RUNTIME / "mnv2_ops.h").read_text()
+    header = core_header + (RUNTIME / "mnv2_ops_family.h").read_text()
+    cmsis_backend = "".join((RUNTIME / f).read_text() for f in ("mnv2_ops_cmsis.c",
+                                                                 "mnv2_ops_cmsis_family.c"))
     declared = re.findall(r"^int32_t (mnv2_\w+)\(", header, flags=re.M)
     assert sorted(declared) == sorted(kernels.BY_SYMBOL)
-    assert sorted(f"mnv2_{name}" for name in SIGNATURES) == sorted(declared)
+    core = re.findall(r"^int32_t (mnv2_\w+)\(", core_header, flags=re.M)
+    assert sorted(f"mnv2_{name}" for name in SIGNATURES) == sorted(core)
     called = set(re.findall(r"\b(arm_\w+)\(", cmsis_backend)) - {
         name for name in re.findall(r"\b(arm_\w+_get_buffer_size)\(", cmsis_backend)}
     assert called == {f for k in kernels.KERNELS for f in k.cmsis_nn}

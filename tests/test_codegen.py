@@ -146,7 +146,8 @@ def test_a_model_too_big_for_the_ram_fails_with_the_numbers(shared_model, tmp_pa
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
 
 
-def test_build_cli_writes_the_library(shared_model, tmp_path, run_cli):
+def test_build_cli_writes_the_library(shared_model, tmp_path, run_cli, monkeypatch):
+    monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
     path = shared_model("tflm_person_detect")
     code, out, err = run_cli("build", path, "--target", "cortex-m4", "-o", tmp_path / "lib")
     assert code == 0, err

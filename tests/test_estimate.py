@@ -19,7 +19,8 @@ from mnv2gen.estimate.standin import standin_graph
 from mnv2gen.passes.integer_core import integer_core
 from mnv2gen.toolchain import missing_tools
 
-CORTEX_M = ("cortex-m3", "cortex-m4", "cortex-m55", "cortex-m7", "stm32f405")
+CORTEX_M = ("cortex-m0", "cortex-m3", "cortex-m33", "cortex-m4", "cortex-m55", "cortex-m7",
+            "stm32f405")
 ACCEPTANCE = ("estimate", "--arch", "mobilenet-v2", "--alpha", "0.35,1.0", "--resolution",
               "96,224", "--classes", "1000", "--json")
 
@@ -200,6 +201,41 @@ def test_catalogue_regions_and_fits():
         "no-flash", 22_880, 1_048_576 - 2_000_000)
     assert catalogue.fit(f405, 200_000, 122_881, 1).verdict == "no"
     assert catalogue.fit(f405, 122_880, 122_880, 1_048_576).verdict == "fits"
+
+
+def test_catalogue_maps_cores_to_their_own_targets():
+    from mnv2gen.toolchain import load_target
+
+    parts = {p.name: p for p in catalogue.load_catalogue()}
+    assert (parts["RP2040"].target, parts["nRF5340"].target, parts["RP2350"].target) == (
+        "cortex-m0", "cortex-m33", "cortex-m33")
+    borrowed = {name for name, p in parts.items()
+                if catalogue.borrows_calibration(p, load_target(p.target).cpu)}
+    assert borrowed == {"RP2040"}  # the only core without its own calibration: Cortex-M0+
+    for name in borrowed:  # every borrowed calibration says what it is worth
+        assert "cortex-m0 calibration" in parts[name].calibration_note
+    assert catalogue.core_name("cortex-m0plus") == "Cortex-M0+"
+    assert not catalogue.borrows_calibration(parts["STM32F405"], "cortex-m4")  # M4F is an M4
+
+
+def test_borrowed_calibration_and_latency_caveats_are_shown():
+    args = ("estimate", "--arch", "mobilenet-v2", "--alpha", "0.35", "--resolution", "96",
+            "--classes", "10", "--target", "cortex-m0,cortex-m7", "--code-table", "--quiet")
+    code, out, err = run(*args)
+    assert code == 0, err
+    rp2040 = next(line for line in out.splitlines() if line.strip().startswith("RP2040"))
+    assert rp2040.rstrip().endswith("ms [1,2]")  # the latency carries both caveat marks
+    text = " ".join(out.split())
+    assert "[1] Cortex-M0+ timed with the cortex-m0 calibration (a Cortex-M0): the " \
+           "instruction estimate stands" in text
+    assert "[2] the weights are read from external QSPI flash" in text
+    data = json.loads(run(*args, "--json")[1])
+    parts = {p["part"]: p for p in data["configurations"][0]["parts"]}
+    assert parts["RP2040"]["calibration_borrowed"] and parts["RP2040"]["calibration_core"] == \
+        "Cortex-M0"
+    assert len(parts["RP2040"]["latency_caveats"]) == 2
+    assert not parts["STM32H743"]["latency_caveats"]
+    assert not parts["i.MX RT1062"]["calibration_borrowed"]
 
 
 @pytest.mark.parametrize("target", CORTEX_M)

@@ -63,9 +63,20 @@ def test_round_trip_through_object_api_is_identical(shared_model):
             assert np.array_equal(t.data, b.tensor(name).data)
 
 
+def _legacy_uint8(model) -> None:
+    """Make operator 0 a TensorFlow 1 QAT convolution: uint8 input and asymmetric uint8
+    weights (what TFLite Micro no longer runs either)."""
+    sg = model.subgraphs[0]
+    op = sg.operators[0]
+    for index in (op.inputs[0], op.inputs[1]):
+        sg.tensors[index].type = schema.TensorType.UINT8
+        sg.tensors[index].quantization.zeroPoint = [128]
+
+
 @pytest.mark.parametrize("mutate, message", [
-    (lambda m: _set_opcode(m, schema.BuiltinOperator.MUL),
-     "operator 0 (MUL) is not supported"),
+    (_legacy_uint8, "legacy uint8 quantisation"),
+    (lambda m: _set_opcode(m, schema.BuiltinOperator.LSTM),
+     "operator 0 (LSTM) is not supported"),
     (lambda m: setattr(m.subgraphs[0].tensors[m.subgraphs[0].operators[0].inputs[1]], "type",
                        schema.TensorType.UINT8), "weights"),
     (lambda m: setattr(m.subgraphs[0].tensors[m.subgraphs[0].operators[0].outputs[0]], "type",

@@ -195,8 +195,17 @@ def _unknown_attribute():
     ("quantize", _dynamic_height, "dynamic dimension 2 ('H')"),
     ("quantize", _unknown_attribute, "node 0 (Conv) has attribute 'foo'"),
     ("quantize", lambda: ob.single_op("Softmax", axis=1), "normalises axis 1"),
-    ("inspect", ob.qoperator, "node 1 (QLinearConv) is in onnxruntime's QOperator format"),
-    ("inspect", ob.uint8_qdq, "node 0 (QuantizeLinear) uses uint8 quantisation"),
+    ("inspect", ob.dynamic_quant, "node 0 (DynamicQuantizeLinear) is dynamic quantisation"),
+    ("quantize", ob.dynamic_quant, "node 0 (DynamicQuantizeLinear) is dynamic quantisation"),
+    ("inspect", lambda: ob.qdq_chain(np.int16, opset=21),
+     "node 0 (QuantizeLinear) quantises to int16"),
+    ("inspect", lambda: ob.qdq_chain(final_dequantize=False), "is quantised (no Dequantize"),
+    ("inspect", lambda: ob.qlinear_single("QLinearSigmoid"),
+     "node 2 (QLinearSigmoid) is not supported"),
+    ("inspect", lambda: ob.qlinear_single("QLinearWhere"),
+     "node 2 (QLinearWhere) is not supported"),
+    ("inspect", ob.qlinear_concat, "node 3 (QLinearConcat) is supported only on constants"),
+    ("inspect", lambda: ob.qdq_chain(opset=6), "opset 6 is older than 7"),
     ("inspect", ob.nchw_residual, "a float ONNX model; it needs post-training quantisation"),
 ])
 def test_unsupported_models_fail_with_one_line(tmp_path, run_cli, command, build, message):
@@ -278,11 +287,12 @@ def test_quantize_cli_eval_set_and_random_calibration_note(tmp_path, run_cli):
 
 def test_loader_sniffs_onnx_content_and_rejects_qdq_in_quantize(tmp_path, run_cli):
     odd_suffix = _save(ob.uint8_qdq(), tmp_path / "model.bin")
-    code, _, err = run_cli("inspect", odd_suffix)
-    assert code == 2 and "uint8 quantisation" in err
-    code, _, err = run_cli("quantize", odd_suffix, "--calibrate", "random", "-o",
-                           tmp_path / "o.tflite")
-    assert code == 2 and "already quantised" in err
+    code, out, err = run_cli("inspect", odd_suffix)
+    assert code == 0 and "uint8 activations converted to int8" in out, err
+    for quantised in (odd_suffix, _save(ob.qoperator(), tmp_path / "qop.onnx")):
+        code, _, err = run_cli("quantize", quantised, "--calibrate", "random", "-o",
+                               tmp_path / "o.tflite")
+        assert code == 2 and "already quantised" in err
 
 
 # -- the shared ST MobileNetV2 models ------------------------------------------------------

@@ -22,6 +22,8 @@ def test_wheel_contains_templates_and_targets(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("mnv2gen/templates/runtime/mnv2_ops.h",
                      "mnv2gen/templates/runtime/mnv2_fused.c",
+                     "mnv2gen/templates/runtime/mnv2_segment.c",
+                     "mnv2gen/templates/ops/segment.c.j2",
                      "mnv2gen/templates/ops/fused.c.j2", "mnv2gen/templates/model/mnv2_model.c.j2",
                      "mnv2gen/templates/harness/link.ld.j2", "mnv2gen/targets/cortex-m7.toml",
                      "mnv2gen/targets/stm32f405.toml", "mnv2gen/cli.py",

@@ -15,7 +15,7 @@ from mnv2gen.loader import load_model
 from mnv2gen.passes.integer_core import integer_core
 from mnv2gen.planner.arena import Placement, overlaps
 from mnv2gen.planner.chunking import Chunking, bands, group_bounds, input_rows
-from mnv2gen.planner.plan import plan_model
+from mnv2gen.planner.plan import plan_model, plan_problems
 from mnv2gen.planner.schedule import FusedUnit, build_units
 from mnv2gen.planner.simulate import simulate
 from mnv2gen.reference import run
@@ -78,14 +78,19 @@ def test_simulation_equals_reference_on_shared_models(path):
     expected = run(graph, inputs)
     baseline = plan_model(graph, "layer")
     assert _differing_bytes(expected, simulate(baseline, inputs)) == 0
-    for forced in [None, *FORCED]:
-        plan = plan_model(graph, forced=forced)
+    for forced in [None, *FORCED]:  # the per-unit plans (today's and forced chunkings)
+        plan = plan_model(graph, "bottleneck", forced=forced)
         assert overlaps(plan.placement, set(plan.allowed_overlaps)) == []
         assert plan.peak_bytes <= 1.10 * plan.lower_bound_bytes, forced
         assert _differing_bytes(expected, simulate(plan, inputs)) == 0, forced
     default = plan_model(graph)
     assert default.peak_bytes < baseline.peak_bytes
-    assert any(isinstance(u.unit, FusedUnit) for u in default.units)
+    assert default.segments or any(isinstance(getattr(u, "unit", None), FusedUnit)
+                                   for u in default.units)
+    for plan in (default, plan_model(graph, input_mode="streamed")):  # segments
+        assert plan_problems(plan) == []
+        assert plan.peak_bytes <= 1.10 * plan.lower_bound_bytes, plan.input_mode
+        assert _differing_bytes(expected, simulate(plan, inputs)) == 0, plan.input_mode
 
 
 def test_in_place_writes_happen(person_detect):

@@ -48,3 +48,23 @@ def test_shared_imagenet_model_needs_a_sixth_of_tflite_micro(shared_model):
     path = shared_model("aquapapaya_keras_mobilenet_v2_1.0_224")
     plan = plan_model(load_model(path))
     assert plan.peak_bytes * 6 <= tflm_arena_bytes(path.read_bytes())
+
+
+@pytest.mark.parametrize("alpha, resolution, mode, limit", [
+    (1.0, 224, "resident", 174_080), (0.35, 96, "streamed", 16_384)])
+def test_segment_plans_meet_the_arena_targets(alpha, resolution, mode, limit):
+    """Issue 13's arena targets (input and output counted, portable kernels)."""
+    graph = synthesize("mobilenet-v2", alpha, resolution, 1000, seed=0)
+    plan = plan_model(graph, input_mode=mode)
+    assert plan.segments and plan.peak_bytes <= limit
+    assert plan.peak_bytes <= 1.10 * plan.lower_bound_bytes
+
+
+@pytest.mark.parametrize("prefix, limit", [("tflm_person_detect", 20_480),
+                                           ("st_nota_mobilenet_v1_0.5_224", 215_000)])
+def test_segment_plans_of_shared_mobilenet_v1_meet_the_arena_targets(shared_model, prefix,
+                                                                     limit):
+    from mnv2gen.loader import load_model
+
+    plan = plan_model(load_model(shared_model(prefix)))
+    assert plan.segments and plan.peak_bytes <= limit

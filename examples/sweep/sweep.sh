@@ -14,12 +14,14 @@ python3 - "$out/sweep.json" <<'PY'
 import json, sys
 
 report = json.load(open(sys.argv[1]))
-print(f"{'configuration':<24} {'MACs':>7} {'layer KiB':>9} {'plan KiB':>8} {'flash KiB':>9}  "
-      "fits (only with mnv2gen's plan)")
+print(f"{'configuration':<24} {'MACs':>7} {'layer KiB':>9} {'plan KiB':>8} "
+      f"{'streamed KiB':>12} {'flash KiB':>9}  fits (only with mnv2gen's plan) "
+      "[also with the input streamed]")
 for c in report["configurations"]:
     t = c["targets"][0]
     only = f" ({', '.join(c['fits_with_plan_only'])})" if c["fits_with_plan_only"] else ""
+    streamed = f" [{', '.join(c['fits_only_streamed'])}]" if c["fits_only_streamed"] else ""
     print(f"{c['name']:<24} {c['macs'] / 1e6:>6.0f}M {t['layer_by_layer_bytes'] / 1024:>9.0f} "
-          f"{t['plan_bytes'] / 1024:>8.0f} {t['flash_bytes'] / 1024:>9.0f}  "
-          f"{', '.join(c['fits']) or '-'}{only}")
+          f"{t['resident_plan_bytes'] / 1024:>8.0f} {t['streamed_plan_bytes'] / 1024:>12.0f} "
+          f"{t['flash_bytes'] / 1024:>9.0f}  {', '.join(c['fits']) or '-'}{only}{streamed}")
 PY

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 _CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t",
-           np.dtype(np.int32): "int32_t"}
-_PER_LINE = {1: 24, 2: 16, 4: 12}
+           np.dtype(np.int32): "int32_t", np.dtype(np.uint8): "uint8_t",
+           np.dtype(np.int64): "int64_t", np.dtype(np.float32): "float"}
+_PER_LINE = {1: 24, 2: 16, 4: 12, 8: 8}
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ class ConstArray:
         """Return the initializer lines, one row of values per line."""
         per_line = _PER_LINE[self.values.dtype.itemsize]
         flat = self.values.reshape(-1).tolist()
-        return "\n".join("    " + ", ".join(map(str, flat[i:i + per_line])) + ","
+        # float32 constants as exact C99 hexadecimal literals
+        text = (lambda v: float(v).hex() + "f") if self.values.dtype.kind == "f" else str
+        return "\n".join("    " + ", ".join(map(text, flat[i:i + per_line])) + ","
                          for i in range(0, len(flat), per_line))
 
 
@@ -43,12 +46,14 @@ class ConstPool:
         self._symbols: set[str] = set()
 
     def add(self, symbol: str, values, dtype, comment: str = "") -> str:
-        """Return the symbol under which `values` (cast to `dtype`) can be referenced.
+        """Return the symbol under which `values` (cast to `dtype`) can be referenced:
+        `symbol` with the library prefix `mnv2_` in front (the arrays are external symbols).
 
         A symbol already taken by other values gets a numeric suffix. Arrays are padded
         with zeros to a multiple of 16 bytes plus 16 bytes: Helium kernels may read up to
         3 elements past the end of per-channel arrays.
         """
+        symbol = symbol if symbol.startswith("mnv2_") else f"mnv2_{symbol}"
         array = np.ascontiguousarray(np.asarray(values).astype(dtype).reshape(-1))
         key = (array.dtype.str, array.tobytes())
         if key in self._by_content:

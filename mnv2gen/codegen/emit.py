@@ -19,30 +19,41 @@ from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.generated.instances import InstanceSet
 from mnv2gen.codegen.generated.lower import lower_generated
 from mnv2gen.codegen.lower import lower_unit
-from mnv2gen.ir import DType, Graph
-from mnv2gen.planner.plan import Plan
+from mnv2gen.codegen.lower_family import output_ctype
+from mnv2gen.codegen.options import LibraryOptions
+from mnv2gen.codegen.pixels import PixelInput, pixel_context
+from mnv2gen.codegen.prefix import Renamer, code_identifiers
+from mnv2gen.codegen.support import check_supported
+from mnv2gen.ir import DType, Graph, OpKind
+from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.report import plan_report
 from mnv2gen.planner.schedule import FusedUnit
 from mnv2gen.stats import graph_macs
 from mnv2gen.toolchain.targets import Target, package_dir
 
 RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c", "mnv2_fused.h",
-                 "mnv2_fused.c")
-#: Runtime files of the generated backend (the portable kernels run what it does not
-#: specialise); mnv2_kernels.c/.h are rendered per model.
+                 "mnv2_fused.c", "mnv2_segment.h", "mnv2_segment.c", "mnv2_ops_family.h",
+                 "mnv2_ops_family.c", "mnv2_ops_cmsis_family.c")
+#: Runtime files of the generated backend: the portable kernels run what it does not
+#: specialise (mnv2_kernels.c/.h are rendered per model).
 GENERATED_KERNEL_HEADERS = ("mnv2_gen_kernels.h", "mnv2_gen_common.h", "mnv2_gen_pw.h",
                             "mnv2_gen_dw.h", "mnv2_gen_conv.h")
-GENERATED_RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_fused.h", "mnv2_fused.c",
+GENERATED_RUNTIME_FILES = (*(f for f in RUNTIME_FILES if "cmsis" not in f),
                            *GENERATED_KERNEL_HEADERS)
+# The generated library's own C sources (plus one of the kernel backends).
+LIBRARY_SOURCES = ("mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c", "mnv2_segment.c")
 KERNEL_CHOICES = ("generated", "portable", "cmsis-nn")
+#: Generated files renamed as build files (the others: C sources and headers, or data).
+BUILD_FILES = ("Makefile", "CMakeLists.txt", "REPORT.md")
 
 
 def library_sources(kernels: str) -> tuple[str, ...]:
-    """Return the C files of a generated library that are compiled (CMSIS-NN's aside)."""
-    common = ("mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c")
+    """Return the C files of a generated library that are compiled (CMSIS-NN's aside), with
+    the default prefix (Generated.sources has them as written)."""
     if kernels == "generated":
-        return (*common, "mnv2_ops_portable.c", "mnv2_kernels.c")
-    return (*common, "mnv2_ops_cmsis.c" if kernels == "cmsis-nn" else "mnv2_ops_portable.c")
+        return (*LIBRARY_SOURCES, "mnv2_ops_portable.c", "mnv2_kernels.c")
+    return (*LIBRARY_SOURCES,
+            "mnv2_ops_cmsis.c" if kernels == "cmsis-nn" else "mnv2_ops_portable.c")
 
 
 def templates_dir() -> Path:
@@ -59,14 +70,24 @@ def _environment() -> jinja2.Environment:
 
 @dataclass(frozen=True)
 class Generated:
-    """What `generate` wrote: file names, constant bytes and the plan report."""
+    """What `generate` wrote: file names, constant bytes and the plan report; the C files
+    to compile and the renamer of its prefix (for sources that use the library)."""
 
     files: tuple[str, ...]
     const_bytes: int
     report: dict
+    sources: tuple[str, ...] = ()
+    renamer: Renamer = Renamer("mnv2")
 
 
 def _describe(up) -> str:
+    if isinstance(up, SegmentPlan):
+        shape = up.shape
+        stages = ", ".join(f"{st.name} ({st.kind}, tiles of {w} column(s))"
+                           for st, w in zip(shape.stages, shape.widths, strict=True))
+        source = "a streamed input ring" if shape.streamed else "a whole input"
+        return (f"{up.name}, depth-first over {len(shape.stages)} unit(s) reading {source}: "
+                f"{stages}; {len(shape.schedule)} row steps")
     unit = up.unit
     if isinstance(unit, FusedUnit):
         parts = [o.kind.value.lower() for o in unit.ops]
@@ -76,36 +97,84 @@ def _describe(up) -> str:
     return f"{unit.name}, {unit.op.kind.value} ({unit.op.describe()})"
 
 
-def _edge(graph: Graph, full: Graph, name: str, offset: int, is_input: bool) -> dict:
+def _layout(graph: Graph, name: str) -> tuple[str, list[str]]:
+    """Return the input's layout name and dimension names: NHWC, or NCHW where the model
+    begins by transposing it to NHWC (a PyTorch export)."""
+    rank = len(graph.tensor(name).shape)
+    if rank != 4:
+        return f"{rank}-D", [f"D{i}" for i in range(rank)]
+    readers = graph.consumers(name)
+    if readers and all(o.kind is OpKind.TRANSPOSE and o.attrs.perm == (0, 2, 3, 1)
+                       for o in readers):
+        return "NCHW", ["N", "C", "H", "W"]
+    return "NHWC", ["N", "H", "W", "C"]
+
+
+def _edge(graph: Graph, full: Graph, name: str, address: str, index: int,
+          is_input: bool, count: int = 1) -> dict:
+    """Return the header facts of the input or of output `index` (`address`: its C
+    expression, an arena offset or, for an output the model computes from constants
+    only, its const array)."""
     t = graph.tensor(name)
-    spec = {"shape": list(t.shape), "dims": ([1] * (4 - len(t.shape)) + list(t.shape))[-4:],
-            "bytes": t.size_bytes, "elements": t.num_elements, "dtype": t.dtype.value,
-            "ctype": "uint8_t" if t.dtype is DType.UINT8 else "int8_t",
-            "scale": repr(float(t.scale)), "zero_point": t.zero_point, "offset": offset,
-            "note": ""}
-    original = full.inputs[0] if is_input else full.outputs[0]
-    if full.tensor(original).dtype is DType.FLOAT32:
-        spec["note"] = ("/* The original model takes float32 input: quantise it as "
-                        "q = round(x / MNV2_INPUT_SCALE) + MNV2_INPUT_ZERO_POINT. */"
-                        if is_input else
-                        "/* The original model outputs float32: dequantise as "
-                        "x = MNV2_OUTPUT_SCALE * (q - MNV2_OUTPUT_ZERO_POINT). */")
+    quantised = t.quant is not None
+    prefix = "MNV2_INPUT" if is_input else ("MNV2_OUTPUT" if index == 0
+                                             else f"MNV2_OUTPUT_{index}")
+    layout, dim_names = _layout(graph, name)
+    label = "Output" if count == 1 else f"Output {index}"
+    description = (f"{label}: {t.dtype.value} [{', '.join(map(str, t.shape))}]"
+                   + (", real = scale * (q - zero_point)" if quantised else "")
+                   + ("; constant (computed at compile time: it lives in flash)"
+                      if t.is_const else "") + ".")
+    spec = {"shape": list(t.shape), "bytes": t.size_bytes, "elements": t.num_elements,
+            "dtype": t.dtype.value, "ctype": output_ctype(graph, name), "index": index,
+            "scale": repr(float(t.scale)) if quantised else "1.0",
+            "zero_point": t.zero_point if quantised else 0, "address": address,
+            "prefix": prefix, "description": description, "layout": layout,
+            "named_dims": list(zip(dim_names, t.shape, strict=True)), "note": ""}
+    original = full.inputs[0] if is_input else (
+        full.outputs[index] if index < len(full.outputs) else name)
+    if full.tensor(original).dtype is not DType.FLOAT32 or t.dtype is DType.FLOAT32:
+        return spec
+    spec["note"] = (f"/* The original model outputs float32: dequantise as "
+                    f"x = {prefix}_SCALE * (q - {prefix}_ZERO_POINT). */" if not is_input else
+                    "/* The original model takes float32 input: quantise it as "
+                    "q = round(x / MNV2_INPUT_SCALE) + MNV2_INPUT_ZERO_POINT. */")
     return spec
 
 
+def _stream(plan: Plan) -> dict | None:
+    """Return the streamed input's numbers for the templates, None for a resident input."""
+    ring = plan.input_ring()
+    if ring is None:
+        return None
+    seg = plan.units[0]
+    _, w, c = seg.shape.stages[0].in_shape
+    return {"segment": seg.name, "entries": len(seg.shape.schedule),
+            "rows": seg.shape.stages[0].in_shape[0], "row_bytes": w * c, "ring_rows": ring[1]}
+
+
+def _output_address(plan: Plan, pool: ConstPool, name: str, index: int) -> str:
+    t = plan.graph.tensor(name)
+    if t.is_const:
+        return pool.add(f"mnv2_constant_output_{index}", t.data, t.dtype.np,
+                        f"output {index}: constant, computed at compile time")
+    return f"mnv2_arena + {plan.offset(name)}"
+
+
 def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: str,
-             cmsis_nn_path: str, out_dir: Path, tflm_arena_bytes: int | None = None) -> Generated:
+             cmsis_nn_path: str, out_dir: Path, tflm_arena_bytes: int | None = None,
+             pixels: PixelInput | None = None,
+             options: LibraryOptions | None = None) -> Generated:
     """Write the generated library for `plan` into `out_dir`; return what was written.
 
     `full` is the model as read (for its float edges), `plan.graph` the integer core that
-    runs on the device, `baseline` the layer-by-layer plan reported beside it.
+    runs on the device, `baseline` the layer-by-layer plan reported beside it; `pixels`
+    adds mnv2_set_input_pixels() (build --pixel-format); `options` the prefix, arena mode
+    and sections (default: mnv2, static arena, .rodata.mnv2_weights and .bss.mnv2_arena).
     """
+    options = options or LibraryOptions()
     graph = plan.graph
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        from mnv2gen.errors import UnsupportedError
-        raise UnsupportedError(f"{graph.name}: {len(graph.inputs)} inputs and "
-                               f"{len(graph.outputs)} outputs",
-                               "code generation supports one input and one output")
+    check_supported(graph)
     env = _environment()
     pool = ConstPool()
     instances = InstanceSet()
@@ -116,6 +185,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
             template, context = lowered.template, lowered.context
         else:
             (template, context), lowered = lower_unit(plan, up, pool), None
+            template = f"ops/{template}"
         module = env.get_template(template).module
         units.append({"step": up.step, "comment": _describe(up),
                       "definitions": str(module.define(up.name, context)).rstrip(),
@@ -128,13 +198,18 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     provenance = (f"Generated by mnv2gen {__version__} from {full.name} (sha256 "
                   f"{full.source_sha256}) for {target.name}, {kernels} kernels. Do not edit.")
     macs = graph_macs(graph)
+    stream = _stream(plan)
+    input_address = f"mnv2_arena + {plan.offset(graph.inputs[0])}" if stream is None else "0"
+    outputs = [_edge(graph, full, name, _output_address(plan, pool, name, i), i, False,
+                     len(graph.outputs)) for i, name in enumerate(graph.outputs)]
     common = {
+        "stream": stream,
         "provenance": provenance, "model": full.name, "target": target.name,
         "kernels": kernels, "kernel_set": plan.kernel_set,
         "arena_bytes": plan.peak_bytes, "layer_bytes": baseline.peak_bytes,
         "lower_bytes": plan.lower_bound_bytes, "macs": f"{macs:,}",
-        "input": _edge(graph, full, graph.inputs[0], plan.offset(graph.inputs[0]), True),
-        "output": _edge(graph, full, graph.outputs[0], plan.offset(graph.outputs[0]), False),
+        "input": _edge(graph, full, graph.inputs[0], input_address, 0, True),
+        "outputs": outputs, "output": outputs[0],
         "plan_summary": (f"{plan.scheme} scheme, arena {plan.peak_bytes} bytes "
                          f"(layer by layer: {baseline.peak_bytes})"),
         "units": units, "arrays": pool.arrays, "const_bytes": pool.total_bytes,
@@ -143,6 +218,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "target_flags": " ".join(target.machine_flags), "cmsis_nn_path": cmsis_nn_path,
         "generated": kernels == "generated", "sources": library_sources(kernels),
         "steps": steps, "instances": instances.definitions(env),
+        "pixels": pixel_context(graph, pixels), **options.context(),
     }
     rendered = {
         "mnv2_model.h": "model/mnv2_model.h.j2", "mnv2_model.c": "model/mnv2_model.c.j2",
@@ -165,5 +241,35 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     runtime = GENERATED_RUNTIME_FILES if kernels == "generated" else RUNTIME_FILES
     for name in runtime:
         shutil.copyfile(templates_dir() / "runtime" / name, out_dir / name)
-    files = (*rendered, "REPORT.md", "plan.json", *runtime)
-    return Generated(tuple(sorted(files)), pool.total_bytes, report)
+    renamer = apply_prefix(out_dir, options.prefix,
+                           (provenance, cmsis_nn_path, *options.free_texts))
+    files = sorted(renamer.file_name(p.name) for p in out_dir.iterdir() if p.is_file())
+    return Generated(tuple(files), pool.total_bytes, report,
+                     tuple(map(renamer.file_name, library_sources(kernels))), renamer)
+
+
+def apply_prefix(out_dir: Path, prefix: str, protected: tuple[str, ...] = ()) -> Renamer:
+    """Rename the default prefix `mnv2` to `prefix` in every file of `out_dir` and in the
+    names of its `mnv2_*` files (see mnv2gen.codegen.prefix); return the Renamer, which
+    knows the library's identifiers. `protected` texts (provenance, user paths) are kept
+    verbatim. Every file written into `out_dir` before this call is covered."""
+    names = sorted(p.name for p in out_dir.iterdir() if p.is_file())
+    sources = {n: (out_dir / n).read_text() for n in names if n.endswith((".c", ".h"))}
+    identifiers = set().union(*map(code_identifiers, sources.values())) if prefix != "mnv2" \
+        else set()
+    renamer = Renamer(prefix, identifiers, names, protected)
+    if renamer.identity:
+        return renamer
+    for name in names:
+        path = out_dir / name
+        if name in sources:
+            text = renamer.library_source(sources[name])
+        elif name in BUILD_FILES:
+            text = renamer.build_file(path.read_text())
+        else:
+            continue
+        renamed = out_dir / renamer.file_name(name)
+        renamed.write_text(text)
+        if renamed != path:
+            path.unlink()
+    return renamer

@@ -13,9 +13,11 @@ import numpy as np
 
 from mnv2gen import quant
 from mnv2gen.codegen.consts import ConstPool
+from mnv2gen.codegen.lower_family import FAMILY_TEMPLATES, lower_binary
+from mnv2gen.codegen.lower_segment import lower_segment
 from mnv2gen.errors import UnsupportedError
 from mnv2gen.ir import DType, Graph, Op, OpKind
-from mnv2gen.planner.plan import Plan, UnitPlan
+from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
 from mnv2gen.planner.schedule import FusedUnit
 
 
@@ -64,8 +66,11 @@ def _lower_conv(plan: Plan, up: UnitPlan, pool: ConstPool) -> dict:
     }
 
 
-def _lower_add(plan: Plan, up: UnitPlan, pool: ConstPool) -> dict:
+def _lower_add(plan: Plan, up: UnitPlan, pool: ConstPool) -> dict | tuple[str, dict]:
     op, graph = up.unit.op, plan.graph
+    if len({graph.tensor(n).shape for n in op.inputs}) > 1 or any(
+            graph.tensor(n).is_const for n in op.inputs):
+        return lower_binary(plan, up, pool)
     return {"params": add_params(graph, op, op.inputs[0]),
             "input_1": _tensor(plan, op.inputs[0]), "input_2": _tensor(plan, op.inputs[1]),
             "output": _tensor(plan, op.outputs[0]),
@@ -88,7 +93,8 @@ def _lower_avgpool(plan: Plan, up: UnitPlan, pool: ConstPool) -> dict:
     a, y = op.attrs, graph.tensor(op.outputs[0])
     act_min, act_max = quant.activation_range(a.activation, y.scale, y.zero_point)
     scratch, scratch_bytes = _kernel_scratch(plan, up)
-    return {"params": [a.filter_h, a.filter_w, a.stride_h, a.stride_w, a.padding.top,
+    return {"function": "mnv2_avgpool_s8",
+            "params": [a.filter_h, a.filter_w, a.stride_h, a.stride_w, a.padding.top,
                        a.padding.left, act_min, act_max],
             "input_dims": _dims(graph.tensor(op.inputs[0]).shape), "output_dims": _dims(y.shape),
             "input": _tensor(plan, op.inputs[0]), "output": _tensor(plan, op.outputs[0]),
@@ -146,15 +152,18 @@ def _lower_softmax(plan: Plan, up: UnitPlan, pool: ConstPool) -> dict:
 def _lower_quantize(plan: Plan, up: UnitPlan, pool: ConstPool) -> dict:
     op, graph = up.unit.op, plan.graph
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    if x.dtype not in (DType.UINT8, DType.INT8) or y.dtype is not DType.INT8:
+    functions = {(DType.UINT8, DType.INT8): "mnv2_requantize_u8_s8",
+                 (DType.INT8, DType.INT8): "mnv2_requantize_s8",
+                 (DType.INT8, DType.UINT8): "mnv2_requantize_s8_u8"}
+    if (x.dtype, y.dtype) not in functions:
         raise UnsupportedError(
             f"{op.describe()}: QUANTIZE {x.dtype.value} -> {y.dtype.value} inside the model",
-            "generated code quantises uint8/int8 -> int8 only; float edges are left to the "
-            "caller")
+            "generated code requantises uint8/int8 -> int8 and int8 -> uint8; float edges are "
+            "left to the caller")
     mult, shift = quant.requantize_multiplier(x.scale, y.scale)
-    return {"function": "mnv2_requantize_u8_s8" if x.dtype is DType.UINT8
-            else "mnv2_requantize_s8", "input_ctype": "uint8_t" if x.dtype is DType.UINT8
-            else "int8_t",
+    return {"function": functions[x.dtype, y.dtype],
+            "input_ctype": "uint8_t" if x.dtype is DType.UINT8 else "int8_t",
+            "output_ctype": "uint8_t" if y.dtype is DType.UINT8 else "int8_t",
             "input": _tensor(plan, op.inputs[0]), "output": _tensor(plan, op.outputs[0]),
             "input_offset": -x.zero_point, "multiplier": mult, "shift": shift,
             "output_offset": y.zero_point, "count": y.num_elements}
@@ -180,11 +189,12 @@ LAYER_TEMPLATES: dict[OpKind, tuple[str, Callable[[Plan, UnitPlan, ConstPool], d
     OpKind.SOFTMAX: ("softmax.c.j2", _lower_softmax),
     OpKind.QUANTIZE: ("quantize.c.j2", _lower_quantize),
     OpKind.RESHAPE: ("reshape.c.j2", _lower_reshape),
+    **FAMILY_TEMPLATES,
 }
 
 
 def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return (template path under templates/, context) of a layer unit's C code."""
+    """Return (template name under templates/ops/, context) of a layer unit's C code."""
     op = up.unit.op
     if op.kind not in LAYER_TEMPLATES:
         raise UnsupportedError(
@@ -192,12 +202,15 @@ def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
             f"code generation supports {', '.join(k.value for k in LAYER_TEMPLATES)} "
             "(float QUANTIZE/DEQUANTIZE only at the model's edges)")
     template, lower = LAYER_TEMPLATES[op.kind]
-    return f"ops/{template}", lower(plan, up, pool)
+    result = lower(plan, up, pool)  # a lowering may pick another template (broadcast ADD)
+    return result if isinstance(result, tuple) else (template, result)
 
 
-def lower_unit(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return (template path under templates/, context) of any unit on the portable or
-    CMSIS-NN kernels, adding its constants to `pool`."""
+def lower_unit(plan: Plan, up: UnitPlan | SegmentPlan, pool: ConstPool) -> tuple[str, dict]:
+    """Return (template name under templates/ops/, context) of any plan step on the portable
+    or CMSIS-NN kernels, adding its constants to `pool`."""
+    if isinstance(up, SegmentPlan):
+        return lower_segment(plan, up, pool, _conv_numbers, add_params)
     return (lower_fused if isinstance(up.unit, FusedUnit) else lower_layer)(plan, up, pool)
 
 
@@ -221,7 +234,7 @@ def band_table(up: UnitPlan) -> list[list[int]]:
 
 
 def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return ("ops/fused.c.j2", context) of a fused unit: descriptor numbers and band table."""
+    """Return ("fused.c.j2", context) of a fused unit: descriptor numbers and band table."""
     graph, unit, choice = plan.graph, up.unit, up.choice
     assert isinstance(unit, FusedUnit)
     grouped = len(choice.groups) > 1
@@ -260,4 +273,4 @@ def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
         "group_start": [a for a, _ in choice.groups] + [choice.groups[-1][1]],
         "bands": bands, "rows": choice.chunking.rows,
     }
-    return "ops/fused.c.j2", context
+    return "fused.c.j2", context

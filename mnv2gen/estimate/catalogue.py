@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 from mnv2gen.errors import MnvError
@@ -16,7 +17,7 @@ except ModuleNotFoundError:  # Python 3.10
 FILE = "mcu_catalogue.toml"
 DEFAULT_RAM_ALLOWANCE = 8 * 1024
 _KEYS = {"name", "vendor", "variant", "core", "clock_mhz", "target", "flash_bytes",
-         "flash_kind", "sram", "source", "note"}
+         "flash_kind", "sram", "source", "note", "calibration_note"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Part:
     sram: tuple[SramBlock, ...]
     source: str
     note: str
+    calibration_note: str = ""
 
     @property
     def sram_bytes(self) -> int:
@@ -83,10 +85,36 @@ def load_catalogue() -> tuple[Part, ...]:
             parts.append(Part(entry["name"], entry["vendor"], entry["variant"], entry["core"],
                               float(entry["clock_mhz"]), entry["target"],
                               int(entry["flash_bytes"]), entry["flash_kind"], blocks,
-                              entry["source"], entry.get("note", "")))
+                              entry["source"], entry.get("note", ""),
+                              entry.get("calibration_note", "")))
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise MnvError(f"targets/{FILE}: invalid catalogue: {exc}") from exc
     return tuple(parts)
+
+
+def core_name(cpu: str) -> str:
+    """Return a GCC -mcpu name as the catalogue spells cores (cortex-m0plus -> Cortex-M0+)."""
+    return "Cortex-" + cpu.removeprefix("cortex-").upper().replace("PLUS", "+")
+
+
+def borrows_calibration(part: Part, target_cpu: str) -> bool:
+    """Return True when the part's core is not the core its target was calibrated on (an
+    FPU variant, Cortex-M4F, counts as its core, Cortex-M4)."""
+    return re.sub(r"(?<=\d)F$", "", part.core) != core_name(target_cpu)
+
+
+def latency_caveats(part: Part, target_cpu: str) -> list[str]:
+    """Return what makes this part's latency figure less certain than the global lower-bound
+    note says: a calibration borrowed from another core, constants in external flash."""
+    caveats = []
+    if borrows_calibration(part, target_cpu):
+        caveats.append(part.calibration_note or (
+            f"{part.core} timed with the {part.target} calibration (a {core_name(target_cpu)}):"
+            " no calibration was measured on this core"))
+    if part.flash_kind == "external":
+        caveats.append("the weights are read from external QSPI flash (execute in place): "
+                       "its wait states are not in the lower bound")
+    return caveats
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from mnv2gen.estimate.svg import (
 
 LAYER_COLOUR = "#d9822b"
 PLAN_COLOUR = "#2b6cb0"
+STREAMED_COLOUR = "#2f855a"
 KIND_COLOURS = {"input/output": "#e0a526", "tensor": "#7fa7d9", "scratch": "#9fd39a"}
 
 
@@ -83,16 +84,28 @@ def place_labels(labels: list[tuple[float, float, str]], markers: list[tuple[flo
 
 def timeline_svg(memory: dict, title: str) -> str:
     """Return the live-bytes-per-operator chart of both schedules of one kernel set."""
-    width, height, left, right, top, bottom = 900, 330, 80, 20, 40, 270
+    width, height, left, right, top, bottom = 1200, 330, 80, 20, 40, 270
     layer, plan = memory["timeline"]["layer_by_layer"], memory["timeline"]["plan"]
+    streamed = memory["timeline"].get("streamed", [])
     ops = max(memory["operators"], 1)
-    peak = max([r["live_bytes"] for r in layer + plan] + [1])
+    peak = max([r["live_bytes"] for r in layer + plan + streamed] + [1])
     x = Scale(0, ops, left, width - right)
     y = Scale(0, nice_max(peak * 1.05), bottom, top)
     body = [axes(x, y, "operator (position in the integer graph)", "live bytes",
                  lambda v: f"{v:.0f}", human_bytes)]
-    for rows, colour, label in ((layer, LAYER_COLOUR, "layer by layer"),
-                                (plan, PLAN_COLOUR, "mnv2gen plan")):
+    for r in plan:  # a depth-first segment: a shaded band over the operators it chains
+        if r.get("segment"):
+            x0, x1 = x(r["first_op"]), x(r["last_op"] + 1)
+            body.append(f'<rect class="segment" x="{x0:.1f}" y="{top}" width="'
+                        f'{max(x1 - x0, 1):.1f}" height="{bottom - top}" fill="{PLAN_COLOUR}" '
+                        f'fill-opacity="0.06"><title>{esc(r["name"])}: depth-first over '
+                        f'{esc(", ".join(r["segment"]))}</title></rect>')
+            body.append(f'<text x="{x0 + 3:.1f}" y="{top + 12}" style="{FONT};font-size:10px"'
+                        f' fill="{PLAN_COLOUR}">{esc(r["name"])}</text>')
+    series = [(layer, LAYER_COLOUR, "layer by layer"), (plan, PLAN_COLOUR, "mnv2gen plan")]
+    if streamed:
+        series.append((streamed, STREAMED_COLOUR, "streamed input"))
+    for rows, colour, label in series:
         xs, ys = step_series(rows)
         points = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(xs, ys, strict=True))
         area = f"{x(xs[0]):.1f},{y(0):.1f} {points} {x(xs[-1]):.1f},{y(0):.1f}"
@@ -115,42 +128,71 @@ def timeline_svg(memory: dict, title: str) -> str:
         body.append(f'<text x="{width - right - 4}" y="{y(value) - 4:.1f}" text-anchor="end" '
                     f'style="{FONT};font-size:11px" fill="{colour}">{esc(label)} '
                     f'{human_bytes(value)}</text>')
-    body.append(legend([("layer by layer", LAYER_COLOUR, "line"),
-                        ("mnv2gen plan", PLAN_COLOUR, "line"),
-                        ("dashed: placed arena (peak)", "#666", "line")], left, 18))
+    keys = [("layer by layer", LAYER_COLOUR, "line"), ("mnv2gen plan", PLAN_COLOUR, "line")]
+    if streamed:
+        keys.append(("streamed input", STREAMED_COLOUR, "line"))
+    body.append(legend([*keys, ("dashed: placed arena (peak)", "#666", "line")], left, 18))
     return svg(width, height, "timeline", title, "".join(body))
 
 
+def numbered_buffers(memory: dict) -> list[tuple[int, dict]]:
+    """Return the plan's buffers with the number the arena map and its legend show them
+    under: 1, 2, ... in order of their first step, then offset."""
+    ordered = sorted(memory["arena_map"], key=lambda b: (b["first_step"], b["offset"], b["name"]))
+    return list(enumerate(ordered, start=1))
+
+
+def _label(text_options: list[str], width: float, height: float, char_px: float = 6.4,
+           height_px: float = 11.0) -> str | None:
+    """Return the first of `text_options` that fits a width x height box, or None."""
+    for text in text_options:
+        if height >= height_px and width >= char_px * len(text) + 4:
+            return text
+    return None
+
+
 def arena_svg(memory: dict, io_names: set[str], title: str) -> str:
-    """Return the arena map of the plan: one rectangle per buffer, offset x step."""
-    width, height, left, right, top, bottom = 900, 380, 80, 20, 40, 320
-    buffers = memory["arena_map"]
-    steps = max([b["last_step"] + 1 for b in buffers] + [1])
+    """Return the arena map of the plan: one rectangle per buffer, offset x step, each
+    labelled in place with its name where it fits, else with its number (the legend
+    table beside the chart names every number), so a printout needs no hovering."""
+    buffers = numbered_buffers(memory)
+    steps = max([b["last_step"] + 1 for _, b in buffers] + [1])
+    width, height, left, right, top, bottom = 1200, 520, 80, 20, 40, 460
     arena = max(memory["plan_bytes"], 1)
     x = Scale(0, steps, left, width - right)
     y = Scale(0, arena, bottom, top)
     body = [axes(x, y, "plan step", "arena offset", lambda v: f"{v:.0f}", human_bytes,
                  [t for t in x.ticks() if t == int(t)])]
-    for b in buffers:
+    labels = []
+    for number, b in buffers:
         kind = buffer_kind(b["name"], io_names)
         x0, x1 = x(b["first_step"]), x(b["last_step"] + 1)
         y0, y1 = y(b["offset"] + b["bytes"]), y(b["offset"])
-        body.append(f'<rect class="buffer" data-kind="{kind}" x="{x0:.1f}" y="{y0:.1f}" '
-                    f'width="{max(x1 - x0, 0.8):.1f}" height="{max(y1 - y0, 0.8):.1f}" '
+        w, h = max(x1 - x0, 0.8), max(y1 - y0, 0.8)
+        body.append(f'<rect class="buffer" data-kind="{kind}" data-number="{number}" '
+                    f'x="{x0:.1f}" y="{y0:.1f}" width="{w:.1f}" height="{h:.1f}" '
                     f'fill="{KIND_COLOURS[kind]}" stroke="#333" stroke-width="0.4">'
-                    f'<title>{esc(b["name"])}: {b["bytes"]:,} B at offset {b["offset"]:,}, '
-                    f'steps {b["first_step"]}-{b["last_step"]}</title></rect>')
+                    f'<title>{number}: {esc(b["name"])}: {b["bytes"]:,} B at offset '
+                    f'{b["offset"]:,}, steps {b["first_step"]}-{b["last_step"]}</title></rect>')
+        text = _label([b["name"], str(number)], w, h)
+        if text is not None:
+            labels.append(f'<text class="buffer-label" x="{x0 + w / 2:.1f}" '
+                          f'y="{y0 + h / 2 + 3.5:.1f}" text-anchor="middle">{esc(text)}</text>')
+    body.append(f'<g style="{FONT};font-size:10px" fill="#111" pointer-events="none">'
+                + "".join(labels) + "</g>")
     body.append(f'<line x1="{left}" x2="{width - right}" y1="{y(arena):.1f}" y2="{y(arena):.1f}"'
                 f' stroke="{PLAN_COLOUR}" stroke-dasharray="5,4"/>')
     body.append(legend([(k, c, "box") for k, c in KIND_COLOURS.items()]
-                       + [(f"arena {human_bytes(arena)}", PLAN_COLOUR, "line")], left, 18))
+                       + [(f"arena {human_bytes(arena)}", PLAN_COLOUR, "line"),
+                          ("labels: buffer name, or its number in the table below", "#fff",
+                           "box")], left, 18))
     return svg(width, height, "arena-map", title, "".join(body))
 
 
 def design_space_svg(report: dict, kernel_set: str, title: str) -> str:
     """Return RAM (layer by layer and plan) against MACs per configuration, with the
     catalogue parts' available RAM as horizontal lines."""
-    width, height, left, right, top, bottom = 900, 440, 80, 250, 40, 380
+    width, height, left, right, top, bottom = 1200, 440, 80, 250, 40, 380
     points = [(c["macs"], c["memory"][kernel_set]["layer_by_layer_bytes"],
                c["memory"][kernel_set]["plan_bytes"], c["name"], short_label(c))
               for c in report["configurations"] if kernel_set in c["memory"]]

@@ -50,7 +50,7 @@ void mnv2_size_reset(void) { (void)main(); for (;;) { } }
 __attribute__((section(".vectors"), used))
 const uintptr_t mnv2_size_vectors[2] = {0x20001000u, (uintptr_t)mnv2_size_reset};
 """
-_MAIN_WITH_MODEL = '#include "mnv2_model.h"\nint main(void) { return mnv2_invoke(); }\n'
+_MAIN_WITH_MODEL = '#include "mnv2_model.h"\nint main(void) { return mnv2_run(0, 0); }\n'
 _MAIN_WITHOUT = "int main(void) { return 0; }\n"
 _EXTERN = re.compile(r"^extern const (\w+) (\w+)\[(\d+)\];$", re.M)
 _FLASH_SECTIONS = (".text", ".ARM.exidx", ".data")
@@ -94,7 +94,7 @@ def _runtime_objects(target: Target, kernels: str, cmsis_nn_path: str) -> list[P
     key = (target.name, kernels, cmsis_nn_path)
     if key not in _RUNTIME_CACHE:
         runtime = templates_dir() / "runtime"
-        sources = [runtime / "mnv2_fused.c",
+        sources = [runtime / "mnv2_fused.c", runtime / "mnv2_segment.c",
                    runtime / ("mnv2_ops_cmsis.c" if kernels == "cmsis-nn"
                               else "mnv2_ops_portable.c")]  # generated: its fallbacks
         includes = [runtime]

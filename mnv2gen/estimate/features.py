@@ -2,7 +2,8 @@
 
 Every count mirrors what the generated code executes for the step: the kernel calls a
 fused unit makes per band and channel group (mnv2_fused.c), the rows its producer
-computes (halo rows again for every group), the bytes its sliding window moves. The
+computes (halo rows again for every group), the bytes its sliding window moves; for a
+depth-first segment the calls and copies of every tile (mnv2_segment.c). The
 calibration (targets/calibration.toml) holds one coefficient per count, fitted on
 QEMU-measured steps of synthesized models by benchmarks/calibrate.py.
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 from collections import Counter
 
 from mnv2gen.ir import Graph, Op, OpKind
-from mnv2gen.planner.plan import Plan, UnitPlan
+from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
 from mnv2gen.planner.schedule import FusedUnit
+from mnv2gen.planner.segment_cost import COPY_CALL, MOVE_COST, segment_counts
 
 FEATURES = (
     "units", "calls",
@@ -80,6 +82,22 @@ def _fused_counts(graph: Graph, up: UnitPlan) -> Counter:
     return counts
 
 
+# kind -> (the calibrated count its per-element work resembles, which tensor it counts):
+# elementwise arithmetic like ADD, fixed-point activations like QUANTIZE's requantisation,
+# window and reduction kernels like pooling, copies and gathers as moved bytes. Until
+# benchmarks/calibrate.py measures them these are approximations of their cost.
+_FAMILY_COUNTS = {
+    OpKind.MUL: ("add_elements", "output"), OpKind.SUB: ("add_elements", "output"),
+    OpKind.HARD_SWISH: ("quantize_elements", "output"),
+    OpKind.LOGISTIC: ("softmax_elements", "output"),
+    OpKind.MAX_POOL_2D: ("pool_elements", "input"), OpKind.ARG_MAX: ("pool_elements", "input"),
+    OpKind.RESIZE_BILINEAR: ("pool_elements", "output"),
+    OpKind.RESIZE_NEAREST_NEIGHBOR: ("move_bytes", "output"),
+    OpKind.CONCATENATION: ("move_bytes", "output"), OpKind.TRANSPOSE: ("move_bytes", "output"),
+    OpKind.PAD: ("move_bytes", "output"),
+}
+
+
 def _layer_counts(plan: Plan, up: UnitPlan) -> Counter:
     graph, op = plan.graph, up.unit.op
     out = graph.tensor(op.outputs[0])
@@ -102,16 +120,35 @@ def _layer_counts(plan: Plan, up: UnitPlan) -> Counter:
         if plan.offset(op.inputs[0]) == plan.offset(op.outputs[0]):
             return Counter({"units": 1})
         counts = Counter({"move_bytes": out.size_bytes})
+    elif kind in _FAMILY_COUNTS:  # the family's kernels, priced by their nearest relative
+        feature, operand = _FAMILY_COUNTS[kind]
+        counts = Counter({feature: graph.tensor(op.inputs[0] if operand == "input"
+                                                else op.outputs[0]).num_elements
+                          * (out.dtype.size_bytes if feature == "move_bytes" else 1)})
     else:
         counts = Counter()
     counts["calls"] += 1
     return counts
 
 
-def step_features(plan: Plan, up: UnitPlan) -> dict[str, int]:
+def _segment_counts(plan: Plan, seg: SegmentPlan) -> Counter:
+    """Return a segment's counts (mnv2gen.planner.segment_cost, what mnv2_segment.c runs);
+    its copy calls count as the bytes the planner prices them at (no coefficient of
+    their own in the calibration)."""
+    shape = seg.shape
+    counts = segment_counts(plan.graph, shape.stages, shape.widths)
+    copies = counts.pop("copy_calls", 0)
+    counts["move_bytes"] += int(copies * COPY_CALL / MOVE_COST)
+    return counts
+
+
+def step_features(plan: Plan, up: UnitPlan | SegmentPlan) -> dict[str, int]:
     """Return the work counts (FEATURES, zeros included) of one plan step."""
-    counts = (_fused_counts(plan.graph, up) if isinstance(up.unit, FusedUnit)
-              else _layer_counts(plan, up))
+    if isinstance(up, SegmentPlan):
+        counts = _segment_counts(plan, up)
+    else:
+        counts = (_fused_counts(plan.graph, up) if isinstance(up.unit, FusedUnit)
+                  else _layer_counts(plan, up))
     counts["units"] = 1
     return {name: int(counts.get(name, 0)) for name in FEATURES}
 
@@ -165,7 +202,17 @@ def code_features(plan: Plan) -> dict[str, int]:
     if plan.kernel_set == "generated":
         counts.update(_instance_counts(plan))
     for up in plan.units:
-        if isinstance(up.unit, FusedUnit):
+        if isinstance(up, SegmentPlan):  # a segment's tables: like one band per row step
+            counts["fused_units"] += len(up.units)
+            counts["bands"] += len(up.shape.schedule)
+            counts["has_fused"] = 1
+            counts["has_add"] |= any(st.add is not None for st in up.shape.stages)
+            for st in up.shape.stages:
+                flag = _KIND_FLAGS.get(st.unit.op.kind) if st.kind != "fused" and \
+                    st.kind != "window" else None
+                if flag:
+                    counts[flag] = 1
+        elif isinstance(up.unit, FusedUnit):
             counts["fused_units"] += 1
             counts["bands"] += len(up.choice.bands)
             counts["has_fused"] = 1

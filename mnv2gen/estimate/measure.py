@@ -5,6 +5,7 @@ from __future__ import annotations
 from mnv2gen.errors import MnvError
 from mnv2gen.ir import Graph
 from mnv2gen.pipeline import compile_graph
+from mnv2gen.toolchain import Target
 from mnv2gen.verify import verification_inputs, verify
 
 NOTE = ("QEMU -icount instruction count of one inference on a seeded random input "
@@ -12,14 +13,14 @@ NOTE = ("QEMU -icount instruction count of one inference on a seeded random inpu
         "harness included")
 
 
-def measure(full: Graph, target: str, kernels: str, cmsis_nn_path: str | None = None,
-            profile: bool = False) -> dict:
+def measure(full: Graph, target: str | Target, kernels: str, cmsis_nn_path: str | None = None,
+            profile: bool = False, input_mode: str = "resident") -> dict:
     """Return what one QEMU run of the generated code measured: `instructions`,
     `bit_exact` (against the NumPy reference), `elf_sizes`, `const_bytes`, the plan and,
     with `profile`, `steps` (instructions per plan step). A model that does not fit the
     target's memory or cannot be built gives {"error": message} instead."""
     try:
-        compiled = compile_graph(full, target, kernels, cmsis_nn_path)
+        compiled = compile_graph(full, target, kernels, cmsis_nn_path, input_mode=input_mode)
         report = verify(compiled, verification_inputs(compiled, 1, 0, []), profile=profile)
     except MnvError as exc:
         return {"error": exc.message}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.generated.lower import const_bytes as generated_const_bytes
 from mnv2gen.codegen.lower import lower_unit
+from mnv2gen.errors import MnvError
 from mnv2gen.ir import Graph
 from mnv2gen.planner.plan import Plan, plan_model
 from mnv2gen.stats import graph_macs
@@ -14,12 +15,17 @@ from mnv2gen.stats import graph_macs
 
 @dataclass(frozen=True)
 class Memory:
-    """The plan `build` would generate, its layer-by-layer baseline and what they cost."""
+    """The plan `build` would generate, its layer-by-layer baseline and what they cost.
+
+    `plan` is the plan of the chosen input mode; `resident` and `streamed` are both
+    modes' plans (streamed is None when the first layer cannot read rows one by one)."""
 
     plan: Plan
     baseline: Plan
     const_bytes: int
     macs: int
+    resident: Plan | None = None
+    streamed: Plan | None = None
 
     @property
     def kernel_set(self) -> str:
@@ -44,10 +50,18 @@ def model_macs(core: Graph) -> int:
     return graph_macs(core)
 
 
-def plan_memory(core: Graph, kernel_set: str) -> Memory:
+def plan_memory(core: Graph, kernel_set: str, input_mode: str = "resident") -> Memory:
     """Return the Memory of the integer graph `core` under `kernel_set`: the default
-    plan (scheme auto) and the layer-by-layer baseline, as `mnv2gen plan` and `build`
-    compute them."""
-    plan = plan_model(core, "auto", kernel_set)
+    plans (scheme auto) of both input modes, `input_mode`'s as the plan, and the
+    layer-by-layer baseline, as `mnv2gen plan` and `build` compute them."""
+    resident = plan_model(core, "auto", kernel_set)
+    try:
+        streamed = plan_model(core, "auto", kernel_set, input_mode="streamed")
+    except MnvError:
+        if input_mode == "streamed":
+            raise
+        streamed = None
+    plan = streamed if input_mode == "streamed" else resident
     baseline = plan_model(core, "layer", kernel_set)
-    return Memory(plan, baseline, const_pool_bytes(plan), model_macs(core))
+    return Memory(plan, baseline, const_pool_bytes(plan), model_macs(core), resident,
+                  streamed)

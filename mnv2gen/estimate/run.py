@@ -34,6 +34,7 @@ class Options:
     measure: bool = False
     ram_allowance: int = cat.DEFAULT_RAM_ALLOWANCE
     code_table: bool = False  # take code bytes from the calibration table, do not build
+    input_mode: str = "resident"  # the plan whose code, flash and instructions are given
 
 
 def work_items(configs: list[Configuration], options: Options) -> int:
@@ -91,11 +92,18 @@ def _measure(config: Configuration, target: str, options: Options, cache: dict) 
 
     if "graph" not in cache:
         cache["graph"] = config.load_for_measurement()
-    result = measure(cache["graph"], target, options.kernels, options.cmsis_nn_path or None)
+    # the parts of a small-RAM target (cortex-m0: a 16 KiB nRF51 for 264 KiB RP2040s) are
+    # measured on its calibration variant: the same core with larger memories
+    real = load_target(target)
+    roomy = real.for_calibration()
+    result = measure(cache["graph"], roomy, options.kernels, options.cmsis_nn_path or None,
+                     input_mode=options.input_mode)
     if "error" in result:
         return {"error": result["error"]}
+    note = result["note"] + ("" if roomy is real else f"; run on {target}'s QEMU machine with "
+                             "enlarged memories (instruction counts do not depend on them)")
     return {"instructions": result["instructions"], "bit_exact": result["bit_exact"],
-            "program_regions": result["elf_sizes"].get("regions"), "note": result["note"]}
+            "program_regions": result["elf_sizes"].get("regions"), "note": note}
 
 
 def _target_entry(memory: Memory, code: int | None, target, options: Options, config,
@@ -106,6 +114,11 @@ def _target_entry(memory: Memory, code: int | None, target, options: Options, co
              "layer_by_layer_bytes": memory.baseline.peak_bytes,
              "plan_bytes": memory.plan.peak_bytes,
              "lower_bound_bytes": memory.plan.lower_bound_bytes,
+             "input_mode": memory.plan.input_mode,
+             "resident_plan_bytes": _peak(memory.resident),
+             "streamed_plan_bytes": _peak(memory.streamed),
+             "streamed_lower_bound_bytes": (memory.streamed.lower_bound_bytes
+                                            if memory.streamed else None),
              "const_bytes": memory.const_bytes, "code_bytes": code,
              "code_bytes_source": code_source,
              "flash_bytes": None if code is None else memory.const_bytes + code,
@@ -113,6 +126,21 @@ def _target_entry(memory: Memory, code: int | None, target, options: Options, co
     if options.measure:
         entry["measured"] = _measure(config, target.name, options, cache)
     return entry
+
+
+def _peak(plan) -> int | None:
+    return plan.peak_bytes if plan is not None else None
+
+
+def _streamed_verdict(part, entry: dict, flash: int, options: Options) -> tuple:
+    """Return (margin, verdict) of the streamed plan on a part (None, "n/a" without one)."""
+    if entry["streamed_plan_bytes"] is None:
+        return None, "n/a"
+    f = cat.fit(part, entry["layer_by_layer_bytes"], entry["streamed_plan_bytes"], flash,
+                options.ram_allowance)
+    verdict = "no" if f.plan_margin_bytes < 0 else (
+        "no-flash" if f.flash_margin_bytes < 0 else "fits")
+    return f.plan_margin_bytes, verdict
 
 
 def _parts(entries: dict[str, dict], options: Options) -> list[dict]:
@@ -123,11 +151,14 @@ def _parts(entries: dict[str, dict], options: Options) -> list[dict]:
         if entry is None:
             continue
         flash = entry["flash_bytes"] if entry["flash_bytes"] is not None else entry["const_bytes"]
-        f = cat.fit(part, entry["layer_by_layer_bytes"], entry["plan_bytes"], flash,
+        f = cat.fit(part, entry["layer_by_layer_bytes"],
+                    entry["resident_plan_bytes"] or entry["plan_bytes"], flash,
                     options.ram_allowance)
+        streamed_margin, streamed_fits = _streamed_verdict(part, entry, flash, options)
         measured = entry["measured"] or {}
         instructions = measured.get("instructions") or entry["instructions"]
         region, _ = part.largest_region
+        cpu = load_target(part.target).cpu
         rows.append({
             "part": part.name, "target": part.target, "core": part.core,
             "clock_mhz": part.clock_mhz, "ram_region": region,
@@ -135,10 +166,14 @@ def _parts(entries: dict[str, dict], options: Options) -> list[dict]:
             "layer_margin_bytes": f.layer_margin_bytes, "plan_margin_bytes": f.plan_margin_bytes,
             "flash_capacity_bytes": part.flash_bytes, "flash_kind": part.flash_kind,
             "flash_margin_bytes": f.flash_margin_bytes, "fits": f.verdict,
+            "streamed_margin_bytes": streamed_margin, "fits_streamed": streamed_fits,
             "latency_ms": (round(instructions / (part.clock_mhz * 1e3), 2)
                            if instructions else None),
             "latency_source": ("measured" if measured.get("instructions") else "estimate")
-            if instructions else None})
+            if instructions else None,
+            "calibration_core": cat.core_name(cpu),
+            "calibration_borrowed": cat.borrows_calibration(part, cpu),
+            "latency_caveats": cat.latency_caveats(part, cpu), "note": part.note})
     return rows
 
 
@@ -152,7 +187,7 @@ def estimate_configuration(config: Configuration, options: Options,
     for target in targets:
         kernel_set = _kernel_set(target, options.kernels)
         if kernel_set not in memories:
-            memories[kernel_set] = plan_memory(core, kernel_set)
+            memories[kernel_set] = plan_memory(core, kernel_set, options.input_mode)
     code = _measured_code(graph, memories, targets, options)
     entries: dict[str, dict] = {}
     cache: dict = {}
@@ -168,7 +203,10 @@ def estimate_configuration(config: Configuration, options: Options,
             "memory": {k: memory_details(m) for k, m in memories.items()},
             "targets": list(entries.values()), "parts": parts,
             "fits": [p["part"] for p in parts if p["fits"] == "fits"],
-            "fits_with_plan_only": [p["part"] for p in parts if p["fits"] == "plan-only"]}
+            "fits_with_plan_only": [p["part"] for p in parts if p["fits"] == "plan-only"],
+            "fits_streamed": [p["part"] for p in parts if p["fits_streamed"] == "fits"],
+            "fits_only_streamed": [p["part"] for p in parts if p["fits_streamed"] == "fits"
+                                   and p["fits"] not in ("fits", "plan-only")]}
 
 
 def estimate(configs: list[Configuration], options: Options,
@@ -188,6 +226,7 @@ def estimate(configs: list[Configuration], options: Options,
         raise MnvError("--measure with --kernels cmsis-nn needs your CMSIS-NN checkout",
                        "pass --cmsis-nn PATH or set CMSIS_NN_PATH")
     return {"mnv2gen": __version__, "kernels": options.kernels,
+            "input_mode": options.input_mode,
             "targets": list(options.targets), "ram_allowance_bytes": options.ram_allowance,
             "instructions_note": INSTRUCTIONS_NOTE, "latency_note": LATENCY_NOTE,
             "configurations": [estimate_configuration(c, options, step) for c in configs]}

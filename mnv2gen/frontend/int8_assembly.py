@@ -4,17 +4,20 @@ Shared by post-training quantisation (`ptq`) and the QDQ reader (`onnx_qdq`). Th
 has TFLite's float edges: a float32 NHWC input, QUANTIZE to int8, the int8 body, and
 DEQUANTIZE to a float32 output; `passes.integer_core` cuts them for the C code. Where
 TFLite fixes an output's quantisation (SOFTMAX: 1/256, zero point -128; RESHAPE: its
-input's) and the caller asks for another, an int8 -> int8 QUANTIZE is appended.
+input's) and the caller asks for another, an int8 -> int8 QUANTIZE is appended; an
+AVERAGE_POOL_2D asked to rescale (TFLite's keeps its input's scale) becomes a depthwise
+convolution computing the same mean.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import numpy as np
 
 from mnv2gen.frontend.float_model import FloatModel
-from mnv2gen.ir import DType, Graph, NoAttrs, Op, OpKind, QuantParams, Tensor
+from mnv2gen.ir import ConvAttrs, DType, Graph, NoAttrs, Op, OpKind, QuantParams, Tensor
 from mnv2gen.zoo_float import INPUT, FloatLayer
 from mnv2gen.zoo_quant import SOFTMAX_QUANT
 
@@ -37,6 +40,24 @@ def _fixed_quant(layer: FloatLayer, tensors: Mapping[str, Tensor]) -> QuantParam
     return None
 
 
+def _pool_as_depthwise(layer: FloatLayer, x: Tensor) -> tuple[FloatLayer, tuple[Tensor, ...]]:
+    """Return an unpadded AVERAGE_POOL_2D as the DEPTHWISE_CONV_2D computing the same mean
+    (weights 1 at scale 1 / window size, bias 0) and its constant tensors. TFLite's pool
+    keeps its input's quantisation, so another output scale would need a second rounding;
+    the convolution requantises once, as the file's own pool (onnxruntime's) does."""
+    a = layer.attrs
+    channels = layer.shape[-1]
+    w_scale = np.float32(1.0 / (a.filter_h * a.filter_w))
+    w_quant = QuantParams((float(w_scale),) * channels, (0,) * channels, 3)
+    b_scale = float(np.float32(x.scale) * w_scale)
+    weights = Tensor(f"{layer.name}/weights", (1, a.filter_h, a.filter_w, channels), DType.INT8,
+                     w_quant, np.ones((1, a.filter_h, a.filter_w, channels), np.int8))
+    bias = Tensor(f"{layer.name}/bias", (channels,), DType.INT32,
+                  QuantParams((b_scale,) * channels, (0,) * channels), np.zeros(channels, np.int32))
+    conv = ConvAttrs(a.stride_h, a.stride_w, a.padding, a.activation)
+    return replace(layer, kind=OpKind.DEPTHWISE_CONV_2D, attrs=conv), (weights, bias)
+
+
 def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: WeightFn) -> Graph:
     """Return the verified int8 Graph of `model`.
 
@@ -52,11 +73,16 @@ def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: Weigh
     for layer in model.layers:
         source = model.source_nodes.get(layer.name, -1)
         inputs = tuple(names[n] for n in layer.inputs)
-        if layer.weights is not None:
+        wanted = quant[layer.name]
+        if (layer.kind is OpKind.AVERAGE_POOL_2D
+                and not same_quant(tensors[inputs[0]].quant, wanted)):
+            layer, consts = _pool_as_depthwise(layer, tensors[inputs[0]])
+            tensors.update({t.name: t for t in consts})
+            inputs = (*inputs, *(t.name for t in consts))
+        elif layer.weights is not None:
             w, b = weights(layer, tensors[inputs[0]])
             tensors[w.name], tensors[b.name] = w, b
             inputs = (*inputs, w.name, b.name)
-        wanted = quant[layer.name]
         fixed = _fixed_quant(layer, tensors)
         out = layer.name
         if fixed is not None and not same_quant(fixed, wanted):

@@ -12,10 +12,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from mnv2gen.frontend.onnx_float import WEIGHTED, Translator, Value
 from mnv2gen.frontend.onnx_fold import FOLDERS
 from mnv2gen.frontend.onnx_graph import Node, take_attrs
 from mnv2gen.frontend.onnx_layout_ops import (
+    average_pool,
     global_average_pool,
     identity,
     pad,
@@ -24,6 +24,7 @@ from mnv2gen.frontend.onnx_layout_ops import (
     softmax,
     transpose,
 )
+from mnv2gen.frontend.onnx_translator import WEIGHTED, Translator, Value
 from mnv2gen.ir import (
     Activation,
     AddAttrs,
@@ -255,7 +256,8 @@ HANDLERS: dict[str, Callable[[Translator, Node], None]] = {
     "Conv": _conv, "BatchNormalization": _batch_normalization,
     "Add": _arithmetic, "Sub": _arithmetic, "Mul": _arithmetic, "Div": _arithmetic,
     "Relu": _relu, "Clip": _clip,
-    "GlobalAveragePool": global_average_pool, "ReduceMean": reduce_mean,
+    "GlobalAveragePool": global_average_pool, "AveragePool": average_pool,
+    "ReduceMean": reduce_mean,
     "Flatten": reshape, "Reshape": reshape, "Squeeze": reshape, "Unsqueeze": reshape,
     "Gemm": _gemm, "MatMul": _matmul, "Pad": pad, "Transpose": transpose, "Softmax": softmax,
     "Identity": identity, "Dropout": identity,

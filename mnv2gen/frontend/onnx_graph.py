@@ -18,14 +18,21 @@ import numpy as np
 
 from mnv2gen.errors import MnvError, ModelError, UnsupportedError
 
-MIN_OPSET = 11
+MIN_OPSET = 11      # what the translators read; older files are upgraded to UPGRADE_OPSET
+OLDEST_OPSET = 7    # onnx.version_converter upgrades opsets 7-10 reliably
+UPGRADE_OPSET = 13
 _FLOAT = 1  # onnx.TensorProto.FLOAT
 # onnxruntime's QOperator format: integer operators instead of QDQ around float ones.
+# The standard ones are in the default domain, the rest in onnxruntime's com.microsoft.
 QOPERATORS = frozenset({
     "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearAveragePool",
     "QLinearGlobalAveragePool", "QLinearSoftmax", "QLinearConcat", "QLinearSigmoid",
-    "QLinearLeakyRelu", "QLinearReduceMean", "QLinearWhere", "QGemm", "ConvInteger",
-    "MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul", "QAttention"})
+    "QLinearLeakyRelu", "QLinearReduceMean", "QLinearWhere", "QGemm"})
+# Dynamic quantisation: activation scales computed at run time (not compilable to int8).
+DYNAMIC_QUANT = frozenset({
+    "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "QAttention"})
+_MS_DOMAIN = "com.microsoft"
 
 
 @dataclass(frozen=True)
@@ -38,10 +45,11 @@ class Node:
     inputs: tuple[str, ...]  # "" marks an omitted optional input
     outputs: tuple[str, ...]
     attrs: Mapping[str, Any]
+    origin: str = ""  # the file's operator when a rewrite (QOperator -> QDQ) made this node
 
     def describe(self) -> str:
-        """Return 'node N (OpType)' for messages."""
-        return f"node {self.index} ({self.op_type})"
+        """Return 'node N (OpType)' for messages (the file's operator type)."""
+        return f"node {self.index} ({self.origin or self.op_type})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +65,7 @@ class OnnxGraph:
     input_shape: tuple[int, ...]
     output_name: str
     sha256: str
+    notes: tuple[str, ...] = ()  # what reading changed (generated text, see Graph.notes)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "constants", MappingProxyType(dict(self.constants)))
@@ -128,14 +137,35 @@ def parse_model_proto(data: bytes, label: str):
     return model
 
 
-def _opset(model, label: str) -> int:
+def _default_opset(model) -> int:
     versions = {o.domain: o.version for o in model.opset_import}
-    version = versions.get("", versions.get("ai.onnx", 0))
-    if version < MIN_OPSET:
-        raise UnsupportedError(f"{label}: opset {version} is older than {MIN_OPSET}",
-                               "convert it first: onnx.version_converter.convert_version("
-                               f"model, {MIN_OPSET}) or re-export with a newer opset")
-    return version
+    return versions.get("", versions.get("ai.onnx", 0))
+
+
+def upgrade_opset(model, label: str):
+    """Return `model` at opset >= MIN_OPSET: opsets 7-10 are upgraded to UPGRADE_OPSET
+    with onnx.version_converter, newer ones returned as they are."""
+    version = _default_opset(model)
+    if version >= MIN_OPSET:
+        return model
+    if version < OLDEST_OPSET:
+        raise UnsupportedError(f"{label}: opset {version} is older than {OLDEST_OPSET}",
+                               f"re-export the model with opset {UPGRADE_OPSET} or newer")
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, UPGRADE_OPSET)
+    except Exception as exc:  # the converter raises bare RuntimeErrors
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise UnsupportedError(
+            f"{label}: opset {version} cannot be upgraded to {UPGRADE_OPSET} by "
+            f"onnx.version_converter ({reason!r})",
+            f"re-export the model with opset {UPGRADE_OPSET} or newer") from None
+
+
+def _symbolic_batch(value_info) -> bool:
+    dims = value_info.type.tensor_type.shape.dim
+    return bool(dims) and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0)
 
 
 def _declared_shape(value_info, label: str) -> list[int]:
@@ -189,7 +219,12 @@ def read_onnx(data: bytes, label: str, input_shape: tuple[int, ...] | None = Non
     replaces the input's declared shape (needed when it has symbolic dimensions).
     """
     model = parse_model_proto(data, label)
-    opset = _opset(model, label)
+    notes = []
+    if _default_opset(model) < MIN_OPSET:
+        notes.append(f"opset {_default_opset(model)} upgraded to {UPGRADE_OPSET} with "
+                     "onnx.version_converter before import")
+        model = upgrade_opset(model, label)
+    opset = _default_opset(model)
     g = model.graph
     constants = {t.name: _tensor_array(t, label, base_dir) for t in g.initializer}
     inputs = [v for v in g.input if v.name not in constants]
@@ -197,29 +232,35 @@ def read_onnx(data: bytes, label: str, input_shape: tuple[int, ...] | None = Non
         raise UnsupportedError(f"{label}: has {len(inputs)} inputs and {len(g.output)} outputs",
                                "mnv2gen compiles single-input, single-output classifiers")
     x = inputs[0]
+    if input_shape is None and _symbolic_batch(x):
+        notes.append("the symbolic batch dimension of the input is fixed to 1")
     if x.type.tensor_type.elem_type != _FLOAT:
         raise UnsupportedError(f"{label}: input {x.name!r} has element type "
                                f"{x.type.tensor_type.elem_type}, not float32",
                                "the ONNX front ends read float-input models (float or QDQ)")
     nodes = []
     for i, n in enumerate(g.node):
-        if n.op_type in QOPERATORS or n.op_type.startswith("QLinear"):
+        if n.op_type in DYNAMIC_QUANT:
             raise UnsupportedError(
-                f"{label}: node {i} ({n.op_type}) is in onnxruntime's QOperator format; "
-                "mnv2gen reads QDQ models", "quantise with onnxruntime.quantization."
-                "quantize_static(..., quant_format=QuantFormat.QDQ, activation_type="
-                "QuantType.QInt8, weight_type=QuantType.QInt8), or give the float model "
-                "to `mnv2gen quantize`")
-        if n.domain not in ("", "ai.onnx"):
-            raise UnsupportedError(f"{label}: node {i} ({n.op_type}) is from the custom domain "
-                                   f"{n.domain!r}", "only standard ONNX operators are supported")
+                f"{label}: node {i} ({n.op_type}) is dynamic quantisation (activation "
+                "scales computed at run time), which int8 microcontroller code cannot do",
+                "quantise statically: onnxruntime.quantization.quantize_static(...) with "
+                "calibration data (QDQ or QOperator format), or give the float model to "
+                "`mnv2gen quantize --calibrate IMAGES_DIR`")
+        if n.domain not in ("", "ai.onnx") and not (n.domain == _MS_DOMAIN
+                                                      and n.op_type in QOPERATORS):
+            raise UnsupportedError(f"{label}: node {i} ({n.op_type!r}) is from the "
+                                   f"custom domain {n.domain!r}",
+                                   "only standard ONNX operators and onnxruntime's QLinear "
+                                   "operators are supported")
         attrs = {a.name: _attribute_value(a) for a in n.attribute}
         nodes.append(Node(i, n.op_type, n.domain, tuple(n.input), tuple(n.output),
                           MappingProxyType(attrs)))
     return OnnxGraph(label=label, name=Path(label).name, opset=opset, nodes=tuple(nodes),
                      constants=constants, input_name=x.name,
                      input_shape=_static_shape(x, label, input_shape),
-                     output_name=g.output[0].name, sha256=hashlib.sha256(data).hexdigest())
+                     output_name=g.output[0].name, sha256=hashlib.sha256(data).hexdigest(),
+                     notes=tuple(notes))
 
 
 def read_onnx_file(path: str | Path, input_shape: tuple[int, ...] | None = None) -> OnnxGraph:
@@ -231,7 +272,9 @@ def read_onnx_file(path: str | Path, input_shape: tuple[int, ...] | None = None)
 
 
 def is_quantized(data: bytes, label: str) -> bool:
-    """Return True when the ONNX bytes hold QuantizeLinear or QOperator nodes."""
+    """Return True when the ONNX bytes hold QuantizeLinear, QOperator or dynamic
+    quantisation nodes (the QDQ front end reads the first two, refuses the third)."""
     model = parse_model_proto(data, label)
     return any(n.op_type == "QuantizeLinear" or n.op_type in QOPERATORS
-               or n.op_type.startswith("QLinear") for n in model.graph.node)
+               or n.op_type in DYNAMIC_QUANT or n.op_type.startswith("QLinear")
+               for n in model.graph.node)

@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 
-from mnv2gen.frontend.onnx_float import Translator, Value, nhwc
 from mnv2gen.frontend.onnx_fold import reshape_target
 from mnv2gen.frontend.onnx_graph import Node, take_attrs
-from mnv2gen.ir import MeanAttrs, NoAttrs, OpKind, SoftmaxAttrs
+from mnv2gen.frontend.onnx_translator import Translator, Value, nhwc
+from mnv2gen.ir import MeanAttrs, NoAttrs, OpKind, Padding, PoolAttrs, SoftmaxAttrs
 
 
 def global_average_pool(tr: Translator, node: Node) -> None:
@@ -25,6 +25,36 @@ def global_average_pool(tr: Translator, node: Node) -> None:
     n, c, _, _ = x.shape
     tr.add_layer(node, OpKind.MEAN, (x.name,), (n, c, 1, 1), (n, 1, 1, c),
                  MeanAttrs((1, 2), True), nchw=True)
+
+
+def average_pool(tr: Translator, node: Node) -> None:
+    """Define AveragePool: MEAN when it covers the whole image, else an unpadded
+    AVERAGE_POOL_2D (NCHW input)."""
+    attrs = take_attrs(tr.g, node, {"auto_pad": "NOTSET", "ceil_mode": 0, "count_include_pad": 0,
+                                    "dilations": None, "kernel_shape": None, "pads": None,
+                                    "strides": None})
+    x = tr.act(node, 0)
+    if not x.nchw or len(x.shape) != 4:
+        raise tr.fail(node, f"pools {x.shape} in NHWC layout; it pools axes 2 and 3 of NCHW")
+    n, c, h, w = x.shape
+    kh, kw = attrs["kernel_shape"] or (0, 0)
+    sh, sw = attrs["strides"] or (1, 1)
+    pads = tuple(attrs["pads"] or (0, 0, 0, 0))
+    if attrs["auto_pad"] not in ("NOTSET", "VALID") or any(pads) or tuple(
+            attrs["dilations"] or (1, 1)) != (1, 1):
+        raise tr.fail(node, f"pools with padding {pads} / auto_pad {attrs['auto_pad']!r} or "
+                      "dilation", "supported: unpadded, undilated average pooling")
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if attrs["ceil_mode"] and ((h - kh) % sh or (w - kw) % sw):
+        raise tr.fail(node, "has ceil_mode=1 with a partial last window")
+    if ho < 1 or wo < 1:
+        raise tr.fail(node, f"has a {kh}x{kw} window larger than its {h}x{w} input")
+    if (ho, wo) == (1, 1) and (kh, kw) == (h, w):
+        tr.add_layer(node, OpKind.MEAN, (x.name,), (n, c, 1, 1), (n, 1, 1, c),
+                     MeanAttrs((1, 2), True), nchw=True)
+        return
+    tr.add_layer(node, OpKind.AVERAGE_POOL_2D, (x.name,), (n, c, ho, wo), (n, ho, wo, c),
+                 PoolAttrs(kh, kw, sh, sw, Padding()), nchw=True)
 
 
 def reduce_mean(tr: Translator, node: Node) -> None:

@@ -1,42 +1,45 @@
-"""ONNX front end, QDQ part: a QDQ int8 ONNX model -> the int8 IR, keeping its quantisation.
+"""ONNX front end, QDQ part: a QDQ ONNX model -> the int8 IR, keeping its quantisation.
 
 onnxruntime's static quantiser (QDQ format) writes float operators between
-DequantizeLinear (of int8 weights, int32 biases and int8 activations) and
+DequantizeLinear (of int8/uint8 weights, int32 biases and int8/uint8 activations) and
 QuantizeLinear. Here Q -> DQ pairs become the quantisation of the float tensor before
 them, DQ of an initializer becomes a float constant whose integers are remembered, and
 the stripped float graph is translated by `onnx_float`. Then every layer gets the
-scales the file states: int8 weights as stored, int32 biases as stored (quantised with
-input_scale * weight_scale when the file has a float bias), activations from their
-QuantizeLinear. QOperator models and uint8 activations or weights are rejected.
+scales the file states: weights as stored (`onnx_weights`), int32 biases as stored,
+activations from their QuantizeLinear. QOperator models are first rewritten to QDQ
+(`onnx_qoperator`).
+
+uint8 activations become int8 exactly: q8 = q - 128 with zero point zp - 128 holds the
+same real values, and every int8 kernel depends only on q - zp and clamps at the ends of
+the range, which move by the same 128. Asymmetric (uint8) weights are exact where
+`q - zp` fits int8 per output channel and re-quantised where not (see `onnx_weights`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
 from mnv2gen.errors import UnsupportedError
 from mnv2gen.frontend.float_model import FloatModel
-from mnv2gen.frontend.int8_assembly import assemble
+from mnv2gen.frontend.int8_assembly import QUANTIZED_INPUT, assemble
 from mnv2gen.frontend.onnx_float import translate
 from mnv2gen.frontend.onnx_fold import fold_node
 from mnv2gen.frontend.onnx_graph import Node, OnnxGraph, read_onnx, take_attrs
-from mnv2gen.ir import DType, Graph, OpKind, QuantParams, Tensor
-from mnv2gen.zoo_float import INPUT, FloatLayer
+from mnv2gen.frontend.onnx_qoperator import has_qoperators, to_qdq
+from mnv2gen.frontend.onnx_weights import QuantConst, Weights
+from mnv2gen.ir import Graph, QuantParams
+from mnv2gen.zoo_float import INPUT
 
 _Q, _DQ = "QuantizeLinear", "DequantizeLinear"
-
-
-@dataclass(frozen=True)
-class QuantConst:
-    """An integer initializer read through DequantizeLinear: real = scale * (q - zp)."""
-
-    data: np.ndarray
-    scale: np.ndarray  # float32, one per slice along `axis` (or one)
-    zero_point: np.ndarray
-    axis: int
+# Activation types: the offset that turns them into int8 (q8 = q - offset).
+_ACTIVATION_OFFSET = {np.dtype(np.int8): 0, np.dtype(np.uint8): 128}
+_CONST_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int32))
+_QUANT_ATTRS = {"axis": 1, "saturate": 1, "block_size": 0, "output_dtype": 0}
 
 
 class _Stripper:
@@ -46,59 +49,95 @@ class _Stripper:
         self.g = graph
         self.consts = dict(graph.constants)
         self.alias: dict[str, str] = {}  # DQ output -> float tensor before the Q
-        self.q_outputs: dict[str, tuple[str, QuantParams]] = {}
+        # Q output -> (float input, int8 quantisation, the file's (type, scale, zp))
+        self.q_outputs: dict[str, tuple[str, QuantParams, tuple]] = {}
         self.act_quant: dict[str, QuantParams] = {}
         self.const_quant: dict[str, QuantConst] = {}
+        self.uint8_activations = 0
 
     def fail(self, node: Node, what: str, hint: str = "") -> UnsupportedError:
         return UnsupportedError(f"{self.g.label}: {node.describe()} {what}", hint)
 
     def _params(self, node: Node) -> tuple[np.ndarray, np.ndarray, int]:
-        """Return (scale, zero point, axis) of a Q or DQ node; rejects uint8."""
-        attrs = take_attrs(self.g, node, {"axis": 1, "saturate": 1})
+        """Return (scale, zero point, axis) of a Q or DQ node as the file states them."""
+        attrs = take_attrs(self.g, node, _QUANT_ATTRS)
+        if attrs["block_size"]:
+            raise self.fail(node, f"uses blocked quantisation (block_size "
+                            f"{attrs['block_size']})", "quantise per tensor or per channel")
         names = node.inputs[1:3]
         if any(n not in self.consts for n in names if n):
             raise self.fail(node, "has a non-constant scale or zero point")
         scale = np.asarray(self.consts[names[0]], np.float32)
-        # ONNX's default zero point is uint8, except where DQ reads an int32 initializer.
+        # ONNX's default zero point is uint8 for QuantizeLinear; DQ takes its input's type.
         source = self.consts.get(node.inputs[0]) if node.op_type == _DQ else None
-        default = np.int32 if source is not None and source.dtype == np.int32 else np.uint8
+        if source is not None:
+            default = source.dtype
+        elif node.op_type == _DQ and node.inputs[0] in self.q_outputs:
+            default = self.q_outputs[node.inputs[0]][2][0]
+        else:
+            default = np.dtype(np.uint8)
         zp = (self.consts[names[1]] if len(names) > 1 and names[1]
               else np.zeros(scale.shape, default))
-        if zp.dtype != np.int8 and not (node.op_type == _DQ and zp.dtype == np.int32):
-            raise self.fail(node, f"uses {zp.dtype} quantisation (zero point type)",
-                            "mnv2gen needs int8 activations and weights (QuantType.QInt8 "
-                            "for both activation_type and weight_type)")
+        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+            raise self.fail(node, "has a scale that is not a positive finite number")
         return scale, np.asarray(zp), attrs["axis"]
 
     def quantize(self, node: Node) -> None:
-        scale, zp, _ = self._params(node)
+        scale, zp, axis = self._params(node)
         x = node.inputs[0]
+        if x in self.consts:
+            self.consts[node.outputs[0]] = self._fold_quantize(node, x, scale, zp, axis)
+            return
+        if zp.dtype not in _ACTIVATION_OFFSET:
+            raise self.fail(node, f"quantises to {zp.dtype} (zero point type)",
+                            "mnv2gen compiles 8-bit activations: QuantType.QInt8 or QUInt8")
         if scale.size != 1:
             raise self.fail(node, f"quantises activation {x!r} per axis",
                             "activations must be quantised per tensor")
-        params = QuantParams((float(scale.reshape(-1)[0]),), (int(zp.reshape(-1)[0]),))
-        if x in self.consts:
-            raise self.fail(node, f"quantises the float initializer {x!r} at run time",
-                            "store weights pre-quantised (DequantizeLinear of int8)")
-        self.q_outputs[node.outputs[0]] = (x, params)
+        offset = _ACTIVATION_OFFSET[zp.dtype]
+        self.uint8_activations += offset != 0
+        zp_value = int(zp.reshape(-1)[0])
+        params = QuantParams((float(scale.reshape(-1)[0]),), (zp_value - offset,))
+        stated = (zp.dtype, float(scale.reshape(-1)[0]), zp_value)
+        self.q_outputs[node.outputs[0]] = (x, params, stated)
+
+    def _fold_quantize(self, node: Node, x: str, scale: np.ndarray, zp: np.ndarray,
+                       axis: int) -> np.ndarray:
+        """Return QuantizeLinear of the float initializer `x` as ONNX defines it (float32
+        division, rounding half to even, saturation): float weights quantised in the graph,
+        as PyTorch's QDQ exports store them."""
+        data = np.asarray(self.consts[x])
+        if not np.issubdtype(data.dtype, np.floating) or zp.dtype not in _CONST_TYPES:
+            raise self.fail(node, f"quantises the {data.dtype} initializer {x!r} to "
+                            f"{zp.dtype}", "weights must quantise to int8 or uint8, biases "
+                            "to int32")
+        shape = [1] * data.ndim
+        if scale.size > 1:
+            shape[axis % max(data.ndim, 1)] = -1
+        info = np.iinfo(zp.dtype)
+        q = (np.rint(data.astype(np.float32) / scale.reshape(shape or ()))
+             + zp.astype(np.float64).reshape(shape or ()))
+        q = np.clip(q, info.min, info.max).astype(zp.dtype)
+        q.flags.writeable = False
+        return q
 
     def dequantize(self, node: Node) -> None:
         scale, zp, axis = self._params(node)
         q, out = node.inputs[0], node.outputs[0]
         if q in self.q_outputs:
-            x, params = self.q_outputs[q]
-            if (float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0])) != (
-                    params.scale[0], params.zero_point[0]) or scale.size != 1:
+            x, params, stated = self.q_outputs[q]
+            if scale.size != 1 or (zp.dtype, float(scale.reshape(-1)[0]),
+                                   int(zp.reshape(-1)[0])) != stated:
                 raise self.fail(node, f"dequantises {q!r} with other parameters than its "
                                 "QuantizeLinear")
             self.act_quant[x] = params
             self.alias[out] = self.alias.get(x, x)
         elif q in self.consts:
             data = np.asarray(self.consts[q])
-            if data.dtype not in (np.int8, np.int32):
-                raise self.fail(node, f"dequantises {data.dtype} initializer {q!r}",
-                                "weights must be int8 (symmetric) and biases int32")
+            if data.dtype not in _CONST_TYPES or zp.dtype != data.dtype:
+                raise self.fail(node, f"dequantises {data.dtype} initializer {q!r} with a "
+                                f"{zp.dtype} zero point", "weights must be int8 or uint8 and "
+                                "biases int32")
             axis %= max(data.ndim, 1)
             shape = [1] * data.ndim
             if scale.size > 1:
@@ -126,8 +165,12 @@ class _Stripper:
                 inputs = tuple(self.alias.get(n, n) for n in node.inputs)
                 if any(n in self.q_outputs for n in inputs):
                     raise self.fail(node, "reads an int8 QuantizeLinear output directly")
-                kept.append(Node(node.index, node.op_type, node.domain, inputs, node.outputs,
-                                 node.attrs))
+                kept.append(replace(node, inputs=inputs))
+        if self.g.output_name in self.q_outputs:
+            raise UnsupportedError(
+                f"{self.g.label}: the model output {self.g.output_name!r} is quantised (no "
+                "DequantizeLinear after its QuantizeLinear)", "mnv2gen compiles models with "
+                "a float output: end the model with DequantizeLinear")
         output = self.alias.get(self.g.output_name, self.g.output_name)
         return self.g.replace(nodes=tuple(kept), constants=self.consts, output_name=output)
 
@@ -147,71 +190,58 @@ def _activation_quant(model: FloatModel, act_quant: dict, label: str) -> dict:
     return quant
 
 
-class _Weights:
-    """Builds the int8 weight and int32 bias tensors of a layer from the QDQ constants."""
+@dataclass(frozen=True)
+class Conversion:
+    """A QDQ/QOperator file's IR and how its tensors correspond, for comparisons.
 
-    def __init__(self, model: FloatModel, const_quant: dict, label: str) -> None:
-        self.model, self.cq, self.label = model, const_quant, label
-
-    def fail(self, layer: FloatLayer, what: str, hint: str = "") -> UnsupportedError:
-        node = self.model.source_nodes.get(layer.name, -1)
-        return UnsupportedError(f"{self.label}: node {node} ({layer.kind.value} "
-                                f"{layer.name!r}) {what}", hint)
-
-    def __call__(self, layer: FloatLayer, x: Tensor) -> tuple[Tensor, Tensor]:
-        w_name, b_name = self.model.weight_sources[layer.name]
-        if w_name not in self.cq:
-            raise self.fail(layer, f"has float weights {w_name!r}",
-                            "weights must be DequantizeLinear of int8 initializers")
-        wq = self.cq[w_name]
-        axis = 3 if layer.kind is OpKind.DEPTHWISE_CONV_2D else 0
-        channels = layer.weights.shape[axis]
-        if wq.data.dtype != np.int8 or np.any(wq.zero_point != 0):
-            raise self.fail(layer, "has asymmetric or non-int8 weights",
-                            "weights must be symmetric int8 (zero point 0)")
-        if wq.scale.size not in (1, channels):
-            raise self.fail(layer, f"has {wq.scale.size} weight scales for {channels} outputs")
-        shape = [1] * layer.weights.ndim
-        shape[axis] = -1
-        scale = wq.scale.reshape(shape)
-        q = np.rint(layer.weights / np.where(scale == 0, 1, scale))  # all-zero channels
-        if np.abs(q).max() > 127 or not np.array_equal((q.astype(np.float32) * scale)
-                                                      .astype(np.float32), layer.weights):
-            raise self.fail(layer, "has weights that changed after dequantisation (a Mul, "
-                            "BatchNormalization or alpha folded into them)",
-                            "fold those before quantising")
-        w_quant = QuantParams(tuple(float(s) for s in wq.scale), (0,) * wq.scale.size, axis)
-        weights = Tensor(f"{layer.name}/weights", layer.weights.shape, DType.INT8, w_quant,
-                         q.astype(np.int8))
-        return weights, self._bias(layer, x, wq.scale, b_name)
-
-    def _bias(self, layer: FloatLayer, x: Tensor, w_scale: np.ndarray, b_name: str) -> Tensor:
-        expected = (np.float32(x.scale) * w_scale).astype(np.float32)
-        expected = np.broadcast_to(expected, layer.bias.shape)
-        bq = self.cq.get(b_name)
-        if (bq is not None and bq.data.dtype == np.int32 and not np.any(bq.zero_point)
-                and np.allclose(np.broadcast_to(bq.scale, expected.shape), expected,
-                                rtol=1e-6, atol=0)
-                and np.array_equal((bq.data.astype(np.float32) * bq.scale).astype(np.float32),
-                                   layer.bias)):
-            data, scales = bq.data.astype(np.int32), np.broadcast_to(bq.scale, expected.shape)
-        else:  # a float bias, or one the int32 values do not state at in_scale * w_scale
-            data = np.rint(layer.bias.astype(np.float64) / expected.astype(np.float64))
-            if np.abs(data).max(initial=0) >= 2 ** 31:
-                raise self.fail(layer, "has a bias that does not fit int32")
-            data, scales = data.astype(np.int32), expected
-        quant = QuantParams(tuple(float(s) for s in scales), (0,) * scales.size, 0)
-        return Tensor(f"{layer.name}/bias", layer.bias.shape, DType.INT32, quant, data)
-
-
-def load_qdq(data: bytes, label: str, base_dir: Path | None = None) -> Graph:
-    """Return the int8 IR Graph of a QDQ ONNX model given as bytes.
-
-    Raises ModelError for malformed files and UnsupportedError for QOperator models,
-    uint8 quantisation, float islands and operators outside the supported set.
+    `names`: the file's quantised tensor (QuantizeLinear or QLinear output) -> the IR tensor
+    holding the same values (int8; uint8 values minus 128); `requantised`: IR weight tensor
+    -> mask of its output channels re-quantised (not exact), for the layers that have any.
     """
+
+    graph: Graph
+    names: Mapping[str, str]
+    requantised: Mapping[str, np.ndarray]
+
+
+def convert(data: bytes, label: str, base_dir: Path | None = None) -> Conversion:
+    """Return the Conversion of a QDQ or QOperator ONNX model given as bytes (see
+    `load_qdq` for the errors)."""
     graph = read_onnx(data, label, base_dir=base_dir)
+    notes = list(graph.notes)
+    quantised = {}  # the file's quantised tensor -> its QuantizeLinear output in `graph`
+    if has_qoperators(graph):
+        graph, quantised = to_qdq(graph)
+        notes.append("QOperator form (QLinear* operators) rewritten as QDQ before import "
+                     "(exact: the same integers and scales)")
     stripper = _Stripper(graph)
     model = translate(stripper.strip())
     quant = _activation_quant(model, stripper.act_quant, label)
-    return assemble(model, quant, _Weights(model, stripper.const_quant, label))
+    weights = Weights(model, stripper.const_quant, label)
+    result = assemble(model, quant, weights)
+    if stripper.uint8_activations:
+        notes.append("uint8 activations converted to int8 by shifting their zero points by "
+                     "-128 (exact)")
+    requantised = weights.requantised.note()
+    if requantised:
+        notes.append(requantised)
+    names = {}
+    for q, (x, _, _) in stripper.q_outputs.items():
+        ir = QUANTIZED_INPUT if model.onnx_names.get(x) == INPUT else model.onnx_names.get(x)
+        if ir in result.tensors:
+            names[q] = ir
+    for file_name, q in quantised.items():
+        if q in names:
+            names[file_name] = names.pop(q)
+    return Conversion(result.replace(notes=tuple(notes)), MappingProxyType(names),
+                      MappingProxyType(dict(weights.requantised.masks)))
+
+
+def load_qdq(data: bytes, label: str, base_dir: Path | None = None) -> Graph:
+    """Return the int8 IR Graph of a QDQ or QOperator ONNX model given as bytes.
+
+    Raises ModelError for malformed files and UnsupportedError for dynamic quantisation,
+    16-bit or blocked quantisation, float islands and operators outside the supported set.
+    The graph's `notes` say what the conversion changed and whether it is exact.
+    """
+    return convert(data, label, base_dir).graph

@@ -26,7 +26,7 @@ from mnv2gen.frontend.calibration import RANDOM, Preprocess, Samples, load_sampl
 from mnv2gen.frontend.float_model import FloatModel, tensor_values
 from mnv2gen.frontend.int8_assembly import assemble
 from mnv2gen.frontend.onnx_float import translate
-from mnv2gen.frontend.onnx_graph import read_onnx_file
+from mnv2gen.frontend.onnx_graph import QOPERATORS, read_onnx_file
 from mnv2gen.ir import Activation, Graph, OpKind, QuantParams, Tensor
 from mnv2gen.zoo_float import INPUT, FloatLayer
 from mnv2gen.zoo_quant import RELU6_QUANT, SOFTMAX_QUANT, _weight_tensors, asymmetric_quant
@@ -120,9 +120,11 @@ def quantize_onnx(path: str | Path, calibrate_with: str | None, preprocess: Prep
                        f"inputs); `--calibrate {RANDOM}` quantises on random images for size "
                        "and speed estimates only (its accuracy means nothing)")
     graph = read_onnx_file(path, input_shape)
-    if any(node.op_type == "QuantizeLinear" for node in graph.nodes):
-        raise MnvError(f"{path}: is already quantised (QDQ: it has QuantizeLinear nodes)",
-                       "use it directly: inspect, plan, build and verify read QDQ models")
+    if any(node.op_type == "QuantizeLinear" or node.op_type in QOPERATORS
+           for node in graph.nodes):
+        raise MnvError(f"{path}: is already quantised (it has QuantizeLinear or QLinear nodes)",
+                       "use it directly: inspect, plan, build and verify read QDQ and "
+                       "QOperator models")
     model = translate(graph)
     samples = load_samples(calibrate_with, model, preprocess, seed)
     graph = quantize_float_model(model, calibrate(model, samples.data, percentile))

@@ -21,9 +21,12 @@ from mnv2gen.errors import IRError, ModelError, UnsupportedError
 from mnv2gen.ir import (
     Activation,
     AddAttrs,
+    AxisAttrs,
+    ConcatAttrs,
     ConvAttrs,
     DType,
     FullyConnectedAttrs,
+    GatherAttrs,
     Graph,
     MeanAttrs,
     NoAttrs,
@@ -33,11 +36,13 @@ from mnv2gen.ir import (
     Padding,
     PoolAttrs,
     QuantParams,
+    ResizeAttrs,
     SoftmaxAttrs,
+    StridedSliceAttrs,
     Tensor,
     TransposeAttrs,
 )
-from mnv2gen.shapes import same_padding
+from mnv2gen.shapes import FLOAT_TAIL, INT8_BODY, same_padding
 
 _OPERATOR_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 
@@ -174,9 +179,12 @@ def _pool_attrs(reader, index, op, tensors) -> PoolAttrs:
                      _activation(reader, index, opts.FusedActivationFunction()))
 
 
-def _add_attrs(reader, index, op, tensors) -> AddAttrs:
-    opts = _options(op, tflite.AddOptions)
-    return AddAttrs(_activation(reader, index, opts.FusedActivationFunction() if opts else 0))
+def _binary_attrs(options_class):
+    def parse(reader, index, op, tensors) -> AddAttrs:
+        opts = _options(op, options_class)
+        return AddAttrs(_activation(reader, index,
+                                    opts.FusedActivationFunction() if opts else 0))
+    return parse
 
 
 def _fc_attrs(reader, index, op, tensors) -> FullyConnectedAttrs:
@@ -207,6 +215,68 @@ def _pad_attrs(reader, index, op, tensors) -> PadAttrs:
     return PadAttrs(tuple((flat[2 * i], flat[2 * i + 1]) for i in range(len(flat) // 2)))
 
 
+def _axis(reader, index, value: int, rank: int, kind: str) -> int:
+    if not -rank <= value < rank:
+        raise ModelError(f"{reader.label}: operator {index} ({kind}) has axis {value} for a "
+                         f"rank-{rank} tensor", "the file is corrupt")
+    return value % rank
+
+
+def _resize_attrs(options_class):
+    def parse(reader, index, op, tensors) -> ResizeAttrs:
+        opts = _options(op, options_class)
+        size = _const_ints(reader, index, tensors[1], "output size")
+        if len(size) != 2 or len(tensors[0].shape) != 4:
+            raise UnsupportedError(f"{reader.label}: operator {index} resizes a "
+                                   f"{len(tensors[0].shape)}-D tensor to {size}",
+                                   "resize works on NHWC tensors with a [height, width] size")
+        return ResizeAttrs(size[0], size[1], bool(opts.AlignCorners()) if opts else False,
+                           bool(opts.HalfPixelCenters()) if opts else False)
+    return parse
+
+
+def _concat_attrs(reader, index, op, tensors) -> ConcatAttrs:
+    opts = _options(op, tflite.ConcatenationOptions)
+    axis = _axis(reader, index, opts.Axis() if opts else 0, len(tensors[0].shape),
+                 "CONCATENATION")
+    return ConcatAttrs(axis, _activation(reader, index,
+                                         opts.FusedActivationFunction() if opts else 0))
+
+
+def _arg_max_attrs(reader, index, op, tensors) -> AxisAttrs:
+    (axis,) = _const_ints(reader, index, tensors[1], "axis")[:1] or (0,)
+    return AxisAttrs(_axis(reader, index, axis, len(tensors[0].shape), "ARG_MAX"))
+
+
+def _pack_attrs(reader, index, op, tensors) -> AxisAttrs:
+    opts = _options(op, tflite.PackOptions)
+    return AxisAttrs(_axis(reader, index, opts.Axis() if opts else 0,
+                           len(tensors[0].shape) + 1, "PACK"))
+
+
+def _gather_attrs(reader, index, op, tensors) -> GatherAttrs:
+    opts = _options(op, tflite.GatherOptions)
+    axis = _axis(reader, index, opts.Axis() if opts else 0, len(tensors[0].shape), "GATHER")
+    return GatherAttrs(axis, int(opts.BatchDims()) if opts else 0)
+
+
+def _strided_slice_attrs(reader, index, op, tensors) -> StridedSliceAttrs:
+    opts = _options(op, tflite.StridedSliceOptions)
+    if opts is not None and (opts.EllipsisMask() or opts.NewAxisMask()):
+        raise UnsupportedError(f"{reader.label}: operator {index} (STRIDED_SLICE) uses an "
+                               "ellipsis or new-axis mask",
+                               "supported: begin, end and shrink-axis masks")
+    begin, end, strides = (_const_ints(reader, index, tensors[i], what) for i, what in
+                           ((1, "begin"), (2, "end"), (3, "strides")))
+    if not len(begin) == len(end) == len(strides) or 0 in strides:
+        raise ModelError(f"{reader.label}: operator {index} (STRIDED_SLICE) has begin/end/"
+                         f"strides {begin}/{end}/{strides}", "the file is corrupt")
+    return StridedSliceAttrs(begin, end, strides, opts.BeginMask() if opts else 0,
+                             opts.EndMask() if opts else 0,
+                             opts.ShrinkAxisMask() if opts else 0,
+                             bool(opts.Offset()) if opts else False)
+
+
 def _transpose_attrs(reader, index, op, tensors) -> TransposeAttrs:
     return TransposeAttrs(_const_ints(reader, index, tensors[1], "permutation"))
 
@@ -220,20 +290,43 @@ def _no_attrs(reader, index, op, tensors) -> NoAttrs:
     return NoAttrs()
 
 
-# TFLite builtin -> (IR kind, attribute parser, number of tensor inputs the IR keeps)
-OPERATORS: dict[str, tuple[OpKind, Callable, int]] = {
+def _reshape_inputs(tensors: list[Tensor]) -> int:
+    """RESHAPE keeps a computed (non-constant) shape operand until fold_constants."""
+    return 2 if len(tensors) > 1 and tensors[1] is not None and not tensors[1].is_const else 1
+
+
+# TFLite builtin -> (IR kind, attribute parser, tensor inputs the IR keeps: a count,
+# ALL, or a function of the operand tensors)
+ALL = -1
+OPERATORS: dict[str, tuple[OpKind, Callable, int | Callable]] = {
     "CONV_2D": (OpKind.CONV_2D, _conv_attrs, 3),
     "DEPTHWISE_CONV_2D": (OpKind.DEPTHWISE_CONV_2D, _depthwise_attrs, 3),
-    "ADD": (OpKind.ADD, _add_attrs, 2),
+    "ADD": (OpKind.ADD, _binary_attrs(tflite.AddOptions), 2),
     "AVERAGE_POOL_2D": (OpKind.AVERAGE_POOL_2D, _pool_attrs, 1),
     "MEAN": (OpKind.MEAN, _mean_attrs, 1),
     "FULLY_CONNECTED": (OpKind.FULLY_CONNECTED, _fc_attrs, 3),
-    "RESHAPE": (OpKind.RESHAPE, _no_attrs, 1),
+    "RESHAPE": (OpKind.RESHAPE, _no_attrs, _reshape_inputs),
     "SOFTMAX": (OpKind.SOFTMAX, _softmax_attrs, 1),
     "PAD": (OpKind.PAD, _pad_attrs, 1),
     "TRANSPOSE": (OpKind.TRANSPOSE, _transpose_attrs, 1),
     "QUANTIZE": (OpKind.QUANTIZE, _no_attrs, 1),
     "DEQUANTIZE": (OpKind.DEQUANTIZE, _no_attrs, 1),
+    "MUL": (OpKind.MUL, _binary_attrs(tflite.MulOptions), 2),
+    "SUB": (OpKind.SUB, _binary_attrs(tflite.SubOptions), 2),
+    "HARD_SWISH": (OpKind.HARD_SWISH, _no_attrs, 1),
+    "LOGISTIC": (OpKind.LOGISTIC, _no_attrs, 1),
+    "RESIZE_BILINEAR": (OpKind.RESIZE_BILINEAR, _resize_attrs(tflite.ResizeBilinearOptions),
+                        1),
+    "RESIZE_NEAREST_NEIGHBOR": (OpKind.RESIZE_NEAREST_NEIGHBOR,
+                                _resize_attrs(tflite.ResizeNearestNeighborOptions), 1),
+    "CONCATENATION": (OpKind.CONCATENATION, _concat_attrs, ALL),
+    "MAX_POOL_2D": (OpKind.MAX_POOL_2D, _pool_attrs, 1),
+    "ARG_MAX": (OpKind.ARG_MAX, _arg_max_attrs, 1),
+    "SHAPE": (OpKind.SHAPE, _no_attrs, 1),
+    "STRIDED_SLICE": (OpKind.STRIDED_SLICE, _strided_slice_attrs, 1),
+    "PACK": (OpKind.PACK, _pack_attrs, ALL),
+    "GATHER": (OpKind.GATHER, _gather_attrs, 2),
+    "TILE": (OpKind.TILE, _no_attrs, 2),
 }
 SUPPORTED = ", ".join(OPERATORS)
 
@@ -248,13 +341,40 @@ def _zero_bias(index: int, kind: OpKind, x: Tensor, w: Tensor) -> Tensor:
     return Tensor(f"op{index}_zero_bias", (out_c,), DType.INT32, quant, data)
 
 
+_WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
+_INTEGER = (DType.INT32, DType.INT64)
+
+
+def _int8_operands(kind: OpKind, tensors: list[Tensor], output: Tensor) -> list[Tensor]:
+    """Return the operands that must be quantised int8 activations (or int8 constants)."""
+    if kind is OpKind.ARG_MAX:
+        return [tensors[0]]
+    if kind not in INT8_BODY:
+        return []
+    operands = [t for t in tensors if t is not None] + [output]
+    if kind in FLOAT_TAIL and all(t.dtype is DType.FLOAT32 for t in operands):
+        return []  # float arithmetic after the last DEQUANTIZE: folded, or refused by codegen
+    if kind is OpKind.CONCATENATION:
+        return [*tensors, output]
+    if kind in (OpKind.ADD, OpKind.SUB, OpKind.MUL):
+        return [*tensors[:2], output]
+    return [tensors[0], output]
+
+
 def _check_quantisation(reader: _Reader, index: int, kind: OpKind, tensors: list[Tensor],
                         output: Tensor) -> None:
     """Reject float, hybrid, uint8-weight and int16 models with a precise message."""
     where = f"{reader.label}: operator {index} ({kind.value})"
-    if kind in (OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.RESHAPE, OpKind.TRANSPOSE):
-        return
-    for t in [tensors[0], output] + (tensors[1:2] if kind is OpKind.ADD else []):
+    if kind is OpKind.ARG_MAX and output.dtype not in _INTEGER:
+        raise UnsupportedError(f"{where}: output {output.name!r} is {output.dtype.value}",
+                               "ARG_MAX outputs int32 or int64 indices")
+    for t in _int8_operands(kind, tensors, output):
+        if t.dtype is DType.UINT8 and kind in _WEIGHTED and tensors[1].dtype is DType.UINT8:
+            raise UnsupportedError(
+                f"{where}: legacy uint8 quantisation (uint8 activations, asymmetric uint8 "
+                "weights, as TensorFlow 1 quantisation-aware training wrote); TFLite Micro no "
+                "longer runs it either",
+                "re-export with full-integer int8 post-training quantisation")
         if t.dtype is DType.FLOAT32:
             raise UnsupportedError(
                 f"{where} computes in float32 (tensor {t.name!r}); mnv2gen needs a fully "
@@ -266,7 +386,7 @@ def _check_quantisation(reader: _Reader, index: int, kind: OpKind, tensors: list
                 f"{where}: tensor {t.name!r} is {t.dtype.value}"
                 f"{'' if t.quant else ' without quantisation'}; activations must be int8",
                 "supported: int8 activations (asymmetric), int8 weights (symmetric), int32 bias")
-    if kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED):
+    if kind in _WEIGHTED:
         w = tensors[1]
         if w.dtype is not DType.INT8 or w.quant is None or not w.is_const:
             raise UnsupportedError(
@@ -292,7 +412,7 @@ def _translate_op(reader: _Reader, index: int, tensor_of) -> Op:
     if op_name not in OPERATORS:
         raise UnsupportedError(f"{reader.label}: operator {index} ({op_name}) is not supported",
                                f"supported operators: {SUPPORTED}")
-    kind, parse_attrs, n_inputs = OPERATORS[op_name]
+    kind, parse_attrs, keep = OPERATORS[op_name]
     in_idx = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
     out_idx = [int(i) for i in op.OutputsAsNumpy()]
     tensors = [tensor_of(i) if i >= 0 else None for i in in_idx]
@@ -300,6 +420,13 @@ def _translate_op(reader: _Reader, index: int, tensor_of) -> Op:
         raise ModelError(f"{reader.label}: operator {index} ({op_name}) has "
                          f"{len(in_idx)} inputs and {len(out_idx)} outputs", "the file is corrupt")
     output = tensor_of(out_idx[0])
+    n_inputs = len(tensors) if keep == ALL else keep(tensors) if callable(keep) else keep
+    if kind not in _WEIGHTED and (len(tensors) < n_inputs or None in tensors[:n_inputs]) or (
+            kind is OpKind.STRIDED_SLICE and len(tensors) < 4) or (
+            kind in (OpKind.RESIZE_BILINEAR, OpKind.RESIZE_NEAREST_NEIGHBOR, OpKind.ARG_MAX)
+            and len(tensors) < 2):
+        raise ModelError(f"{reader.label}: operator {index} ({op_name}) has "
+                         f"{len(in_idx)} inputs", "the file is corrupt")
     _check_quantisation(reader, index, kind, tensors, output)
     attrs = parse_attrs(reader, index, op, tensors)
     if kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED):
@@ -371,7 +498,8 @@ def _translate(data: bytes, label: str) -> Graph:
     outputs = tuple(tensor_of(int(i)).name for i in sg.OutputsAsNumpy())
     for name in inputs + outputs:
         tensors.setdefault(name, next(t for t in cache.values() if t.name == name))
-    if not any(t.dtype is DType.INT8 and t.is_const for t in tensors.values()):
+    if not any(t.dtype in (DType.INT8, DType.UINT8) and t.quant is not None
+               for t in tensors.values()):
         raise UnsupportedError(f"{label}: a float model (no int8 weights)",
                                "mnv2gen needs a fully int8-quantised model")
     graph = Graph(name=Path(label).name, tensors=tensors, ops=tuple(ops), inputs=inputs,

@@ -142,7 +142,8 @@ def _mean(low: _Lowering, op: Op) -> None:
 
 def _reshape(low: _Lowering, op: Op) -> None:
     new_shape = np.array(low.tensors[op.outputs[0]].shape, dtype=np.int32)
-    shape = low.const_int32(f"{op.name}/shape", new_shape)
+    shape = op.inputs[1] if len(op.inputs) > 1 else low.const_int32(f"{op.name}/shape",
+                                                                    new_shape)
     low.emit("RESHAPE", 1, (op.inputs[0], shape), op.outputs,
              ("ReshapeOptions", {"NewShape": new_shape}))
 
@@ -175,6 +176,90 @@ def _dequantize(low: _Lowering, op: Op) -> None:
     low.emit("DEQUANTIZE", version, op.inputs, op.outputs, ("DequantizeOptions", {}))
 
 
+def _binary(options: str):
+    def lower_binary(low: _Lowering, op: Op) -> None:
+        fields = {"FusedActivationFunction": _ACTIVATIONS[op.attrs.activation]}
+        low.emit(op.kind.value, _int8_version(low.tensors[op.inputs[0]], 2), op.inputs,
+                 op.outputs, (options, fields))
+    return lower_binary
+
+
+def _plain(version: int, options: str | None = None):
+    """Return a lowering of a one-to-one operator with no (or empty) options."""
+    def lower_plain(low: _Lowering, op: Op) -> None:
+        low.emit(op.kind.value, _int8_version(low.tensors[op.inputs[0]], version), op.inputs,
+                 op.outputs, (options, {}) if options else None)
+    return lower_plain
+
+
+def _resize(options: str):
+    def lower_resize(low: _Lowering, op: Op) -> None:
+        a = op.attrs
+        size = low.const_int32(f"{op.name}/size", (a.height, a.width))
+        version = 3 if a.half_pixel_centers else _int8_version(low.tensors[op.inputs[0]], 2)
+        low.emit(op.kind.value, version, (op.inputs[0], size), op.outputs,
+                 (options, {"AlignCorners": a.align_corners,
+                            "HalfPixelCenters": a.half_pixel_centers}))
+    return lower_resize
+
+
+def _max_pool(low: _Lowering, op: Op) -> None:
+    a, p = op.attrs, op.attrs.padding
+    x = low.tensors[op.inputs[0]]
+    same = (*same_padding(x.shape[1], a.filter_h, a.stride_h),
+            *same_padding(x.shape[2], a.filter_w, a.stride_w))
+    explicit = (p.top, p.bottom, p.left, p.right)
+    if explicit not in (same, (0, 0, 0, 0)):  # a PAD of the zero point could win the max
+        raise UnsupportedError(f"{op.describe()}: padding {explicit} is neither SAME {same} "
+                               "nor VALID in TFLite")
+    fields = {"Padding": tflite.Padding.SAME if explicit == same and any(same)
+              else tflite.Padding.VALID, "StrideW": a.stride_w, "StrideH": a.stride_h,
+              "FilterWidth": a.filter_w, "FilterHeight": a.filter_h,
+              "FusedActivationFunction": _ACTIVATIONS[a.activation]}
+    low.emit("MAX_POOL_2D", _int8_version(x, 2), op.inputs, op.outputs,
+             ("Pool2DOptions", fields))
+
+
+def _concatenation(low: _Lowering, op: Op) -> None:
+    fields = {"Axis": op.attrs.axis,
+              "FusedActivationFunction": _ACTIVATIONS[op.attrs.activation]}
+    low.emit("CONCATENATION", _int8_version(low.tensors[op.inputs[0]], 2), op.inputs,
+             op.outputs, ("ConcatenationOptions", fields))
+
+
+def _arg_max(low: _Lowering, op: Op) -> None:
+    axis = low.const_int32(f"{op.name}/axis", [op.attrs.axis])
+    out_type = _TYPES[low.tensors[op.outputs[0]].dtype]
+    low.emit("ARG_MAX", _int8_version(low.tensors[op.inputs[0]], 2), (op.inputs[0], axis),
+             op.outputs, ("ArgMaxOptions", {"OutputType": out_type}))
+
+
+def _shape(low: _Lowering, op: Op) -> None:
+    low.emit("SHAPE", 1, op.inputs, op.outputs,
+             ("ShapeOptions", {"OutType": _TYPES[low.tensors[op.outputs[0]].dtype]}))
+
+
+def _strided_slice(low: _Lowering, op: Op) -> None:
+    a = op.attrs
+    operands = [low.const_int32(f"{op.name}/{k}", getattr(a, k)) for k in
+                ("begin", "end", "strides")]
+    low.emit("STRIDED_SLICE", _int8_version(low.tensors[op.inputs[0]], 2),
+             (op.inputs[0], *operands), op.outputs,
+             ("StridedSliceOptions", {"BeginMask": a.begin_mask, "EndMask": a.end_mask,
+                                      "ShrinkAxisMask": a.shrink_axis_mask,
+                                      "Offset": a.offset}))
+
+
+def _pack(low: _Lowering, op: Op) -> None:
+    low.emit("PACK", _int8_version(low.tensors[op.inputs[0]], 2), op.inputs, op.outputs,
+             ("PackOptions", {"ValuesCount": len(op.inputs), "Axis": op.attrs.axis}))
+
+
+def _gather(low: _Lowering, op: Op) -> None:
+    low.emit("GATHER", _int8_version(low.tensors[op.inputs[0]], 2), op.inputs, op.outputs,
+             ("GatherOptions", {"Axis": op.attrs.axis, "BatchDims": op.attrs.batch_dims}))
+
+
 # One row per IR operator kind: how it becomes TFLite operators.
 LOWERINGS: dict[OpKind, Callable[[_Lowering, Op], None]] = {
     OpKind.CONV_2D: _conv,
@@ -189,6 +274,20 @@ LOWERINGS: dict[OpKind, Callable[[_Lowering, Op], None]] = {
     OpKind.TRANSPOSE: _transpose,
     OpKind.QUANTIZE: _quantize,
     OpKind.DEQUANTIZE: _dequantize,
+    OpKind.MUL: _binary("MulOptions"),
+    OpKind.SUB: _binary("SubOptions"),
+    OpKind.HARD_SWISH: _plain(1, "HardSwishOptions"),
+    OpKind.LOGISTIC: _plain(2),
+    OpKind.RESIZE_BILINEAR: _resize("ResizeBilinearOptions"),
+    OpKind.RESIZE_NEAREST_NEIGHBOR: _resize("ResizeNearestNeighborOptions"),
+    OpKind.CONCATENATION: _concatenation,
+    OpKind.MAX_POOL_2D: _max_pool,
+    OpKind.ARG_MAX: _arg_max,
+    OpKind.SHAPE: _shape,
+    OpKind.STRIDED_SLICE: _strided_slice,
+    OpKind.PACK: _pack,
+    OpKind.GATHER: _gather,
+    OpKind.TILE: _plain(3, "TileOptions"),
 }
 
 

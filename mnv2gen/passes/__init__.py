@@ -9,13 +9,20 @@ from collections.abc import Callable
 
 from mnv2gen.errors import IRError
 from mnv2gen.ir import Graph
+from mnv2gen.passes.fold_constants import fold_constants
 from mnv2gen.passes.fold_pad import fold_pad
-from mnv2gen.passes.rewire import drop_unused_constants
+from mnv2gen.passes.requantize_concat import requantize_concat
+from mnv2gen.passes.rewire import drop_dead_ops, drop_unused_constants
 from mnv2gen.passes.sink_transpose import sink_transpose
+from mnv2gen.passes.transpose_reshape import transpose_reshape
 
 PASSES: tuple[Callable[[Graph], Graph], ...] = (
+    fold_constants,
+    drop_dead_ops,
+    requantize_concat,
     fold_pad,
     sink_transpose,
+    transpose_reshape,
     drop_unused_constants,
 )
 

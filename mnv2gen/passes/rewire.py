@@ -23,6 +23,21 @@ def without_op(graph: Graph, op: Op, replacement_input: str) -> Graph:
 
 def drop_unused_constants(graph: Graph) -> Graph:
     """Return `graph` without constant tensors that no operator reads."""
-    used = {n for op in graph.ops for n in op.inputs}
+    used = {n for op in graph.ops for n in op.inputs} | set(graph.outputs)
     tensors = {n: t for n, t in graph.tensors.items() if not t.is_const or n in used}
     return graph.replace(tensors=tensors)
+
+
+def drop_dead_ops(graph: Graph) -> Graph:
+    """Return `graph` without operators whose output nothing reads (folded shape plumbing
+    leaves them), last first so chains of dead operators go at once."""
+    live = set(graph.outputs)
+    kept = []
+    for op in reversed(graph.ops):
+        if any(n in live for n in op.outputs):
+            kept.append(op)
+            live.update(op.inputs)
+    ops = tuple(reversed(kept))
+    used = live | set(graph.inputs)
+    tensors = {n: t for n, t in graph.tensors.items() if n in used or t.is_const}
+    return graph.replace(ops=ops, tensors=tensors)

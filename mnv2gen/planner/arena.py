@@ -133,11 +133,12 @@ def live_bytes(buffers: list[Buffer], step: int) -> int:
 
 
 def render(placement: Placement, steps: int, width: int = 64,
-           is_scratch=lambda name: "." in name) -> str:
+           is_scratch=lambda name: "." in name, is_ring=lambda name: False) -> str:
     """Return an ASCII map: one line per step, columns = arena offset.
 
     Tensors are drawn with a letter each (in order of first use), scratch buffers with
-    '+', bytes two live buffers share (an in-place write) with '#'.
+    '+', rings of a depth-first segment with '=', bytes two live buffers share (an
+    in-place write) with '#'.
     """
     if placement.arena_bytes == 0:
         return "(empty arena)"
@@ -153,11 +154,11 @@ def render(placement: Placement, steps: int, width: int = 64,
             if b.first_step <= step <= b.last_step:
                 lo = int(placement.offsets[n] / scale)
                 hi = max(lo + 1, int(-(-(placement.offsets[n] + b.size_bytes) // scale)))
-                mark = letters.get(n, "+")
+                mark = letters.get(n, "=" if is_scratch(n) and is_ring(n) else "+")
                 for c in range(lo, min(hi, width)):
                     row[c] = mark if row[c] == "." else "#"
         lines.append(f"{step:>4} |{''.join(row)}|")
     legend = [f"  {letters[n]} = {n}" for n in tensors]
     footer = f"     0{'':>{width - 1}}{placement.arena_bytes} bytes"
-    return "\n".join(lines + [footer, "  + = scratch of the step's unit, # = shared bytes",
-                              *legend])
+    return "\n".join(lines + [footer, "  + = scratch of the step's unit, = = rings of a "
+                              "depth-first segment, # = shared bytes", *legend])

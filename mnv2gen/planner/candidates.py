@@ -2,8 +2,10 @@
 
 Cost is in instructions: per kernel kind a price per MAC and per output element, a price
 per kernel call and per byte a sliding window moves. The prices were read off per-step
-QEMU profiles (`verify(..., profile=True)`) of the shared models on Cortex-M7; they only
-rank chunkings against each other. Measured totals live in benchmarks/, not here.
+QEMU profiles (`verify(..., profile=True)`) of the shared models on Cortex-M7 (the
+portable call price, and mnv2gen.planner.segment_cost's copy prices, from segment steps
+against the same operators layer by layer); they rank plans against each other and bound
+a plan's instruction overhead over layer by layer. Measured totals live in benchmarks/, not here.
 Channel groups run the projection through mnv2gen's own accumulate kernel in both
 backends, which is what makes them expensive next to CMSIS-NN's 1x1 convolution.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mnv2gen.ir import Graph, OpKind
 from mnv2gen.planner.chunking import (
@@ -33,8 +36,8 @@ from mnv2gen.planner.scratch import (
 MOVE_COST = 0.5
 # kernel set -> kind -> (instructions per MAC, per output element); "call" per kernel call
 _PORTABLE = {"pointwise": (6.2, 100.0), "conv": (15.0, 0.0), "depthwise": (15.0, 0.0),
-             "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
-             "call": 300.0}
+             "accumulate": (7.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
+             "call": 340.0}
 _CMSIS = {"pointwise": (1.4, 43.0), "conv": (4.9, 0.0), "depthwise": (8.3, 0.0),
           "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
           "call": 1500.0}
@@ -46,6 +49,11 @@ _GENERATED = {"pointwise": (0.92, 9.7), "conv": (0.0, 40.6), "depthwise": (1.3, 
               "call": 160.0}
 PRICES = {"portable": _PORTABLE, "generated": _GENERATED, "cmsis-c": _CMSIS,
           "cmsis-dsp": _CMSIS, "cmsis-mve": _CMSIS}
+
+
+def _price(kernel_set: str, kind: str, macs: float, outputs: float) -> float:
+    per_mac, per_output = PRICES[kernel_set][kind]
+    return per_mac * macs + per_output * outputs
 
 
 def price(kernel_set: str, terms: dict[str, float]) -> float:
@@ -136,7 +144,7 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
         scratch["window"] = window_capacity(band_list) * width_e * widest
         w = graph.tensor(unit.producer.inputs[1]).shape
         per_out = w[1] * w[2] * (w[3] if unit.producer.kind is OpKind.CONV_2D else 1)
-        produce_macs_per_row = width_e * per_out
+        produce_macs_per_row = width_e * channels_e * per_out  # every channel of a row
         producer_kind = ("pointwise" if (w[1], w[2]) == (1, 1) else "conv") \
             if unit.producer.kind is OpKind.CONV_2D else "depthwise"
         if unit.producer.kind is OpKind.CONV_2D:
@@ -175,7 +183,8 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
     terms["call"] = len(band_list) * per_band + sum(1 for b in band_list if b.keep_rows)
     terms["move"] = sum(b.keep_rows for b in band_list) * width_e * channels_e
     calls = terms["call"]
-    cost = price(kernel_set, terms)
+    cost = price(kernel_set, terms) + _leftover_cost(graph, unit, band_list, chunking,
+                                                     kernel_set)
 
     slack, pair = _trail(graph, unit, band_list)
     scratch_total = sum(scratch.values())
@@ -188,6 +197,29 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
         local = pair + scratch_total
     return Candidate(chunking, band_list, groups, scratch, trail, pair, local, macs, calls,
                      cost, dict(terms))
+
+
+def _leftover_cost(graph: Graph, unit: FusedUnit, band_list, chunking: Chunking,
+                   kernel_set: str) -> float:
+    """Return the price of the pixels each band's 1x1 convolution calls leave over whole
+    pixel blocks (mnv2gen.planner.segment_cost: CMSIS-NN runs them on a slower path)."""
+    from mnv2gen.planner.segment_cost import LEFTOVER_MAC, leftover_macs
+
+    price = LEFTOVER_MAC[kernel_set]
+    if not price:
+        return 0.0
+    _, _, width_e, channels_e = graph.tensor(unit.expanded).shape
+    _, _, width_o, out_c = graph.tensor(unit.output).shape
+    macs = 0
+    for b in band_list:
+        if chunking.groups == 1:  # grouped projections run mnv2gen's own accumulate kernel
+            macs += leftover_macs((b.out_rows[1] - b.out_rows[0]) * width_o, channels_e, out_c)
+        producer = unit.producer
+        if producer is not None and producer.kind is OpKind.CONV_2D and \
+                graph.tensor(producer.inputs[1]).shape[1:3] == (1, 1):
+            in_c = graph.tensor(producer.inputs[0]).shape[3]
+            macs += leftover_macs((b.new_rows[1] - b.new_rows[0]) * width_e, in_c, channels_e)
+    return price * macs
 
 
 def allowed_groups(graph: Graph, unit: FusedUnit) -> tuple[int, ...]:
@@ -207,6 +239,18 @@ def allowed_groups(graph: Graph, unit: FusedUnit) -> tuple[int, ...]:
 
 def candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
                forced: Chunking | None = None) -> list[Candidate]:
+    """Return the chunking candidates of a fused unit (see _candidates; cached)."""
+    return list(_cached_candidates(graph, unit, kernel_set, forced))
+
+
+@lru_cache(maxsize=1024)
+def _cached_candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
+                       forced: Chunking | None) -> tuple[Candidate, ...]:
+    return tuple(_candidates(graph, unit, kernel_set, forced))
+
+
+def _candidates(graph: Graph, unit: FusedUnit, kernel_set: str,
+                forced: Chunking | None = None) -> list[Candidate]:
     """Return the chunking candidates of a fused unit (just the forced one if given).
 
     A forced chunking with rows=0 means all rows in one band; a group count the unit

@@ -77,6 +77,8 @@ def _alias(graph: Graph, op: Op, position: int) -> str | None:
     out = graph.tensor(op.outputs[0])
     for name in op.inputs:
         t = graph.tensor(name)
+        if t.is_const:  # a constant operand (a broadcast ADD's) lives in flash
+            continue
         later = [o for o in graph.ops[position + 1:] if name in o.inputs]
         if t.size_bytes == out.size_bytes and not later and name not in graph.outputs:
             return name

@@ -2,7 +2,8 @@
 
 Every tensor, window, depthwise band, shortcut band and int32 accumulator lives at its
 planned arena offset; units run in plan order, fused units band by band and group by
-group exactly as the generated C does, and every read copies what is in the arena at
+group exactly as the generated C does, segments entry by entry and tile by tile
+(mnv2gen.planner.segment_sim), and every read copies what is in the arena at
 that moment. A wrong offset or an unsafe in-place write therefore changes the outputs,
 which `simulate` returns for comparison with the reference.
 """
@@ -15,8 +16,10 @@ import numpy as np
 
 from mnv2gen import quant
 from mnv2gen.ir import Graph, Op, Padding, QuantParams, Tensor
-from mnv2gen.planner.plan import Plan
+from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.schedule import FusedUnit, LayerUnit
+from mnv2gen.planner.segment_lower import describe_segment
+from mnv2gen.planner.segment_sim import SegmentRunner, ring_write
 from mnv2gen.reference import KERNELS, check_inputs
 
 
@@ -176,16 +179,45 @@ def _band_graph(graph: Graph, op: Op, rows: int) -> Graph:
     return Graph("band", tensors, (), (), ())
 
 
+def _feed_and_run(arena: Arena, plan: Plan, runner: SegmentRunner, tables, image) -> None:
+    """Feed a streamed input row by row into the first segment's input ring, running
+    every entry as soon as the rows it needs are there (as mnv2_feed_rows does)."""
+    ring = tables.stages[0].input
+    rows = image.reshape(image.shape[1], -1)
+    entry, total = 0, len(tables.entries)
+    for k in range(rows.shape[0]):
+        ring_write(arena.raw, ring, k * ring.width, rows[k].view(np.int8))
+        stop = entry
+        while stop < total and tables.rows_needed[stop] <= k + 1:
+            stop += 1
+        runner.run(entry, stop)
+        entry = stop
+    runner.run(entry, total)
+
+
 def simulate(plan: Plan, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run `plan` on `inputs` in one arena of `plan.peak_bytes`; return the graph outputs."""
+    """Run `plan` on `inputs` in one arena of `plan.peak_bytes`; return the graph outputs.
+
+    A streamed input is fed row by row into the first segment's input ring."""
     graph = plan.graph
     arena = Arena(plan.peak_bytes)
-    for name, array in check_inputs(graph, inputs).items():
-        _tensor_view(arena, plan, name)[...] = array
+    given = check_inputs(graph, inputs)
+    if plan.input_mode != "streamed":
+        for name, array in given.items():
+            _tensor_view(arena, plan, name)[...] = array
     for step, unit_plan in enumerate(plan.units):
+        if isinstance(unit_plan, SegmentPlan):
+            tables = describe_segment(plan, unit_plan)
+            runner = SegmentRunner(graph, arena.raw, tables, unit_plan.shape.stages)
+            if tables.streamed:
+                _feed_and_run(arena, plan, runner, tables, given[graph.inputs[0]])
+            else:
+                runner.run(0, len(tables.entries))
+            continue
         unit = unit_plan.unit
         if isinstance(unit, FusedUnit):
             _run_fused(arena, plan, step, unit)
         else:
             _run_layer(arena, plan, unit)
-    return [_tensor_view(arena, plan, n).copy() for n in graph.outputs]
+    return [graph.tensor(n).data.copy() if graph.tensor(n).is_const
+            else _tensor_view(arena, plan, n).copy() for n in graph.outputs]

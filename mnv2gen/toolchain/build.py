@@ -72,10 +72,27 @@ def harness_dir() -> Path:
     return Path(str(package_dir("mnv2gen.templates", "templates") / "harness"))
 
 
-def render_linker_script(target: Target | str, stack_bytes: int = DEFAULT_STACK_BYTES,
-                         heap_bytes: int = DEFAULT_HEAP_BYTES) -> str:
-    """Return the harness linker script for a Cortex-M target, with its real region sizes."""
+def harness_sizes(target: Target, stack_bytes: int | None = None,
+                  heap_bytes: int | None = None) -> tuple[int, int]:
+    """Return the harness (stack, heap) bytes: the arguments, else the target file's
+    [harness] sizes, else DEFAULT_STACK_BYTES and DEFAULT_HEAP_BYTES."""
+    stack = stack_bytes if stack_bytes is not None else (
+        target.harness_stack_bytes or DEFAULT_STACK_BYTES)
+    heap = heap_bytes if heap_bytes is not None else (
+        target.harness_heap_bytes or DEFAULT_HEAP_BYTES)
+    return stack, heap
+
+
+def render_linker_script(target: Target | str, stack_bytes: int | None = None,
+                         heap_bytes: int | None = None, weights_sections: Sequence[str] = (),
+                         arena_sections: Sequence[str] = ()) -> str:
+    """Return the harness linker script for a Cortex-M target, with its real region sizes
+    (stack and heap as harness_sizes() decides). The weights region takes `.weights*` and
+    `.rodata.*_weights` (every prefix's default) plus `weights_sections`; RAM's .bss takes
+    `arena_sections` too (custom --weights-section / --arena-section names, validated by
+    mnv2gen.codegen.options)."""
     target = as_target(target)
+    stack_bytes, heap_bytes = harness_sizes(target, stack_bytes, heap_bytes)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(harness_dir()),
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True)
@@ -83,7 +100,8 @@ def render_linker_script(target: Target | str, stack_bytes: int = DEFAULT_STACK_
                     length=r.size_bytes, access=_REGION_ACCESS[r.name]) for r in target.regions]
     return env.get_template("link.ld.j2").render(
         target=target.name, regions=regions, weights_region=target.weights_region.name,
-        stack_bytes=_aligned8(stack_bytes), heap_bytes=_aligned8(heap_bytes))
+        stack_bytes=_aligned8(stack_bytes), heap_bytes=_aligned8(heap_bytes),
+        weights_sections=list(weights_sections), arena_sections=list(arena_sections))
 
 
 def _aligned8(n: int) -> int:
@@ -96,8 +114,9 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
               include_dirs: Sequence[str | Path], out_dir: str | Path,
               defines: Mapping[str, str | int | None] | None = None,
               extra_flags: Sequence[str] = (), libraries: Sequence[str | Path] = (),
-              stack_bytes: int = DEFAULT_STACK_BYTES, heap_bytes: int = DEFAULT_HEAP_BYTES,
-              name: str = "app") -> Path:
+              stack_bytes: int | None = None, heap_bytes: int | None = None,
+              name: str = "app", weights_sections: Sequence[str] = (),
+              arena_sections: Sequence[str] = ()) -> Path:
     """Compile and link `sources` with the harness; return the path of the program.
 
     Cortex-M: returns out_dir/<name>.elf (next to <name>.map and link.ld); a region
@@ -106,8 +125,12 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
     `defines` maps macro -> value (None for a bare -DNAME); `extra_flags` go to every
     compile and to the link; `libraries` (archives or -l flags) are linked after the objects.
     Sources are compiled in parallel with -O2, one object each under out_dir/obj/.
+    Stack and heap: the arguments, else the target's [harness] sizes, else the defaults.
+    weights_sections / arena_sections: custom section names the linker script places (see
+    render_linker_script).
     """
     target = as_target(target)
+    stack_bytes, heap_bytes = harness_sizes(target, stack_bytes, heap_bytes)
     cc = require(target, "cc")
     out = Path(out_dir)
     (out / "obj").mkdir(parents=True, exist_ok=True)
@@ -137,13 +160,14 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
              "linking")
         return exe
     script = out / "link.ld"
-    script.write_text(render_linker_script(target, stack_bytes, heap_bytes))
+    script.write_text(render_linker_script(target, stack_bytes, heap_bytes, weights_sections,
+                                           arena_sections))
     elf = out / f"{name}.elf"
     layout = (f"FLASH holds code, constants and .data's initial values; RAM holds .data, "
               f".bss, the harness heap ({_aligned8(heap_bytes)} bytes) and stack "
               f"({_aligned8(stack_bytes)} bytes)")
     if target.region("WEIGHTS"):
-        layout += "; WEIGHTS holds the .weights sections"
+        layout += "; WEIGHTS holds the weights sections"
     _run([cc, *target.machine_flags, *extra_flags, "-nostartfiles", "--specs=nano.specs",
           "--specs=rdimon.specs", "-Wl,--gc-sections", f"-Wl,-Map={out / name}.map",
           "-T", str(script), *inputs, "-o", str(elf)], target, "linking", layout)

@@ -32,7 +32,7 @@ class RunResult:
 
 def qemu_command(target: Target, elf: str | Path, icount: bool = True) -> list[str]:
     """Return the QEMU command line that runs `elf` on `target` (for logs and scripts)."""
-    cmd = ["qemu-system-arm", "-M", target.qemu_machine, "-nographic",
+    cmd = ["qemu-system-arm", "-M", target.qemu_machine, *target.qemu_args, "-nographic",
            "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
     return [*cmd, "-icount", f"shift={ICOUNT_SHIFT},sleep=off"] if icount else cmd
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ except ModuleNotFoundError:  # Python 3.10: the API-compatible backport
 ICOUNT_SHIFT = 0
 
 _TOP_KEYS = {"name", "description", "toolchain", "cpu", "fpu", "float_abi", "dsp", "mve",
-             "kernel_set", "extra_cflags", "qemu", "memory"}
+             "kernel_set", "extra_cflags", "qemu", "memory", "harness", "calibration"}
 _KERNEL_SETS = {"cmsis-c", "cmsis-dsp", "cmsis-mve", "portable"}
 _REGIONS = {"FLASH", "RAM", "WEIGHTS"}
 
@@ -50,6 +51,15 @@ class Target:
     instructions_per_tick: float | None = None
     regions: tuple[MemoryRegion, ...] = ()
     extra_cflags: tuple[str, ...] = ()
+    #: stack and heap of the verification harness when the target file sets them
+    #: (small RAMs); None: the toolchain defaults
+    harness_stack_bytes: int | None = None
+    harness_heap_bytes: int | None = None
+    #: extra QEMU arguments (only the calibration variant has any)
+    qemu_args: tuple[str, ...] = ()
+    #: [calibration] of the target file: QEMU arguments and larger FLASH/RAM sizes on the
+    #: same emulated core, for benchmarks/calibrate.py; None when it has none
+    calibration_memory: tuple[tuple[str, ...], int, int] | None = None
 
     @property
     def is_host(self) -> bool:
@@ -78,6 +88,22 @@ class Target:
         flags += [f"-mfpu={self.fpu}"] if self.fpu else []
         flags += [f"-mfloat-abi={self.float_abi}"] if self.float_abi else []
         return (*flags, *self.extra_cflags)
+
+    def for_calibration(self) -> Target:
+        """Return the target instruction counts are measured on (benchmarks/calibrate.py,
+        estimate --measure): itself, or for a target whose file has a [calibration] table
+        the same core and machine with that table's larger FLASH/RAM sizes and QEMU
+        arguments (instruction counts do not depend on memory size; the real sizes stay
+        what build and verify enforce)."""
+        if self.calibration_memory is None:
+            return self
+        args, flash, ram = self.calibration_memory
+        sizes = {"FLASH": flash, "RAM": ram}
+        regions = tuple(dataclasses.replace(r, size_bytes=sizes.get(r.name, r.size_bytes),
+                                            label=f"{r.label}, enlarged for calibration")
+                        if r.name in sizes else r for r in self.regions)
+        return dataclasses.replace(self, regions=regions, qemu_args=args,
+                                   calibration_memory=None)
 
 
 def package_dir(package: str, folder: str) -> Path:
@@ -142,7 +168,16 @@ def _parse_target(data: dict, file_stem: str) -> Target:
     names = {r.name for r in regions}
     if names - _REGIONS or not {"FLASH", "RAM"} <= names:
         raise ValueError("memory must have flash and ram regions, and optionally weights")
+    harness = data.get("harness", {})
+    if set(harness) - {"stack_bytes", "heap_bytes"}:
+        raise ValueError("[harness] takes stack_bytes and heap_bytes")
+    calibration = data.get("calibration")
+    if calibration is not None:
+        calibration = (tuple(str(a) for a in calibration["qemu_args"]),
+                       int(calibration["flash_bytes"]), int(calibration["ram_bytes"]))
     return Target(**common, cpu=data["cpu"], fpu=data.get("fpu"),
                   float_abi=data["float_abi"], qemu_machine=qemu["machine"],
                   systick_hz=int(qemu["systick_hz"]), instructions_per_tick=per_tick,
-                  regions=regions)
+                  regions=regions, harness_stack_bytes=harness.get("stack_bytes"),
+                  harness_heap_bytes=harness.get("heap_bytes"),
+                  calibration_memory=calibration)

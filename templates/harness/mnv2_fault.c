@@ -2,6 +2,8 @@
  * mnv2_fault.c: report a fault through semihosting and exit with MNV2_FAULT_EXIT_CODE.
  * Prints with SYS_WRITE0 rather than stdio: the fault may have hit inside printf or
  * malloc, whose state is then not to be trusted.
+ * Armv6-M (Cortex-M0/M0+) has only HardFault and no fault status registers (CFSR, HFSR,
+ * MMFAR, BFAR do not exist there), so its report gives the exception, PC and LR only.
  */
 #include <stdint.h>
 
@@ -71,10 +73,14 @@ __attribute__((noreturn, used)) void mnv2_fault_report(const uint32_t *frame, ui
     uint32_t number = ipsr & 0x1FFu;
     out = put_text(out, exception_name(number));
     out = put_hex(out, " IPSR=", number);
+#if defined(__ARM_ARCH_6M__)
+    out = put_text(out, " (Armv6-M: no fault status registers)");
+#else
     out = put_hex(out, " CFSR=", SCB_CFSR);
     out = put_hex(out, " HFSR=", SCB_HFSR);
     out = put_hex(out, " MMFAR=", SCB_MMFAR);
     out = put_hex(out, " BFAR=", SCB_BFAR);
+#endif
     out = put_hex(out, " PC=", frame[6]);
     out = put_hex(out, " LR=", frame[5]);
     out = put_text(out, "\n");
@@ -91,6 +97,30 @@ __attribute__((noreturn, used)) void mnv2_fault_report(const uint32_t *frame, ui
 uint64_t mnv2_fault_stack[FAULT_STACK_BYTES / 8];
 
 /* EXC_RETURN bit 2 tells which stack the faulting code was using. */
+#if defined(__ARM_ARCH_6M__)
+/* Thumb-1 only: no IT blocks, no movw/movt, tst takes registers; the literal pool holds
+ * the addresses (mnv2_fault_report may be out of a 16-bit branch's reach). */
+__attribute__((naked)) void mnv2_fault_entry(void)
+{
+    __asm volatile(
+        ".syntax unified\n\t"
+        "movs r0, #4\n\t"
+        "mov r1, lr\n\t"
+        "tst r0, r1\n\t"
+        "bne 1f\n\t"
+        "mrs r0, msp\n\t"
+        "b 2f\n"
+        "1:\n\t"
+        "mrs r0, psp\n"
+        "2:\n\t"
+        "mrs r1, ipsr\n\t"
+        "ldr r2, =mnv2_fault_stack + " STR(FAULT_STACK_BYTES) "\n\t"
+        "mov sp, r2\n\t"
+        "ldr r2, =mnv2_fault_report\n\t"
+        "bx r2\n\t"
+        ".ltorg\n\t");
+}
+#else
 __attribute__((naked)) void mnv2_fault_entry(void)
 {
     __asm volatile(
@@ -108,6 +138,7 @@ __attribute__((naked)) void mnv2_fault_entry(void)
         "mov sp, r2\n\t"
         "b mnv2_fault_report\n\t");
 }
+#endif
 
 /* Every exception the harness does not expect ends the run with a report. */
 void NMI_Handler(void) __attribute__((weak, alias("mnv2_fault_entry")));

@@ -1,7 +1,8 @@
 /*
  * mnv2_startup.c: vector table, reset handler and heap for the mnv2gen QEMU harness.
- * Written for the Armv7-M / Armv8-M exception model; needs the symbols defined by the
- * harness linker script (link.ld.j2).
+ * Written for the Armv6-M / Armv7-M / Armv8-M exception model (on Armv6-M the
+ * MemManage/BusFault/UsageFault/SecureFault/DebugMon slots are reserved and never taken);
+ * needs the symbols defined by the harness linker script (link.ld.j2).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -93,9 +94,12 @@ __attribute__((noreturn)) void mnv2_reset_handler(void)
      * of silently corrupting the heap and .bss below the stack. */
     __asm volatile("msr msplim, %0" : : "r"(__stack_bottom) : "memory");
 #endif
-    /* On boards that boot from an alias (STM32 flash at 0x0) point VTOR at the real table. */
+#if !defined(__ARM_ARCH_6M__)
+    /* On boards that boot from an alias (STM32 flash at 0x0) point VTOR at the real table.
+     * The Cortex-M0 has no VTOR: its table must be (and on the nRF51 is) at address 0. */
     SCB_VTOR = (uint32_t)(uintptr_t)mnv2_vectors;
     __asm volatile("dsb\n\tisb" ::: "memory");
+#endif
 
     mnv2_paint_stack();
     memcpy(__data_start, __data_load_start, (size_t)((char *)__data_end - (char *)__data_start));

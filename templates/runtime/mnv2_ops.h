@@ -405,8 +405,68 @@ int32_t mnv2_requantize_acc_s8(const int32_t *acc,
                                int32_t activation_max,
                                int8_t *output);
 
+/**
+ * @brief Add the channels of int8 pixels to int32 sums: sums[c] += sum_p input[p][c].
+ *
+ * Streams a global MEAN or AVERAGE_POOL_2D row by row: summing every row of the input
+ * this way and then calling mnv2_mean_finish_s8 or mnv2_average_finish_s8 gives
+ * mnv2_mean_s8 or mnv2_avgpool_s8 over the whole input bit for bit (sums wrap as int32).
+ *
+ * @param[in]     input    int8 [pixels][channels]
+ * @param[in]     pixels   >= 0
+ * @param[in]     channels >= 1
+ * @param[in,out] sums     int32 [channels]; the caller zeroes them before the first call
+ * @return MNV2_OK, or MNV2_ARG_ERROR for bad sizes
+ */
+int32_t mnv2_sum_s32(const int8_t *input, int32_t pixels, int32_t channels, int32_t *sums);
+
+/**
+ * @brief Finish a global MEAN from its int32 sums (as mnv2_mean_s8 with outer = 1).
+ *
+ * output[c] = clamp(R(sums[c] + input_offset * reduce) + output_offset, -128, 127).
+ *
+ * @param[in]  sums              int32 [channels], from mnv2_sum_s32
+ * @param[in]  channels          >= 1
+ * @param[in]  reduce            number of elements summed per channel, >= 1
+ * @param[in]  input_offset      minus the input zero point, [-127, 128]
+ * @param[in]  output_multiplier mean multiplier (scale ratio / reduce)
+ * @param[in]  output_shift      mean shift
+ * @param[in]  output_offset     the output zero point, [-128, 127]
+ * @param[out] output            int8 [channels]
+ * @return MNV2_OK, or MNV2_ARG_ERROR for bad sizes or offsets
+ */
+int32_t mnv2_mean_finish_s8(const int32_t *sums,
+                            int32_t channels,
+                            int32_t reduce,
+                            int32_t input_offset,
+                            int32_t output_multiplier,
+                            int32_t output_shift,
+                            int32_t output_offset,
+                            int8_t *output);
+
+/**
+ * @brief Finish a global AVERAGE_POOL_2D from its int32 sums (as mnv2_avgpool_s8 with
+ *        one window covering the input): sums / count rounded half away from zero.
+ *
+ * @param[in]  sums           int32 [channels], from mnv2_sum_s32
+ * @param[in]  channels       >= 1
+ * @param[in]  count          pixels summed, >= 1
+ * @param[in]  activation_min >= -128
+ * @param[in]  activation_max <= 127
+ * @param[out] output         int8 [channels]
+ * @return MNV2_OK, or MNV2_ARG_ERROR for bad sizes or range
+ */
+int32_t mnv2_average_finish_s8(const int32_t *sums,
+                               int32_t channels,
+                               int32_t count,
+                               int32_t activation_min,
+                               int32_t activation_max,
+                               int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif
+
+#include "mnv2_ops_family.h"
 
 #endif /* MNV2_OPS_H */

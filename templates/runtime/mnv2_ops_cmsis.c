@@ -283,3 +283,6 @@ int32_t mnv2_softmax_s8(const int8_t *input,
     arm_softmax_s8(input, rows, row_size, input_beta_multiplier, input_beta_left_shift, diff_min, output);
     return MNV2_OK;
 }
+
+/* CMSIS-NN routes of the family kernels (mnv2_ops_family.h). */
+#include "mnv2_ops_cmsis_family.c"

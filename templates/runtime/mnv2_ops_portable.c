@@ -770,3 +770,68 @@ int32_t mnv2_requantize_acc_s8(const int32_t *acc,
     }
     return MNV2_OK;
 }
+
+/* ---------------------------------------------------------------- streamed global pooling */
+
+int32_t mnv2_sum_s32(const int8_t *input, int32_t pixels, int32_t channels, int32_t *sums)
+{
+    if (pixels < 0 || channels < 1)
+    {
+        return MNV2_ARG_ERROR;
+    }
+    for (int32_t p = 0; p < pixels; ++p)
+    {
+        const int8_t *x = input + (size_t)p * channels;
+        for (int32_t c = 0; c < channels; ++c)
+        {
+            sums[c] = (int32_t)((uint32_t)sums[c] + (uint32_t)(int32_t)x[c]); /* wraps as int32 */
+        }
+    }
+    return MNV2_OK;
+}
+
+int32_t mnv2_mean_finish_s8(const int32_t *sums,
+                            int32_t channels,
+                            int32_t reduce,
+                            int32_t input_offset,
+                            int32_t output_multiplier,
+                            int32_t output_shift,
+                            int32_t output_offset,
+                            int8_t *output)
+{
+    if (channels < 1 || reduce < 1 || !mnv2_offsets_ok(input_offset, output_offset))
+    {
+        return MNV2_ARG_ERROR;
+    }
+    const int32_t offset_total = (int32_t)((int64_t)input_offset * reduce);
+    for (int32_t c = 0; c < channels; ++c)
+    {
+        const int32_t shifted = (int32_t)((uint32_t)sums[c] + (uint32_t)offset_total);
+        const int32_t out = mnv2_requantize(shifted, output_multiplier, output_shift) + output_offset;
+        output[c] = (int8_t)mnv2_clamp(out, -128, 127);
+    }
+    return MNV2_OK;
+}
+
+int32_t mnv2_average_finish_s8(const int32_t *sums,
+                               int32_t channels,
+                               int32_t count,
+                               int32_t activation_min,
+                               int32_t activation_max,
+                               int8_t *output)
+{
+    if (channels < 1 || count < 1 || !mnv2_range_ok(activation_min, activation_max))
+    {
+        return MNV2_ARG_ERROR;
+    }
+    for (int32_t c = 0; c < channels; ++c)
+    {
+        const int32_t s = sums[c];
+        const int32_t avg = s > 0 ? (s + count / 2) / count : (s - count / 2) / count;
+        output[c] = (int8_t)mnv2_clamp(avg, activation_min, activation_max);
+    }
+    return MNV2_OK;
+}
+
+/* Kernels of the heads and edges of the MobileNet family (mnv2_ops_family.h). */
+#include "mnv2_ops_family.c"

@@ -106,7 +106,8 @@ def kind_of(graph: Graph, op: Op) -> str | None:
     or None when it runs on the portable kernels."""
     if op.kind is OpKind.ADD:
         shapes = {graph.tensor(n).shape for n in (*op.inputs, op.outputs[0])}
-        return "add" if len(shapes) == 1 and len(op.inputs) == 2 else None
+        constant = any(graph.tensor(n).is_const for n in op.inputs)
+        return "add" if len(shapes) == 1 and len(op.inputs) == 2 and not constant else None
     if op.kind is OpKind.FULLY_CONNECTED:
         w = graph.tensor(op.inputs[1])
         return "fc" if w.quant is not None and not any(w.quant.zero_point) else None

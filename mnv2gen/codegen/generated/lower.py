@@ -9,7 +9,7 @@ from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.generated.instances import InstanceSet
 from mnv2gen.codegen.generated.steps import fused_step, layer_step
 from mnv2gen.codegen.lower import band_table, lower_unit
-from mnv2gen.planner.plan import Plan, UnitPlan
+from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
 from mnv2gen.planner.schedule import FusedUnit
 
 
@@ -22,11 +22,15 @@ class Lowered:
     prototype: str | None = None
 
 
-def lower_generated(plan: Plan, up: UnitPlan, pool: ConstPool,
+def lower_generated(plan: Plan, up: UnitPlan | SegmentPlan, pool: ConstPool,
                     instances: InstanceSet) -> Lowered:
     """Return how a unit is generated under `--kernels generated`, adding its constants to
-    `pool` and its kernel instances to `instances`."""
-    if isinstance(up.unit, FusedUnit):
+    `pool` and its kernel instances to `instances`. Depth-first segments and operators
+    without a specialised kernel (the family's heads and edges, for instance) get the
+    portable lowering."""
+    if isinstance(up, SegmentPlan):
+        pass
+    elif isinstance(up.unit, FusedUnit):
         context = fused_step(plan, up, pool, instances, band_table(up))
         if context is not None:
             return Lowered("gen/fused.c.j2", context,
@@ -35,7 +39,8 @@ def lower_generated(plan: Plan, up: UnitPlan, pool: ConstPool,
         context = layer_step(plan, up, pool, instances)
         if context is not None:
             return Lowered("gen/layer.c.j2", context, f"int32_t {context['step']}(int8_t *arena);")
-    return Lowered(*lower_unit(plan, up, pool))
+    template, context = lower_unit(plan, up, pool)
+    return Lowered(f"ops/{template}", context)
 
 
 def const_bytes(plan: Plan) -> int:

@@ -17,309 +17,181 @@
 #include "mnv2_kernels.h"
 #include "mnv2_weights.h"
 
-static MNV2_GEN_INSTANCE void mnv2_gk0(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
-{
-    int16_t patch[28] __attribute__((aligned(4)));
-    mnv2_g_conv(x, in_rows, pad_top, y, out_rows, w, patch, 3, 16, 32, 16, 3, 2, 0, 1, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk1_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
-{
-    mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 16, 16, 16, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk1(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
-{
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk1_clipped, 16, 16, 16, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk2(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
-{
-    (void)out_c;
-    int32_t widened[24] __attribute__((aligned(8)));
-    mnv2_g_pw(x, out, pixels, w, widened, 1, 16, 8, 0, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk3(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
-{
-    (void)out_c;
-    int32_t widened[12] __attribute__((aligned(8)));
-    mnv2_g_pw(x, out, pixels, w, widened, 1, 8, 16, 0, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk4_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
-{
-    mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 16, 16, 8, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk4(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
-{
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk4_clipped, 16, 16, 8, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk5(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
-{
-    (void)out_c;
-    int32_t widened[24] __attribute__((aligned(8)));
-    mnv2_g_pw(x, out, pixels, w, widened, 1, 16, 8, 0, MNV2_RQ_ACC, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk6(const int32_t *acc, int8_t *y, int32_t pixels, const int32_t *rq)
-{
-    mnv2_g_requant_acc(acc, y, pixels, MNV2_RQ(rq), 8, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk7(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk0(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[12] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 8, 48, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk8_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk1_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk8(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk1(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk8_clipped, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk1_clipped, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk9(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk2(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[72] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 48, 8, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk10(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t count, const int32_t *t1, const int32_t *t2, const int32_t *q)
+static MNV2_GEN_INSTANCE void mnv2_gk3(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t count, const int32_t *t1, const int32_t *t2, const int32_t *q)
 {
     mnv2_g_add(x1, x2, y, count, t1, t2, q, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk11_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk4_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk11(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk4(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk11_clipped, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk4_clipped, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk12(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk5(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[72] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 48, 16, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk13(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk6(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[24] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 16, 96, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk14_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk7_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk14(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk7(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk14_clipped, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk7_clipped, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk15(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk8(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[144] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 96, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk16_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk9_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk16(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk9(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk16_clipped, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk9_clipped, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk17(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk10(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[36] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 24, 144, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk18_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk11_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk18(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk11(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk18_clipped, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk11_clipped, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk19(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk12(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[216] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 144, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk20(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk13(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[48] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 32, 192, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk21_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk14_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk21(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk14(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk21_clipped, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk14_clipped, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk22(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk15(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[288] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 192, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk23_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk16_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk23(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk16(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk23_clipped, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk16_clipped, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk24(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk17(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[84] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 56, 336, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk25_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk18_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk25(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk18(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk25_clipped, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk18_clipped, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk26(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk19(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[504] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 336, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk27(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk20(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[168] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 112, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk28(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk21(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     mnv2_g_pw(x, out, pixels, w, 0, 0, 1280, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-
-/* step 0: block0, fused conv_2d -> depthwise_conv_2d -> conv_2d; 16 bands of 1 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block0(const mnv2_band *b, int8_t *arena)
-{
-    const int8_t *const x = arena + 0;
-    int8_t *const y = arena + 0 + (int32_t)b->out_row * 128;
-    int8_t *const window = arena + 3072;
-    int8_t *const dw_out = arena + 3840;
-    int8_t *const projected = y;
-    int32_t *const acc = (int32_t *)(void *)(arena + 0);
-    const int32_t pixels = (int32_t)b->out_rows * 16;
-    (void)window;
-    (void)acc;
-    /* expansion channels 0..15 */
-    if (b->keep_rows)
-    {
-        memmove(window, window + (int32_t)b->keep_from * 256, (size_t)b->keep_rows * 256);
-    }
-    if (b->new_rows)
-    {
-        mnv2_gk0(x + (int32_t)b->producer_row * 96, b->producer_rows, b->producer_pad_top, window + (int32_t)b->keep_rows * 256, b->new_rows, block0_producer_gw);
-    }
-    mnv2_gk1(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block0_depthwise_gw);
-    mnv2_gk2(dw_out, projected, pixels, block0_project_gw, 8);
-    return MNV2_OK;
-}
-
-/* step 1: block1, fused conv_2d -> depthwise_conv_2d -> conv_2d; 4 bands of 2 row(s), 3 channel group(s) */
-int32_t mnv2_gs_block1(const mnv2_band *b, int8_t *arena)
-{
-    const int8_t *const x = arena + 0;
-    int8_t *const y = arena + 0 + (int32_t)b->out_row * 64;
-    int8_t *const window = arena + 2048;
-    int8_t *const dw_out = arena + 3840;
-    int8_t *const projected = y;
-    int32_t *const acc = (int32_t *)(void *)(arena + 3328);
-    const int32_t pixels = (int32_t)b->out_rows * 8;
-    (void)window;
-    (void)acc;
-    memset(acc, 0, (size_t)pixels * 32);
-    /* expansion channels 0..15 */
-    if (b->keep_rows)
-    {
-        memmove(window, window + (int32_t)b->keep_from * 256, (size_t)b->keep_rows * 256);
-    }
-    if (b->new_rows)
-    {
-        mnv2_gk3(x + (int32_t)b->producer_row * 128, window + (int32_t)b->keep_rows * 256, (int32_t)b->new_rows * 16, block1_producer_gw, 16);
-    }
-    mnv2_gk4(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block1_depthwise_gw);
-    mnv2_gk5(dw_out, acc, pixels, block1_project_gw, 8);
-    /* expansion channels 16..31 */
-    if (b->keep_rows)
-    {
-        memmove(window, window + (int32_t)b->keep_from * 256, (size_t)b->keep_rows * 256);
-    }
-    if (b->new_rows)
-    {
-        mnv2_gk3(x + (int32_t)b->producer_row * 128, window + (int32_t)b->keep_rows * 256, (int32_t)b->new_rows * 16, block1_producer_gw_1, 16);
-    }
-    mnv2_gk4(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block1_depthwise_gw_1);
-    mnv2_gk5(dw_out, acc, pixels, block1_project_gw_1, 8);
-    /* expansion channels 32..47 */
-    if (b->keep_rows)
-    {
-        memmove(window, window + (int32_t)b->keep_from * 256, (size_t)b->keep_rows * 256);
-    }
-    if (b->new_rows)
-    {
-        mnv2_gk3(x + (int32_t)b->producer_row * 128, window + (int32_t)b->keep_rows * 256, (int32_t)b->new_rows * 16, block1_producer_gw_2, 16);
-    }
-    mnv2_gk4(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block1_depthwise_gw_2);
-    mnv2_gk5(dw_out, acc, pixels, block1_project_gw_2, 8);
-    mnv2_gk6(acc, projected, pixels, block1_project_grq);
-    return MNV2_OK;
-}
 
 /* step 2: block2, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 3 bands of 3 row(s), 1 channel group(s) */
 int32_t mnv2_gs_block2(const mnv2_band *b, int8_t *arena)
@@ -340,11 +212,11 @@ int32_t mnv2_gs_block2(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, block2_producer_gw, 48);
+        mnv2_gk0(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_block2_producer_gw, 48);
     }
-    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block2_depthwise_gw);
-    mnv2_gk9(dw_out, projected, pixels, block2_project_gw, 8);
-    mnv2_gk10(x + (int32_t)b->out_row * 64, projected, y, pixels * 8, block2_add_gt1, block2_add_gt2, block2_add_gq);
+    mnv2_gk1(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block2_depthwise_gw);
+    mnv2_gk2(dw_out, projected, pixels, mnv2_block2_project_gw, 8);
+    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 8, mnv2_block2_add_gt1, mnv2_block2_add_gt2, mnv2_block2_add_gq);
     return MNV2_OK;
 }
 
@@ -367,10 +239,10 @@ int32_t mnv2_gs_block3(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, block3_producer_gw, 48);
+        mnv2_gk0(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_block3_producer_gw, 48);
     }
-    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block3_depthwise_gw);
-    mnv2_gk12(dw_out, projected, pixels, block3_project_gw, 16);
+    mnv2_gk4(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block3_depthwise_gw);
+    mnv2_gk5(dw_out, projected, pixels, mnv2_block3_project_gw, 16);
     return MNV2_OK;
 }
 
@@ -393,11 +265,11 @@ int32_t mnv2_gs_block4(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk13(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, block4_producer_gw, 96);
+        mnv2_gk6(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block4_producer_gw, 96);
     }
-    mnv2_gk14(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block4_depthwise_gw);
-    mnv2_gk15(dw_out, projected, pixels, block4_project_gw, 16);
-    mnv2_gk10(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, block4_add_gt1, block4_add_gt2, block4_add_gq);
+    mnv2_gk7(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block4_depthwise_gw);
+    mnv2_gk8(dw_out, projected, pixels, mnv2_block4_project_gw, 16);
+    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_block4_add_gt1, mnv2_block4_add_gt2, mnv2_block4_add_gq);
     return MNV2_OK;
 }
 
@@ -420,11 +292,11 @@ int32_t mnv2_gs_block5(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk13(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, block5_producer_gw, 96);
+        mnv2_gk6(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block5_producer_gw, 96);
     }
-    mnv2_gk14(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block5_depthwise_gw);
-    mnv2_gk15(dw_out, projected, pixels, block5_project_gw, 16);
-    mnv2_gk10(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, block5_add_gt1, block5_add_gt2, block5_add_gq);
+    mnv2_gk7(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block5_depthwise_gw);
+    mnv2_gk8(dw_out, projected, pixels, mnv2_block5_project_gw, 16);
+    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_block5_add_gt1, mnv2_block5_add_gt2, mnv2_block5_add_gq);
     return MNV2_OK;
 }
 
@@ -447,10 +319,10 @@ int32_t mnv2_gs_block6(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk13(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, block6_producer_gw, 96);
+        mnv2_gk6(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block6_producer_gw, 96);
     }
-    mnv2_gk16(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block6_depthwise_gw);
-    mnv2_gk15(dw_out, projected, pixels, block6_project_gw, 24);
+    mnv2_gk9(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block6_depthwise_gw);
+    mnv2_gk8(dw_out, projected, pixels, mnv2_block6_project_gw, 24);
     return MNV2_OK;
 }
 
@@ -473,11 +345,11 @@ int32_t mnv2_gs_block7(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk17(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, block7_producer_gw, 144);
+        mnv2_gk10(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block7_producer_gw, 144);
     }
-    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block7_depthwise_gw);
-    mnv2_gk19(dw_out, projected, pixels, block7_project_gw, 24);
-    mnv2_gk10(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, block7_add_gt1, block7_add_gt2, block7_add_gq);
+    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block7_depthwise_gw);
+    mnv2_gk12(dw_out, projected, pixels, mnv2_block7_project_gw, 24);
+    mnv2_gk3(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block7_add_gt1, mnv2_block7_add_gt2, mnv2_block7_add_gq);
     return MNV2_OK;
 }
 
@@ -500,11 +372,11 @@ int32_t mnv2_gs_block8(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk17(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, block8_producer_gw, 144);
+        mnv2_gk10(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block8_producer_gw, 144);
     }
-    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block8_depthwise_gw);
-    mnv2_gk19(dw_out, projected, pixels, block8_project_gw, 24);
-    mnv2_gk10(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, block8_add_gt1, block8_add_gt2, block8_add_gq);
+    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block8_depthwise_gw);
+    mnv2_gk12(dw_out, projected, pixels, mnv2_block8_project_gw, 24);
+    mnv2_gk3(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block8_add_gt1, mnv2_block8_add_gt2, mnv2_block8_add_gq);
     return MNV2_OK;
 }
 
@@ -527,11 +399,11 @@ int32_t mnv2_gs_block9(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk17(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, block9_producer_gw, 144);
+        mnv2_gk10(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block9_producer_gw, 144);
     }
-    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block9_depthwise_gw);
-    mnv2_gk19(dw_out, projected, pixels, block9_project_gw, 24);
-    mnv2_gk10(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, block9_add_gt1, block9_add_gt2, block9_add_gq);
+    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block9_depthwise_gw);
+    mnv2_gk12(dw_out, projected, pixels, mnv2_block9_project_gw, 24);
+    mnv2_gk3(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block9_add_gt1, mnv2_block9_add_gt2, mnv2_block9_add_gq);
     return MNV2_OK;
 }
 
@@ -554,10 +426,10 @@ int32_t mnv2_gs_block10(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk17(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, block10_producer_gw, 144);
+        mnv2_gk10(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block10_producer_gw, 144);
     }
-    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block10_depthwise_gw);
-    mnv2_gk19(dw_out, projected, pixels, block10_project_gw, 32);
+    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block10_depthwise_gw);
+    mnv2_gk12(dw_out, projected, pixels, mnv2_block10_project_gw, 32);
     return MNV2_OK;
 }
 
@@ -580,11 +452,11 @@ int32_t mnv2_gs_block11(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk20(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, block11_producer_gw, 192);
+        mnv2_gk13(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block11_producer_gw, 192);
     }
-    mnv2_gk21(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block11_depthwise_gw);
-    mnv2_gk22(dw_out, projected, pixels, block11_project_gw, 32);
-    mnv2_gk10(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, block11_add_gt1, block11_add_gt2, block11_add_gq);
+    mnv2_gk14(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block11_depthwise_gw);
+    mnv2_gk15(dw_out, projected, pixels, mnv2_block11_project_gw, 32);
+    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_block11_add_gt1, mnv2_block11_add_gt2, mnv2_block11_add_gq);
     return MNV2_OK;
 }
 
@@ -607,11 +479,11 @@ int32_t mnv2_gs_block12(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk20(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, block12_producer_gw, 192);
+        mnv2_gk13(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block12_producer_gw, 192);
     }
-    mnv2_gk21(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block12_depthwise_gw);
-    mnv2_gk22(dw_out, projected, pixels, block12_project_gw, 32);
-    mnv2_gk10(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, block12_add_gt1, block12_add_gt2, block12_add_gq);
+    mnv2_gk14(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block12_depthwise_gw);
+    mnv2_gk15(dw_out, projected, pixels, mnv2_block12_project_gw, 32);
+    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_block12_add_gt1, mnv2_block12_add_gt2, mnv2_block12_add_gq);
     return MNV2_OK;
 }
 
@@ -634,10 +506,10 @@ int32_t mnv2_gs_block13(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk20(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, block13_producer_gw, 192);
+        mnv2_gk13(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block13_producer_gw, 192);
     }
-    mnv2_gk23(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block13_depthwise_gw);
-    mnv2_gk22(dw_out, projected, pixels, block13_project_gw, 56);
+    mnv2_gk16(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block13_depthwise_gw);
+    mnv2_gk15(dw_out, projected, pixels, mnv2_block13_project_gw, 56);
     return MNV2_OK;
 }
 
@@ -660,11 +532,11 @@ int32_t mnv2_gs_block14(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk24(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, block14_producer_gw, 336);
+        mnv2_gk17(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block14_producer_gw, 336);
     }
-    mnv2_gk25(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block14_depthwise_gw);
-    mnv2_gk26(dw_out, projected, pixels, block14_project_gw, 56);
-    mnv2_gk10(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, block14_add_gt1, block14_add_gt2, block14_add_gq);
+    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block14_depthwise_gw);
+    mnv2_gk19(dw_out, projected, pixels, mnv2_block14_project_gw, 56);
+    mnv2_gk3(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_block14_add_gt1, mnv2_block14_add_gt2, mnv2_block14_add_gq);
     return MNV2_OK;
 }
 
@@ -687,11 +559,11 @@ int32_t mnv2_gs_block15(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk24(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, block15_producer_gw, 336);
+        mnv2_gk17(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block15_producer_gw, 336);
     }
-    mnv2_gk25(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block15_depthwise_gw);
-    mnv2_gk26(dw_out, projected, pixels, block15_project_gw, 56);
-    mnv2_gk10(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, block5_add_gt1, block15_add_gt2, block15_add_gq);
+    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block15_depthwise_gw);
+    mnv2_gk19(dw_out, projected, pixels, mnv2_block15_project_gw, 56);
+    mnv2_gk3(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_block5_add_gt1, mnv2_block15_add_gt2, mnv2_block15_add_gq);
     return MNV2_OK;
 }
 
@@ -714,23 +586,23 @@ int32_t mnv2_gs_block16(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk24(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, block16_producer_gw, 336);
+        mnv2_gk17(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block16_producer_gw, 336);
     }
-    mnv2_gk25(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, block16_depthwise_gw);
-    mnv2_gk26(dw_out, projected, pixels, block16_project_gw, 112);
+    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block16_depthwise_gw);
+    mnv2_gk19(dw_out, projected, pixels, mnv2_block16_project_gw, 112);
     return MNV2_OK;
 }
 
 /* step 17: op61_conv_2d, CONV_2D (operator 61 (CONV_2D)) */
 int32_t mnv2_gs_op61_conv_2d(int8_t *arena)
 {
-    mnv2_gk27(arena + 1280, arena + 0, 1, op61_conv_2d_gw, 1280);
+    mnv2_gk20(arena + 1280, arena + 0, 1, mnv2_op61_conv_2d_gw, 1280);
     return MNV2_OK;
 }
 
 /* step 19: op63_fully_connected, FULLY_CONNECTED (operator 63 (FULLY_CONNECTED)) */
 int32_t mnv2_gs_op63_fully_connected(int8_t *arena)
 {
-    mnv2_gk28(arena + 1280, arena + 0, 1, op63_fully_connected_gw, 4);
+    mnv2_gk21(arena + 1280, arena + 0, 1, mnv2_op63_fully_connected_gw, 4);
     return MNV2_OK;
 }

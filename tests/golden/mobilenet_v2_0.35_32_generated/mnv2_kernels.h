@@ -16,8 +16,6 @@
 extern "C" {
 #endif
 
-int32_t mnv2_gs_block0(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block1(const mnv2_band *b, int8_t *arena);
 int32_t mnv2_gs_block2(const mnv2_band *b, int8_t *arena);
 int32_t mnv2_gs_block3(const mnv2_band *b, int8_t *arena);
 int32_t mnv2_gs_block4(const mnv2_band *b, int8_t *arena);

@@ -2,8 +2,10 @@
 
 `run` returns the graph outputs, `run_all` every activation tensor; both are bit-exact
 with the tflite-micro interpreter (reference kernels, default double rounding; see
-`mnv2gen.quant`). Kernels are looked up in the single table `KERNELS`; the arithmetic
-ones live in `mnv2gen.reference_ops`, the data-movement and edge ones here.
+`mnv2gen.quant`). Kernels are looked up in the single table `KERNELS`: the convolution,
+pooling and softmax family lives in `mnv2gen.reference_ops`, the elementwise and
+activation kernels in `.elementwise`, resize/pool/concat/argmax in `.spatial`, shape
+plumbing in `.shape_ops`, and the data-movement and edge kernels here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from mnv2gen import quant, reference_ops
 from mnv2gen.errors import IRError, MnvError, UnsupportedError
 from mnv2gen.ir import DType, Graph, Op, OpKind
+from mnv2gen.reference import elementwise, shape_ops, spatial
 
 Kernel = Callable[[Graph, Op, list], np.ndarray]
 
@@ -50,12 +53,9 @@ def _quantize(graph: Graph, op: Op, args) -> np.ndarray:
         raise UnsupportedError(f"{op.describe()}: output {out.name!r} must be per-tensor "
                                "quantised")
     if x.dtype is DType.FLOAT32:
-        # float32 division, then roundf (half away from zero), as AffineQuantize.
-        rounded = quant.round_half_away(data.astype(np.float32) / np.float32(out.scale))
-        in_range = (rounded >= quant.INT32_MIN) & (rounded <= quant.INT32_MAX)
-        # Out-of-range float -> int32 casts are undefined in C; x86 yields INT32_MIN.
-        as_int = np.where(in_range, np.nan_to_num(rounded), quant.INT32_MIN).astype(np.int64)
-        return _clip_to(quant.wrap32(as_int + out.zero_point), out.dtype)
+        info = np.iinfo(out.dtype.np)
+        return quant.affine_quantize(data, out.scale, out.zero_point, info.min, info.max
+                                     ).astype(out.dtype.np)
     multiplier, shift = quant.requantize_multiplier(x.scale, out.scale)
     # Requantize's uint8 <-> int8 "xor 0x80" shortcut gives the same bytes as this path.
     scaled = quant.multiply_by_quantized_multiplier(data.astype(np.int64) - x.zero_point,
@@ -73,7 +73,7 @@ def _dequantize(graph: Graph, op: Op, args) -> np.ndarray:
 KERNELS: dict[OpKind, Kernel] = {
     OpKind.CONV_2D: reference_ops.conv2d,
     OpKind.DEPTHWISE_CONV_2D: reference_ops.depthwise_conv2d,
-    OpKind.ADD: reference_ops.add,
+    OpKind.ADD: elementwise.add,
     OpKind.AVERAGE_POOL_2D: reference_ops.average_pool2d,
     OpKind.MEAN: reference_ops.mean,
     OpKind.FULLY_CONNECTED: reference_ops.fully_connected,
@@ -83,6 +83,20 @@ KERNELS: dict[OpKind, Kernel] = {
     OpKind.RESHAPE: _reshape,
     OpKind.QUANTIZE: _quantize,
     OpKind.DEQUANTIZE: _dequantize,
+    OpKind.MUL: elementwise.mul,
+    OpKind.SUB: elementwise.sub,
+    OpKind.HARD_SWISH: elementwise.hard_swish,
+    OpKind.LOGISTIC: elementwise.logistic,
+    OpKind.RESIZE_BILINEAR: spatial.resize_bilinear,
+    OpKind.RESIZE_NEAREST_NEIGHBOR: spatial.resize_nearest_neighbor,
+    OpKind.CONCATENATION: spatial.concatenation,
+    OpKind.MAX_POOL_2D: spatial.max_pool2d,
+    OpKind.ARG_MAX: spatial.arg_max,
+    OpKind.SHAPE: shape_ops.shape,
+    OpKind.STRIDED_SLICE: shape_ops.strided_slice,
+    OpKind.PACK: shape_ops.pack,
+    OpKind.GATHER: shape_ops.gather,
+    OpKind.TILE: shape_ops.tile,
 }
 
 
@@ -125,4 +139,4 @@ def run_all(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]
 def run(graph: Graph, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Run the graph on `inputs` (in `graph.inputs` order); return its outputs in order."""
     env = run_all(graph, inputs)
-    return [env[name] for name in graph.outputs]
+    return [env[name] if name in env else graph.tensor(name).data for name in graph.outputs]
