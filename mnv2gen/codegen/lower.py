@@ -41,6 +41,7 @@ def _conv_numbers(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> dict:
         "bias": pool.add(f"{symbol}_bias", b.data, np.int32, f"{op.name} bias"),
         "multiplier": pool.add(f"{symbol}_multiplier", mult, np.int32),
         "shift": pool.add(f"{symbol}_shift", shift, np.int32),
+        "kernel": "0",  # a specialised kernel (generated backend, segments) or none
     }
 
 

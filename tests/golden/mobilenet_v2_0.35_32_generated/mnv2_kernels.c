@@ -20,18 +20,15 @@
 static MNV2_GEN_INSTANCE void mnv2_gk0(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
+    int32_t widened[24] __attribute__((aligned(8)));
+    mnv2_g_pw(x, out, pixels, w, widened, 1, 16, 8, 0, MNV2_RQ_FAST, 0, -128, 127);
+}
+
+static MNV2_GEN_INSTANCE void mnv2_gk1(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+{
+    (void)out_c;
     int32_t widened[12] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 8, 48, 0, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk1_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
-{
-    mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
-}
-
-static MNV2_GEN_INSTANCE void mnv2_gk1(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
-{
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk1_clipped, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
 static MNV2_GEN_INSTANCE void mnv2_gk2(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
@@ -41,157 +38,187 @@ static MNV2_GEN_INSTANCE void mnv2_gk2(const int8_t *x, void *out, int32_t pixel
     mnv2_g_pw(x, out, pixels, w, widened, 1, 48, 8, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk3(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t count, const int32_t *t1, const int32_t *t2, const int32_t *q)
+static MNV2_GEN_INSTANCE void mnv2_gk3_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+{
+    mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+}
+
+static MNV2_GEN_INSTANCE void mnv2_gk3(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+{
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk3_clipped, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+}
+
+static MNV2_GEN_INSTANCE void mnv2_gk4(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t count, const int32_t *t1, const int32_t *t2, const int32_t *q)
 {
     mnv2_g_add(x1, x2, y, count, t1, t2, q, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk4_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk5_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk4(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk5(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk4_clipped, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk5_clipped, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk5(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk6(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[72] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 48, 16, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk6(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk7(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[24] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 16, 96, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk7_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk8_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk7(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk8(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk7_clipped, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk8_clipped, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk8(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk9(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[144] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 96, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk9_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk10_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk9(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk10(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk9_clipped, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk10_clipped, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk10(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk11(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[36] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 24, 144, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk11_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk12_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk11(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk12(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk11_clipped, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk12_clipped, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk12(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk13(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[216] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 144, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk13(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk14(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[48] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 32, 192, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk14_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk15_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk14(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk15(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk14_clipped, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk15_clipped, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk15(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk16(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[288] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 192, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk16_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk17_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk16(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk17(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk16_clipped, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk17_clipped, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk17(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk18(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[84] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 56, 336, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk18_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_INSTANCE void mnv2_gk19_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk18(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk19(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk18_clipped, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk19_clipped, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk19(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk20(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[504] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 336, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk20(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk21(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[168] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 112, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk21(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk22(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     mnv2_g_pw(x, out, pixels, w, 0, 0, 1280, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
+
+/* step 0: segment0, depth-first over 1 unit(s) reading a whole input: block0 (fused, tiles of 2 column(s)); 17 row steps */
+int32_t mnv2_gw_segment0_s0_project(const int8_t *input, int8_t *output, int32_t pixels)
+{
+    mnv2_gk0(input, output, pixels, mnv2_segment0_s0_project_gw, 8);
+    return MNV2_OK;
+}
+
+/* step 1: segment1, depth-first over 1 unit(s) reading a whole input: block1 (fused, tiles of 2 column(s)); 9 row steps */
+int32_t mnv2_gw_segment1_s0_producer(const int8_t *input, int8_t *output, int32_t pixels)
+{
+    mnv2_gk1(input, output, pixels, mnv2_segment1_s0_producer_gw, 48);
+    return MNV2_OK;
+}
+
+int32_t mnv2_gw_segment1_s0_project(const int8_t *input, int8_t *output, int32_t pixels)
+{
+    mnv2_gk2(input, output, pixels, mnv2_segment1_s0_project_gw, 8);
+    return MNV2_OK;
+}
 
 /* step 2: block2, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 3 bands of 3 row(s), 1 channel group(s) */
 int32_t mnv2_gs_block2(const mnv2_band *b, int8_t *arena)
@@ -212,11 +239,11 @@ int32_t mnv2_gs_block2(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk0(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_block2_producer_gw, 48);
+        mnv2_gk1(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_block2_producer_gw, 48);
     }
-    mnv2_gk1(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block2_depthwise_gw);
+    mnv2_gk3(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block2_depthwise_gw);
     mnv2_gk2(dw_out, projected, pixels, mnv2_block2_project_gw, 8);
-    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 8, mnv2_block2_add_gt1, mnv2_block2_add_gt2, mnv2_block2_add_gq);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 8, mnv2_block2_add_gt1, mnv2_block2_add_gt2, mnv2_block2_add_gq);
     return MNV2_OK;
 }
 
@@ -239,10 +266,10 @@ int32_t mnv2_gs_block3(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk0(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_block3_producer_gw, 48);
+        mnv2_gk1(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_block3_producer_gw, 48);
     }
-    mnv2_gk4(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block3_depthwise_gw);
-    mnv2_gk5(dw_out, projected, pixels, mnv2_block3_project_gw, 16);
+    mnv2_gk5(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block3_depthwise_gw);
+    mnv2_gk6(dw_out, projected, pixels, mnv2_block3_project_gw, 16);
     return MNV2_OK;
 }
 
@@ -265,11 +292,11 @@ int32_t mnv2_gs_block4(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk6(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block4_producer_gw, 96);
+        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block4_producer_gw, 96);
     }
-    mnv2_gk7(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block4_depthwise_gw);
-    mnv2_gk8(dw_out, projected, pixels, mnv2_block4_project_gw, 16);
-    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_block4_add_gt1, mnv2_block4_add_gt2, mnv2_block4_add_gq);
+    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block4_depthwise_gw);
+    mnv2_gk9(dw_out, projected, pixels, mnv2_block4_project_gw, 16);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_block4_add_gt1, mnv2_block4_add_gt2, mnv2_block4_add_gq);
     return MNV2_OK;
 }
 
@@ -292,11 +319,11 @@ int32_t mnv2_gs_block5(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk6(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block5_producer_gw, 96);
+        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block5_producer_gw, 96);
     }
-    mnv2_gk7(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block5_depthwise_gw);
-    mnv2_gk8(dw_out, projected, pixels, mnv2_block5_project_gw, 16);
-    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_block5_add_gt1, mnv2_block5_add_gt2, mnv2_block5_add_gq);
+    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block5_depthwise_gw);
+    mnv2_gk9(dw_out, projected, pixels, mnv2_block5_project_gw, 16);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_block5_add_gt1, mnv2_block5_add_gt2, mnv2_block5_add_gq);
     return MNV2_OK;
 }
 
@@ -319,10 +346,10 @@ int32_t mnv2_gs_block6(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk6(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block6_producer_gw, 96);
+        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block6_producer_gw, 96);
     }
-    mnv2_gk9(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block6_depthwise_gw);
-    mnv2_gk8(dw_out, projected, pixels, mnv2_block6_project_gw, 24);
+    mnv2_gk10(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block6_depthwise_gw);
+    mnv2_gk9(dw_out, projected, pixels, mnv2_block6_project_gw, 24);
     return MNV2_OK;
 }
 
@@ -345,11 +372,11 @@ int32_t mnv2_gs_block7(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk10(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block7_producer_gw, 144);
+        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block7_producer_gw, 144);
     }
-    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block7_depthwise_gw);
-    mnv2_gk12(dw_out, projected, pixels, mnv2_block7_project_gw, 24);
-    mnv2_gk3(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block7_add_gt1, mnv2_block7_add_gt2, mnv2_block7_add_gq);
+    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block7_depthwise_gw);
+    mnv2_gk13(dw_out, projected, pixels, mnv2_block7_project_gw, 24);
+    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block7_add_gt1, mnv2_block7_add_gt2, mnv2_block7_add_gq);
     return MNV2_OK;
 }
 
@@ -372,11 +399,11 @@ int32_t mnv2_gs_block8(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk10(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block8_producer_gw, 144);
+        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block8_producer_gw, 144);
     }
-    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block8_depthwise_gw);
-    mnv2_gk12(dw_out, projected, pixels, mnv2_block8_project_gw, 24);
-    mnv2_gk3(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block8_add_gt1, mnv2_block8_add_gt2, mnv2_block8_add_gq);
+    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block8_depthwise_gw);
+    mnv2_gk13(dw_out, projected, pixels, mnv2_block8_project_gw, 24);
+    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block8_add_gt1, mnv2_block8_add_gt2, mnv2_block8_add_gq);
     return MNV2_OK;
 }
 
@@ -399,11 +426,11 @@ int32_t mnv2_gs_block9(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk10(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block9_producer_gw, 144);
+        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block9_producer_gw, 144);
     }
-    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block9_depthwise_gw);
-    mnv2_gk12(dw_out, projected, pixels, mnv2_block9_project_gw, 24);
-    mnv2_gk3(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block9_add_gt1, mnv2_block9_add_gt2, mnv2_block9_add_gq);
+    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block9_depthwise_gw);
+    mnv2_gk13(dw_out, projected, pixels, mnv2_block9_project_gw, 24);
+    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block9_add_gt1, mnv2_block9_add_gt2, mnv2_block9_add_gq);
     return MNV2_OK;
 }
 
@@ -426,10 +453,10 @@ int32_t mnv2_gs_block10(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk10(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block10_producer_gw, 144);
+        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block10_producer_gw, 144);
     }
-    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block10_depthwise_gw);
-    mnv2_gk12(dw_out, projected, pixels, mnv2_block10_project_gw, 32);
+    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block10_depthwise_gw);
+    mnv2_gk13(dw_out, projected, pixels, mnv2_block10_project_gw, 32);
     return MNV2_OK;
 }
 
@@ -452,11 +479,11 @@ int32_t mnv2_gs_block11(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk13(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block11_producer_gw, 192);
+        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block11_producer_gw, 192);
     }
-    mnv2_gk14(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block11_depthwise_gw);
-    mnv2_gk15(dw_out, projected, pixels, mnv2_block11_project_gw, 32);
-    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_block11_add_gt1, mnv2_block11_add_gt2, mnv2_block11_add_gq);
+    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block11_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_block11_project_gw, 32);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_block11_add_gt1, mnv2_block11_add_gt2, mnv2_block11_add_gq);
     return MNV2_OK;
 }
 
@@ -479,11 +506,11 @@ int32_t mnv2_gs_block12(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk13(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block12_producer_gw, 192);
+        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block12_producer_gw, 192);
     }
-    mnv2_gk14(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block12_depthwise_gw);
-    mnv2_gk15(dw_out, projected, pixels, mnv2_block12_project_gw, 32);
-    mnv2_gk3(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_block12_add_gt1, mnv2_block12_add_gt2, mnv2_block12_add_gq);
+    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block12_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_block12_project_gw, 32);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_block12_add_gt1, mnv2_block12_add_gt2, mnv2_block12_add_gq);
     return MNV2_OK;
 }
 
@@ -506,10 +533,10 @@ int32_t mnv2_gs_block13(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk13(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block13_producer_gw, 192);
+        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block13_producer_gw, 192);
     }
-    mnv2_gk16(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block13_depthwise_gw);
-    mnv2_gk15(dw_out, projected, pixels, mnv2_block13_project_gw, 56);
+    mnv2_gk17(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block13_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_block13_project_gw, 56);
     return MNV2_OK;
 }
 
@@ -532,11 +559,11 @@ int32_t mnv2_gs_block14(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk17(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block14_producer_gw, 336);
+        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block14_producer_gw, 336);
     }
-    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block14_depthwise_gw);
-    mnv2_gk19(dw_out, projected, pixels, mnv2_block14_project_gw, 56);
-    mnv2_gk3(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_block14_add_gt1, mnv2_block14_add_gt2, mnv2_block14_add_gq);
+    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block14_depthwise_gw);
+    mnv2_gk20(dw_out, projected, pixels, mnv2_block14_project_gw, 56);
+    mnv2_gk4(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_block14_add_gt1, mnv2_block14_add_gt2, mnv2_block14_add_gq);
     return MNV2_OK;
 }
 
@@ -559,11 +586,11 @@ int32_t mnv2_gs_block15(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk17(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block15_producer_gw, 336);
+        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block15_producer_gw, 336);
     }
-    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block15_depthwise_gw);
-    mnv2_gk19(dw_out, projected, pixels, mnv2_block15_project_gw, 56);
-    mnv2_gk3(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_block5_add_gt1, mnv2_block15_add_gt2, mnv2_block15_add_gq);
+    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block15_depthwise_gw);
+    mnv2_gk20(dw_out, projected, pixels, mnv2_block15_project_gw, 56);
+    mnv2_gk4(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_block5_add_gt1, mnv2_block15_add_gt2, mnv2_block15_add_gq);
     return MNV2_OK;
 }
 
@@ -586,23 +613,23 @@ int32_t mnv2_gs_block16(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk17(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block16_producer_gw, 336);
+        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block16_producer_gw, 336);
     }
-    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block16_depthwise_gw);
-    mnv2_gk19(dw_out, projected, pixels, mnv2_block16_project_gw, 112);
+    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block16_depthwise_gw);
+    mnv2_gk20(dw_out, projected, pixels, mnv2_block16_project_gw, 112);
     return MNV2_OK;
 }
 
 /* step 17: op61_conv_2d, CONV_2D (operator 61 (CONV_2D)) */
 int32_t mnv2_gs_op61_conv_2d(int8_t *arena)
 {
-    mnv2_gk20(arena + 1280, arena + 0, 1, mnv2_op61_conv_2d_gw, 1280);
+    mnv2_gk21(arena + 1280, arena + 0, 1, mnv2_op61_conv_2d_gw, 1280);
     return MNV2_OK;
 }
 
 /* step 19: op63_fully_connected, FULLY_CONNECTED (operator 63 (FULLY_CONNECTED)) */
 int32_t mnv2_gs_op63_fully_connected(int8_t *arena)
 {
-    mnv2_gk21(arena + 1280, arena + 0, 1, mnv2_op63_fully_connected_gw, 4);
+    mnv2_gk22(arena + 1280, arena + 0, 1, mnv2_op63_fully_connected_gw, 4);
     return MNV2_OK;
 }

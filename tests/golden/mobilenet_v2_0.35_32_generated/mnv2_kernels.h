@@ -16,6 +16,9 @@
 extern "C" {
 #endif
 
+int32_t mnv2_gw_segment0_s0_project(const int8_t *input, int8_t *output, int32_t pixels);
+int32_t mnv2_gw_segment1_s0_producer(const int8_t *input, int8_t *output, int32_t pixels);
+int32_t mnv2_gw_segment1_s0_project(const int8_t *input, int8_t *output, int32_t pixels);
 int32_t mnv2_gs_block2(const mnv2_band *b, int8_t *arena);
 int32_t mnv2_gs_block3(const mnv2_band *b, int8_t *arena);
 int32_t mnv2_gs_block4(const mnv2_band *b, int8_t *arena);
