@@ -26,6 +26,13 @@
 #else
 #define MNV2_GEN_INSTANCE __attribute__((noinline))
 #endif
+/* The depthwise kernels' clipped windows (image borders only) are optimised for size:
+ * they are a few percent of the pixels and would otherwise be a third of the code. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MNV2_GEN_COLD __attribute__((noipa, optimize("Os")))
+#else
+#define MNV2_GEN_COLD MNV2_GEN_INSTANCE
+#endif
 
 /* Hide a pointer's value from the optimiser (no instruction): stops loads of the same
  * input tile from being hoisted out of an output-channel loop into stack spills. */
