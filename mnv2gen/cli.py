@@ -492,9 +492,9 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--classes", help="Output classes, e.g. 1000 or 2,1000 [default: 1000].")
 @click.option("--target", "targets", multiple=True,
               help="Target(s), repeatable or a comma list [default: the Cortex-M targets].")
-@click.option("--kernels", default="generated", show_default=True,
-              help="generated, portable or cmsis-nn: the kernel set decides scratch, code "
-                   "and speed.")
+@click.option("--kernels", default="portable", show_default=True,
+              help="portable, generated or cmsis-nn: the kernel set decides scratch, code "
+                   "and speed (generated: no instruction calibration yet, use --measure).")
 @click.option("--cmsis-nn", "cmsis_nn", type=click.Path(file_okay=False),
               help="Your CMSIS-NN v7 checkout, to measure cmsis-nn code size and with "
                    "--measure (default: $CMSIS_NN_PATH).")

@@ -29,7 +29,7 @@ class Options:
     """How to estimate: targets, kernel backend, measurements, RAM allowance."""
 
     targets: tuple[str, ...]
-    kernels: str = "generated"
+    kernels: str = "portable"  # calibrated; the generated kernels are not yet
     cmsis_nn_path: str = ""
     measure: bool = False
     ram_allowance: int = cat.DEFAULT_RAM_ALLOWANCE
