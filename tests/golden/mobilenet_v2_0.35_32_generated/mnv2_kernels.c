@@ -38,7 +38,7 @@ static MNV2_GEN_INSTANCE void mnv2_gk2(const int8_t *x, void *out, int32_t pixel
     mnv2_g_pw(x, out, pixels, w, widened, 1, 48, 8, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk3_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk3_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
@@ -53,7 +53,7 @@ static MNV2_GEN_INSTANCE void mnv2_gk4(const int8_t *x1, const int8_t *x2, int8_
     mnv2_g_add(x1, x2, y, count, t1, t2, q, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk5_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk5_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
@@ -77,7 +77,7 @@ static MNV2_GEN_INSTANCE void mnv2_gk7(const int8_t *x, void *out, int32_t pixel
     mnv2_g_pw(x, out, pixels, w, widened, 1, 16, 96, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk8_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk8_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
@@ -94,7 +94,7 @@ static MNV2_GEN_INSTANCE void mnv2_gk9(const int8_t *x, void *out, int32_t pixel
     mnv2_g_pw(x, out, pixels, w, widened, 1, 96, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk10_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk10_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
@@ -111,7 +111,7 @@ static MNV2_GEN_INSTANCE void mnv2_gk11(const int8_t *x, void *out, int32_t pixe
     mnv2_g_pw(x, out, pixels, w, widened, 1, 24, 144, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk12_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk12_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
@@ -135,7 +135,7 @@ static MNV2_GEN_INSTANCE void mnv2_gk14(const int8_t *x, void *out, int32_t pixe
     mnv2_g_pw(x, out, pixels, w, widened, 1, 32, 192, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk15_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk15_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
@@ -152,7 +152,7 @@ static MNV2_GEN_INSTANCE void mnv2_gk16(const int8_t *x, void *out, int32_t pixe
     mnv2_g_pw(x, out, pixels, w, widened, 1, 192, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk17_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk17_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
@@ -169,7 +169,7 @@ static MNV2_GEN_INSTANCE void mnv2_gk18(const int8_t *x, void *out, int32_t pixe
     mnv2_g_pw(x, out, pixels, w, widened, 1, 56, 336, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk19_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk19_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
