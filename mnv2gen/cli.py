@@ -8,15 +8,31 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 import os
 import sys
+import warnings
 
 import click
 import numpy as np
 
 from mnv2gen import __version__
-from mnv2gen.errors import MnvError, VerificationError
-from mnv2gen.fsutil import atomic_write_bytes
+from mnv2gen.errors import (
+    MnvError,
+    ModelError,
+    UnsupportedError,
+    VerificationError,
+    file_label,
+    one_line,
+    quoted,
+    shown,
+)
+from mnv2gen.fsutil import write_file
+
+SEED = click.IntRange(0, 2**32 - 1)
+MAX_VERIFY_INPUTS = 1000
+MAX_RAM_BUDGET = 1 << 40
+MESSAGE_LINE_LIMIT = 1000
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,7 +60,7 @@ def inspect(model: str, as_json: bool) -> None:
 def _describe_output(name: str, array: np.ndarray) -> str:
     flat = array.reshape(-1)
     head = ", ".join(str(v) for v in flat[:10]) + (", ..." if flat.size > 10 else "")
-    line = f"{name}: {array.dtype}{list(array.shape)} [{head}]"
+    line = f"{shown(name)}: {array.dtype}{list(array.shape)} [{head}]"
     if array.ndim == 2 and array.shape[0] == 1 and array.shape[1] > 1:
         top = np.argsort(-flat.astype(np.float64), kind="stable")[:5]
         line += "\n  top-5 class indices: " + ", ".join(f"{i} ({flat[i]})" for i in top)
@@ -55,46 +71,62 @@ def _describe_output(name: str, array: np.ndarray) -> str:
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--input", "input_path", type=click.Path(dir_okay=False),
               help="Input as .npy with the model's input shape and dtype (default: random).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random input.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random input.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False),
               help="Write the output array here as .npy (the model's output dtype), or every "
                    "output as .npz.")
 @click.option("--check-tflm", is_flag=True,
               help="Also run the TFLite Micro interpreter and compare bit for bit (exit 1 "
                    "on any difference; needs the tflm extra).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing -o file that is not an output of this model.")
 def run(model: str, input_path: str | None, seed: int, output_path: str | None,
-        check_tflm: bool) -> None:
+        check_tflm: bool, force: bool) -> None:
     """Run the bit-exact NumPy int8 reference on one input."""
+    from mnv2gen.frontend.validate import check_reference_work
+    from mnv2gen.fsutil import npy_like, npz_with, require_path
     from mnv2gen.inputs import load_input, random_inputs
-    from mnv2gen.loader import load_model, tflite_bytes
+    from mnv2gen.loader import load_raw, tflite_bytes
+    from mnv2gen.passes import run_passes
     from mnv2gen.reference import run as run_reference
 
-    graph = load_model(model)
+    if output_path is not None:
+        require_path(output_path, "-o")
+    graph_raw = load_raw(model)
+    graph = run_passes(graph_raw)
+    check_reference_work(graph, file_label(model))
     inputs = load_input(graph, input_path) if input_path else random_inputs(graph, seed)
     outputs = run_reference(graph, inputs)
-    source = input_path or f"random input (seed {seed})"
-    click.echo(f"{graph.name}: reference run on {source}")
+    source = shown(input_path) if input_path else f"random input (seed {seed})"
+    click.echo(f"{shown(graph.name)}: reference run on {source}")
     for name, array in zip(graph.outputs, outputs, strict=True):
         click.echo(_describe_output(name, array))
     if check_tflm:
-        from mnv2gen.tflm import compare_with_tflm
+        from mnv2gen.tflm import compare_outputs
+        from mnv2gen.tflm_isolated import run_outputs
 
-        verdict = compare_with_tflm(tflite_bytes(model), inputs, outputs)
-        click.echo(verdict.describe())
-        if not verdict.bit_exact:
-            raise VerificationError(f"{model}: reference and TFLite Micro differ in "
-                                    f"{verdict.mismatched_bytes} bytes")
+        theirs = run_outputs(tflite_bytes(model, graph_raw), inputs)
+        if theirs.value is None:
+            click.echo(f"TFLite Micro: not compared ({theirs.reason})")
+        else:
+            verdict = compare_outputs(outputs, theirs.value)
+            click.echo(verdict.describe())
+            if not verdict.bit_exact:
+                raise VerificationError(f"{file_label(model)}: reference and TFLite Micro "
+                                        f"differ in {verdict.mismatched_bytes} bytes")
     if output_path:
         buf = io.BytesIO()
         if output_path.lower().endswith(".npz"):
             np.savez(buf, **{f"output_{i}": a for i, a in enumerate(outputs)})
+            ours = npz_with([f"output_{i}" for i in range(len(outputs))])
         elif len(outputs) != 1:
             raise MnvError(f"the model has {len(outputs)} outputs; a .npy file holds one",
                            "give -o a .npz path to write them all (output_0, output_1, ...)")
         else:
             np.save(buf, outputs[0], allow_pickle=False)
-        atomic_write_bytes(output_path, buf.getvalue())
-        click.echo(f"wrote {output_path}")
+            ours = npy_like(outputs[0].shape, outputs[0].dtype)
+        write_file(output_path, buf.getvalue(), force=force, ours=ours)
+        click.echo(f"wrote {shown(output_path)}")
 
 
 @cli.command()
@@ -103,17 +135,20 @@ def run(model: str, input_path: str | None, seed: int, output_path: str | None,
 @click.option("--resolution", type=int, default=224, show_default=True,
               help="Input height and width.")
 @click.option("--classes", type=int, default=1000, show_default=True, help="Output classes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the weights.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False),
               help="Where to write the .tflite file.")
+@click.option("--force", is_flag=True, help="Replace an existing file mnv2gen did not write.")
 def zoo(arch: str, alpha: float, resolution: int, classes: int, seed: int,
-        output_path: str) -> None:
+        output_path: str, force: bool) -> None:
     """Synthesize an int8 MobileNet .tflite with random weights and realistic quantisation."""
+    from mnv2gen.fsutil import require_path, tflite_by_mnv2gen
     from mnv2gen.zoo import synthesize_tflite
 
+    require_path(output_path, "-o")
     data = synthesize_tflite(arch, alpha, resolution, classes, seed)
-    atomic_write_bytes(output_path, data)
-    click.echo(f"wrote {output_path}: {arch} alpha={alpha} resolution={resolution} "
+    write_file(output_path, data, force=force, ours=tflite_by_mnv2gen)
+    click.echo(f"wrote {shown(output_path)}: {arch} alpha={alpha} resolution={resolution} "
                f"classes={classes} seed={seed} ({len(data):,} bytes)")
 
 
@@ -167,10 +202,11 @@ def _parse_bytes(value: str | None) -> int | None:
     try:
         number = float(text[:-1] if scale > 1 else text)
     except ValueError:
-        raise MnvError(f"--ram-budget {value!r} is not a byte count",
+        raise MnvError(f"--ram-budget {quoted(value)} is not a byte count",
                        "give bytes, e.g. 131072, 128k or 1.5M") from None
-    if number <= 0:
-        raise MnvError(f"--ram-budget {value!r} must be positive")
+    if not math.isfinite(number) or not 1 <= number * scale <= MAX_RAM_BUDGET:
+        raise MnvError(f"--ram-budget {quoted(value)} is not a byte count from 1 to "
+                       f"{MAX_RAM_BUDGET:,}", "give bytes, e.g. 131072, 128k or 1.5M")
     return int(number * scale)
 
 
@@ -186,10 +222,14 @@ def _parse_bytes(value: str | None) -> int | None:
                                                   "cmsis-dsp", "cmsis-mve"]),
               default="generated", show_default=True,
               help="Kernel set to plan for: its scratch rules and instruction costs.")
+@click.option("--tflm/--no-tflm", "ask_tflm", default=True, show_default=True,
+              help="Also ask TFLite Micro (the tflm extra, in a child process) for its arena "
+                   "of the same model.")
 @_input_mode_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_calibration_options
-def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str, input_mode: str,
+def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str, ask_tflm: bool,
+         input_mode: str,
          as_json: bool, calibrate_with, scale, offset, mean, std, percentile) -> None:
     """Plan the static arena: peak bytes, the layer-by-layer baseline and an arena map."""
     from mnv2gen.loader import checked, load_raw, tflite_bytes
@@ -197,7 +237,7 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str, input
     from mnv2gen.passes.integer_core import integer_core
     from mnv2gen.planner.plan import plan_model
     from mnv2gen.planner.report import plan_report, render_plan
-    from mnv2gen.tflm import tflm_arena_bytes, tflm_available
+    from mnv2gen.tflm_isolated import TflmOutcome, arena_bytes
 
     calibration = _calibration(calibrate_with, scale, offset, mean, std, percentile)
     raw = load_raw(model, calibration)
@@ -205,13 +245,9 @@ def plan(model: str, scheme: str, ram_budget: str | None, kernel_set: str, input
     chosen = plan_model(core, scheme, kernel_set, _parse_bytes(ram_budget),
                         input_mode=input_mode)
     baseline = plan_model(core, "layer", kernel_set)
-    tflm = None
-    if tflm_available():
-        try:  # optional information: a model TFLM cannot run still plans
-            tflm = tflm_arena_bytes(tflite_bytes(model, raw))
-        except MnvError:
-            tflm = None
-    report = plan_report(chosen, baseline, tflm)
+    tflm = (arena_bytes(tflite_bytes(model, raw), baseline.peak_bytes) if ask_tflm
+            else TflmOutcome(None, "not asked (--no-tflm)"))
+    report = plan_report(chosen, baseline, tflm.value, tflm.reason)
     _print_json(report) if as_json else click.echo(render_plan(report, chosen))
 
 
@@ -220,10 +256,13 @@ def _floats(option: str, value: str | None) -> tuple[float, ...] | None:
     if value is None:
         return None
     try:
-        return tuple(float(v) for v in value.split(","))
+        numbers = tuple(float(v) for v in value.split(","))
     except ValueError:
-        raise MnvError(f"{option} {value!r} is not a number or comma-separated numbers"
-                       ) from None
+        numbers = ()
+    if not numbers or not all(math.isfinite(v) for v in numbers):
+        raise MnvError(f"{option} {quoted(value)} is not a finite number or comma-separated "
+                       "finite numbers", f"e.g. {option} 0.5 or {option} 0.485,0.456,0.406")
+    return numbers
 
 
 def _preprocess(scale, offset, mean, std):
@@ -267,37 +306,42 @@ def _quant_dict(tensor) -> dict:
 @click.option("--float-runner", type=click.Choice(["auto", "onnxruntime", "numpy"]),
               default="auto", show_default=True,
               help="Run the float model in onnxruntime (auto: when installed) or NumPy.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of --calibrate random.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--force", is_flag=True, help="Replace an existing file mnv2gen did not write.")
 def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with: str | None,
              scale: str | None, offset: str | None, mean: str | None, std: str | None,
              percentile: float | None, input_shape: str | None, float_runner: str, seed: int,
-             as_json: bool) -> None:
+             as_json: bool, force: bool) -> None:
     """Quantise a float ONNX model to an int8 .tflite by post-training quantisation."""
     from mnv2gen.frontend.agreement import agreement
     from mnv2gen.frontend.calibration import load_samples
     from mnv2gen.frontend.ptq import quantize_onnx
     from mnv2gen.frontend.tflite_writer import write_tflite
+    from mnv2gen.fsutil import require_path, tflite_by_mnv2gen
 
+    require_path(output_path, "-o")
     preprocess = _preprocess(*(_floats(f"--{n}", v) for n, v in
                                (("scale", scale), ("offset", offset), ("mean", mean),
                                 ("std", std))))
     shape = _floats("--input-shape", input_shape)
     if shape and any(d != int(d) or d < 1 for d in shape):
-        raise MnvError(f"--input-shape {input_shape!r} needs positive integers")
+        raise MnvError(f"--input-shape {quoted(input_shape)} needs positive integers")
     if float_runner == "onnxruntime":
         import importlib.util
 
         if importlib.util.find_spec("onnxruntime") is None:
             raise MnvError("--float-runner onnxruntime: onnxruntime is not installed",
                            "pip install onnxruntime, or use --float-runner numpy")
-    result = quantize_onnx(model, calibrate_with, preprocess, percentile,
-                           tuple(int(d) for d in shape) if shape else None, seed)
+    from mnv2gen.loader import guarded
+
+    result = guarded(file_label(model), quantize_onnx, model, calibrate_with, preprocess,
+                     percentile, tuple(int(d) for d in shape) if shape else None, seed)
     evaluation = (load_samples(eval_with, result.model, preprocess) if eval_with
                   else result.calibration)
     data = write_tflite(result.graph)
-    atomic_write_bytes(output_path, data)
+    write_file(output_path, data, force=force, ours=tflite_by_mnv2gen)
     match = agreement(model, result.model, result.graph, evaluation.data,
                       use_onnxruntime=float_runner != "numpy")
     graph = result.graph
@@ -317,7 +361,7 @@ def quantize(model: str, calibrate_with: str | None, output_path: str, eval_with
     random_note = ("\nnote: calibrated on random images, for size/speed estimates only"
                    if calibrate_with == "random" else "")
     click.echo(
-        f"wrote {output_path} ({len(data):,} bytes, {len(graph.ops)} operators)\n"
+        f"wrote {shown(output_path)} ({len(data):,} bytes, {len(graph.ops)} operators)\n"
         f"calibration: {result.calibration.source}, {result.method}\n"
         f"input: float32 -> int8 scale {quantized_input.scale:.6g} zero point "
         f"{quantized_input.zero_point}; output: int8 scale {quantized_output.scale:.6g} "
@@ -409,21 +453,28 @@ def _pixel_input(pixel_format: str | None, calibration: dict):
 @_compile_options
 @_library_options
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(),
-              help="Directory to write (replaced atomically).")
+              help="Folder to write (created if missing; an earlier output is replaced "
+                   "atomically, nothing mnv2gen did not write is touched).")
+@click.option("--force", is_flag=True,
+              help="Write into a folder that holds files mnv2gen did not write (files of "
+                   "the generated names are replaced, nothing else is touched).")
 @click.option("--pixel-format", type=click.Choice(["rgb888", "gray8", "rgb565"]),
               help="Also generate mnv2_set_input_pixels() for images in this format, with "
                    "the --scale/--offset or --mean/--std preprocessing [default: pixel / "
                    "127.5 - 1] (an exact 256-entry table per channel).")
-def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, pixel_format,
+def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, force, pixel_format,
           library, **calibration) -> None:
     """Generate the model as a C library for a target (and compile it to check)."""
+    from mnv2gen.outdir import check_output_directory
     from mnv2gen.pipeline import write_library
 
+    check_output_directory(out_dir, force=force)
     pixels = _pixel_input(pixel_format, calibration)
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
-    generated = write_library(compiled, out_dir, pixels=pixels, options=library)
+    generated = write_library(compiled, out_dir, pixels=pixels, force=force, options=library)
     plan = compiled.plan
-    click.echo(f"wrote {out_dir}: {len(generated.files)} files for {compiled.target.name}, "
+    click.echo(f"wrote {shown(out_dir)}: {len(generated.files)} files for "
+               f"{compiled.target.name}, "
                f"{compiled.kernels} kernels")
     click.echo(f"arena {plan.peak_bytes:,} bytes (layer by layer {compiled.baseline.peak_bytes:,}"
                f"), constant data {generated.const_bytes:,} bytes")
@@ -437,29 +488,43 @@ def build(model, target, kernels, cmsis_nn, scheme, ram_budget, out_dir, pixel_f
 @click.argument("model", type=click.Path(dir_okay=False))
 @_compile_options
 @_library_options
-@click.option("--inputs", "count", default=3, show_default=True,
+@click.option("--inputs", "count", type=click.IntRange(1, MAX_VERIFY_INPUTS), default=3,
+              show_default=True,
               help="Number of inputs to compare (random ones fill up after --input files).")
 @click.option("--input", "input_paths", multiple=True, type=click.Path(dir_okay=False),
               help="An input .npy for the model (repeatable).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random inputs.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed of the random inputs.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(1.0, 7 * 24 * 3600.0),
+              help="Seconds the program may run (default: from the instruction estimate, "
+                   "at most 1 hour).")
 @click.option("--keep", type=click.Path(file_okay=False),
-              help="Keep the build directory here (for inspection).")
+              help="Keep the build folder here for inspection (the folder rules of build -o).")
+@click.option("--force", is_flag=True,
+              help="Let --keep write into a folder holding files mnv2gen did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_paths, seed,
-           keep, as_json, library, **calibration) -> None:
+           timeout_s, keep, force, as_json, library, **calibration) -> None:
     """Build, run on the target (QEMU or host) and compare with the reference bit for bit."""
     from pathlib import Path
 
+    from mnv2gen.frontend.validate import check_reference_work
     from mnv2gen.inputs import load_input
+    from mnv2gen.outdir import check_output_directory, output_directory
     from mnv2gen.verify import verification_inputs
     from mnv2gen.verify import verify as run_verify
 
+    if keep is not None:
+        check_output_directory(keep, option="--keep", force=force)
     compiled = _compile(model, target, kernels, cmsis_nn, scheme, ram_budget, **calibration)
+    check_reference_work(compiled.full, file_label(model))
     given = [load_input(compiled.full, p) for p in input_paths]
     inputs = verification_inputs(compiled, count, seed, given)
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-    report = run_verify(compiled, inputs, Path(keep) if keep else None, options=library)
+    if keep is not None:
+        with output_directory(keep, option="--keep", force=force, keep_on_error=True) as work:
+            report = run_verify(compiled, inputs, Path(work), timeout_s, options=library)
+    else:
+        report = run_verify(compiled, inputs, None, timeout_s, options=library)
     if as_json:
         _print_json(report)
     else:
@@ -467,7 +532,8 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
         runs = len(report["per_input"])
         how = (f" fed {'/'.join(map(str, report['rows_per_call']))} rows per call"
                if report["rows_per_call"] else "")
-        click.echo(f"{report['model']} on {report['target']} ({report['kernels']} kernels): "
+        click.echo(f"{shown(report['model'])} on {report['target']} "
+                   f"({report['kernels']} kernels): "
                    f"{verdict}, {report['mismatched_bytes']} of "
                    f"{runs * report['output_bytes']} output bytes differ over "
                    f"{report['inputs']} input(s){how}")
@@ -478,7 +544,8 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
             click.echo(f"instructions per inference: {report['instructions']:,} "
                        "(QEMU instruction count, not cycles)")
     if not report["bit_exact"]:
-        raise VerificationError(f"{model}: generated code differs from the reference")
+        raise VerificationError(f"{file_label(model)}: generated code differs from the "
+                                "reference")
 
 
 # ---------------------------------------------------------------- estimate (mnv2gen.estimate)
@@ -510,20 +577,29 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--png", "png_dir", type=click.Path(file_okay=False),
               help="Write the charts as PNG files into this folder (needs matplotlib).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True,
+              help="Let --html/--png replace files or fill folders mnv2gen did not write.")
 @click.option("--input-mode", type=click.Choice(["resident", "streamed"]), default="resident",
               show_default=True, help="Whose plan the code, flash and instructions are given "
               "for (both arenas are always reported side by side).")
 def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn, measure,
-             ram_allowance, code_table, as_json, html_path, png_dir, quiet, input_mode) -> None:
+             ram_allowance, code_table, as_json, html_path, png_dir, quiet, force,
+             input_mode) -> None:
     """Estimate arena, flash and instructions per inference, and the MCUs a model fits."""
     import os
 
     from mnv2gen.estimate import configs as cfg
     from mnv2gen.estimate.run import Options, work_items
     from mnv2gen.estimate.run import estimate as run_estimate
+    from mnv2gen.fsutil import require_path
+    from mnv2gen.outdir import check_output_directory
 
+    if html_path is not None:
+        require_path(html_path, "--html")
+    if png_dir is not None:
+        check_output_directory(png_dir, option="--png", force=force)
     if kernels not in ("generated", "portable", "cmsis-nn"):
-        raise MnvError(f"--kernels {kernels!r} is not a kernel backend",
+        raise MnvError(f"--kernels {quoted(kernels)} is not a kernel backend",
                        "choose generated, portable or cmsis-nn")
     configurations = cfg.configurations(
         model, arch, cfg.parse_list("--alpha", alpha, float),
@@ -546,13 +622,20 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
     notes = []
     if html_path:
         from mnv2gen.estimate.html import render_html
+        from mnv2gen.fsutil import html_by_mnv2gen
 
-        atomic_write_bytes(html_path, render_html(report).encode())
+        write_file(html_path, render_html(report).encode(), option="--html", force=force,
+                   ours=html_by_mnv2gen)
         notes.append(f"wrote {html_path}")
     if png_dir:
-        from mnv2gen.estimate.png import write_pngs
+        from pathlib import Path
 
-        notes += [f"wrote {p}" for p in write_pngs(report, png_dir)]
+        from mnv2gen.estimate.png import write_pngs
+        from mnv2gen.outdir import output_directory
+
+        with output_directory(png_dir, option="--png", force=force) as staging:
+            written = write_pngs(report, staging)
+        notes += [f"wrote {Path(png_dir) / p.name}" for p in written]
     if as_json:
         _print_json(report)
     else:
@@ -576,28 +659,68 @@ class _NoProgress:
         """Ignore progress."""
 
 
+_DEFAULT_HINTS = {
+    ModelError: "the file is truncated, corrupt or not a model mnv2gen reads",
+    UnsupportedError: "the README lists the supported operators, types and quantisation",
+    VerificationError: "rerun with --keep DIR to inspect the generated program",
+    MnvError: "see `mnv2gen COMMAND --help`",
+}
+
+
+def _command(argv: list[str] | None) -> str:
+    """Return the subcommand named on the command line, or COMMAND."""
+    words = sys.argv[1:] if argv is None else argv
+    return next((w for w in words if w in cli.commands), "COMMAND")
+
+
+def _say(prefix: str, text: str) -> None:
+    """Print one message line to stderr: control characters gone, length bounded."""
+    line = one_line(text)
+    if len(line) > MESSAGE_LINE_LIMIT:
+        line = line[:MESSAGE_LINE_LIMIT - 3] + "..."
+    click.echo(f"{prefix}: {line}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit status; MnvErrors become one-line messages."""
-    try:
-        cli.main(args=argv, prog_name="mnv2gen", standalone_mode=False)
-    except MnvError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except Exception as exc:  # a bug: say so in one line instead of a traceback
-        if os.environ.get("MNV2GEN_DEBUG"):
-            raise
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
-        click.echo("hint: this is a bug in mnv2gen; please report it with the command and "
-                   "the model (MNV2GEN_DEBUG=1 shows the traceback)", err=True)
-        return 3
+    """Run the CLI and return its exit status; errors become an `error:` and a `hint:` line.
+
+    2: usage and input errors (MnvError, click usage errors), 1: verification mismatch,
+    130: interrupted, 3: a bug (anything else), with the hint to report it.
+    """
+    debug = bool(os.environ.get("MNV2GEN_DEBUG"))
+    with warnings.catch_warnings():
+        if not debug:  # NumPy's RuntimeWarnings would print before the one-line error
+            warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            cli.main(args=argv, prog_name="mnv2gen", standalone_mode=False)
+        except MnvError as exc:
+            _say("error", exc.message)
+            default = _DEFAULT_HINTS.get(type(exc), _DEFAULT_HINTS[MnvError])
+            _say("hint", exc.hint or default.replace("COMMAND", _command(argv)))
+            return exc.exit_code
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            return 130
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "mnv2gen"
+            _say("error", exc.format_message())
+            _say("hint", f"see `{command} --help`")
+            return 2
+        except click.ClickException as exc:
+            _say("error", exc.format_message())
+            return 2
+        except MemoryError:
+            _say("error", "out of memory")
+            _say("hint", "the model needs more memory than this machine has; see the "
+                 "README's limits")
+            return 2
+        except Exception as exc:  # a bug: say so in one line instead of a traceback
+            if debug:
+                raise
+            _say("error", f"internal error: {type(exc).__name__}: {quoted(exc, 300)}")
+            _say("hint", "this is a bug in mnv2gen; please report it with the command and "
+                 "the model (MNV2GEN_DEBUG=1 shows the traceback)")
+            return 3
     return 0
 
 

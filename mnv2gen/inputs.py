@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, file_label, quoted
 from mnv2gen.ir import DType, Graph, Tensor
 
 
@@ -35,6 +35,23 @@ def random_inputs(graph: Graph, seed: int) -> list[np.ndarray]:
     return [random_input(graph, graph.tensor(n), rng) for n in graph.inputs]
 
 
+NPY_LIMIT_BYTES = 1 << 31
+
+
+def load_npy(path: str | Path) -> np.ndarray:
+    """Return the array of a .npy file (a regular file of at most 2 GiB, no pickles)."""
+    import io
+
+    from mnv2gen.frontend.tflite import read_model_bytes
+
+    data = read_model_bytes(path, NPY_LIMIT_BYTES, ".npy file")
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise MnvError(f"{file_label(path)}: cannot read as .npy ({quoted(exc, 120)})",
+                       "save the array with numpy.save") from None
+
+
 def load_input(graph: Graph, path: str | Path) -> list[np.ndarray]:
     """Return the single graph input read from a .npy file, checked for shape and dtype.
 
@@ -42,16 +59,13 @@ def load_input(graph: Graph, path: str | Path) -> list[np.ndarray]:
     """
     if len(graph.inputs) != 1:
         raise MnvError(f"{path}: the model has {len(graph.inputs)} inputs; --input takes one")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise MnvError(f"{path}: cannot read as .npy ({exc})") from None
+    array = load_npy(path)
     spec = graph.tensor(graph.inputs[0])
     if array.size == spec.num_elements and array.shape != spec.shape:
         array = array.reshape(spec.shape)
     if array.shape != spec.shape or array.dtype != spec.dtype.np:
         raise MnvError(
             f"{path}: array is {array.dtype}{list(array.shape)}, the model input "
-            f"{spec.name!r} is {spec.dtype.value}{list(spec.shape)}",
+            f"{quoted(spec.name)} is {spec.dtype.value}{list(spec.shape)}",
             "save the input with the model's shape and dtype (see `mnv2gen inspect`)")
     return [array]

@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from mnv2gen.errors import IRError
+from mnv2gen.errors import IRError, quoted
 
 
 class DType(enum.Enum):
@@ -127,14 +127,14 @@ class Tensor:
     def scale(self) -> float:
         """Return the per-tensor scale (raises IRError for unquantised tensors)."""
         if self.quant is None:
-            raise IRError(f"tensor {self.name!r} has no quantisation")
+            raise IRError(f"tensor {quoted(self.name)} has no quantisation")
         return self.quant.scale[0]
 
     @property
     def zero_point(self) -> int:
         """Return the per-tensor zero point (raises IRError for unquantised tensors)."""
         if self.quant is None:
-            raise IRError(f"tensor {self.name!r} has no quantisation")
+            raise IRError(f"tensor {quoted(self.name)} has no quantisation")
         return self.quant.zero_point[0]
 
 
@@ -328,7 +328,7 @@ class Graph:
         try:
             return self.tensors[name]
         except KeyError:
-            raise IRError(f"no tensor named {name!r}") from None
+            raise IRError(f"no tensor named {quoted(name)}") from None
 
     def producer(self, name: str) -> Op | None:
         """Return the operator that writes tensor `name`, or None for inputs/constants."""
@@ -363,18 +363,19 @@ class Graph:
         defined = set(self.inputs) | {n for n, t in self.tensors.items() if t.is_const}
         for name in self.inputs:
             if self.tensor(name).is_const:
-                raise IRError(f"graph input {name!r} is a constant")
+                raise IRError(f"graph input {quoted(name)} is a constant")
         for op in self.ops:
             for name in op.inputs:
                 if name not in defined:
-                    raise IRError(f"{op.describe()} reads {name!r} before it is written")
+                    raise IRError(f"{op.describe()} reads {quoted(name)} before it is written")
             for name in op.outputs:
                 if name in defined:
-                    raise IRError(f"{op.describe()} writes {name!r}, which already has a value")
+                    raise IRError(f"{op.describe()} writes {quoted(name)}, which already has "
+                                  "a value")
                 if self.tensor(name).is_const:
-                    raise IRError(f"{op.describe()} writes the constant {name!r}")
+                    raise IRError(f"{op.describe()} writes the constant {quoted(name)}")
                 defined.add(name)
             check_op(self, op)
         for name in self.outputs:
             if name not in defined:
-                raise IRError(f"graph output {name!r} is never written")
+                raise IRError(f"graph output {quoted(name)} is never written")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 from mnv2gen.ir import OpKind
 from mnv2gen.planner import scratch
 
@@ -110,7 +110,7 @@ BACKENDS: dict[str, Backend] = {
 def kernel_set(backend: str, dsp: bool, mve: bool) -> str:
     """Return the planner's kernel set (scratch rules) for a backend on a core."""
     if backend not in BACKENDS:
-        raise MnvError(f"unknown kernel backend {backend!r}",
+        raise MnvError(f"unknown kernel backend {quoted(backend)}",
                        f"backends: {', '.join(BACKENDS)}")
     if backend in ("portable", "generated"):
         return backend

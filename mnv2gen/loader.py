@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.errors import ModelError
+from mnv2gen.errors import MnvError, ModelError, file_label, quoted
 from mnv2gen.frontend.onnx_graph import is_quantized, parse_model_proto
 from mnv2gen.frontend.onnx_qdq import load_qdq
 from mnv2gen.frontend.tflite import load_tflite, read_model_bytes
@@ -18,7 +19,7 @@ def _is_onnx(data: bytes, path: Path) -> bool:
     if path.suffix.lower() == ".onnx":
         return True
     try:
-        parse_model_proto(data, str(path))
+        parse_model_proto(data, file_label(path))
     except ModelError:
         return False
     return True
@@ -33,27 +34,46 @@ class Calibration:
     percentile: float | None = None
 
 
+def guarded(label: str, translate, *args):
+    """Return translate(*args); an exception that is no MnvError (a malformation the ONNX
+    checks do not name yet) becomes a one-line ModelError unless MNV2GEN_DEBUG is set."""
+    try:
+        return translate(*args)
+    except MnvError:
+        raise
+    except Exception as exc:
+        if os.environ.get("MNV2GEN_DEBUG"):
+            raise
+        raise ModelError(f"{label}: cannot translate the ONNX graph ({type(exc).__name__}: "
+                         f"{quoted(exc)})", "the file is corrupt or uses an operator in a way "
+                         "mnv2gen does not support") from None
+
+
 def load_raw(path: str | Path, calibration: Calibration | None = None) -> Graph:
-    """Return the faithful IR translation of a model file (no passes applied).
+    """Return the faithful IR translation of a model file (no passes applied), checked by
+    the front door (mnv2gen.frontend.validate).
 
     TFLite flatbuffers go to the TFLite front end; ONNX files with QuantizeLinear nodes
     (QDQ int8) to the QDQ front end. A float ONNX model needs calibration data, so it is
     refused here with a pointer to `mnv2gen quantize`.
     """
     data = read_model_bytes(path)
+    label = file_label(path)
+    name = Path(path).name  # the graph keeps the real file name; messages show `label`
     if len(data) >= 8 and data[4:8] == b"TFL3":
-        return load_tflite(data, label=str(path))
+        return load_tflite(data, label=label).replace(name=name)
     path = Path(path)
     if _is_onnx(data, path):
-        if is_quantized(data, str(path)):
-            return load_qdq(data, str(path), path.resolve().parent)
+        if is_quantized(data, label):
+            return guarded(label, load_qdq, data, label, path.resolve().parent
+                           ).replace(name=name)
         if calibration is not None:
-            return _quantize(path, calibration)
-        raise ModelError(f"{path}: a float ONNX model; it needs post-training quantisation "
+            return guarded(label, _quantize, path, calibration).replace(name=name)
+        raise ModelError(f"{label}: a float ONNX model; it needs post-training quantisation "
                          "with calibration data first",
-                         f"give --calibrate IMAGES_DIR (or x.npy), or run `mnv2gen quantize "
-                         f"{path} --calibrate IMAGES_DIR -o model.tflite` once")
-    raise ModelError(f"{path}: not a TFLite model (no 'TFL3' file identifier)",
+                         "give --calibrate IMAGES_DIR (or x.npy), or run `mnv2gen quantize "
+                         "MODEL.onnx --calibrate IMAGES_DIR -o model.tflite` once")
+    raise ModelError(f"{label}: not a TFLite model (no 'TFL3' file identifier)",
                      "expected a .tflite flatbuffer with int8 quantisation or an ONNX model")
 
 

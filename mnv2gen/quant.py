@@ -109,9 +109,12 @@ def rounding_divide_by_pot(x, exponent):
     """Return gemmlowp's RoundingDivideByPOT(x, exponent): x / 2**exponent, ties away from zero."""
     x = np.asarray(x, dtype=np.int64)
     exponent = np.asarray(exponent, dtype=np.int64)
-    mask = (np.int64(1) << exponent) - 1
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + ((x & mask) > threshold)
+    # gemmlowp: (x >> e) + (remainder > (mask >> 1) + (x < 0)), with mask = 2**e - 1. The
+    # same as one floored shift of x + 2**(e-1) (x >= 0) or x + 2**(e-1) - 1 (x < 0) for
+    # e > 0, and x for e = 0; in one pass over x instead of five.
+    positive_e = exponent > 0
+    half = ((np.int64(1) << exponent) - 1) >> 1
+    return (x + (half + positive_e) - ((x < 0) & positive_e)) >> exponent
 
 
 def saturating_left_shift(x, exponent: int):

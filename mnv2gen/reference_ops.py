@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from mnv2gen import quant
 from mnv2gen.errors import UnsupportedError
-from mnv2gen.ir import Activation, Graph, Op
+from mnv2gen.ir import Activation, Graph, Op, OpKind
 
 
 def _requantize(acc, multiplier, shift, output, activation: Activation) -> np.ndarray:
@@ -45,34 +45,25 @@ def _windows(x: np.ndarray, out_hw, kernel_hw, stride_hw, dilation_hw) -> np.nda
                        sh * dilation_hw[0], sw * dilation_hw[1], sc), writeable=False)
 
 
-def _weighted_params(graph: Graph, op: Op, channels: int):
-    """Return (input, weights, output tensors, per-channel multipliers, shifts)."""
-    x, w, out = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    multipliers, shifts = quant.per_channel_multipliers(x.scale, w.quant.scale, out.scale,
-                                                        channels)
-    return x, w, out, multipliers, shifts
-
-
-def conv2d(graph: Graph, op: Op, args) -> np.ndarray:
-    """Return CONV_2D's int8 output (reference_integer_ops::ConvPerChannel)."""
+def conv2d_accumulators(graph: Graph, op: Op, args) -> np.ndarray:
+    """Return CONV_2D's int64 accumulators, bias included, before requantisation."""
     data, weights, bias = args
     out_c, kh, kw, in_c = weights.shape
-    x, w, out, multipliers, shifts = _weighted_params(graph, op, out_c)
+    x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     a = op.attrs
     _, ho, wo, _ = out.shape
     padded = _offset_padded(data, x.zero_point, a.padding, np.float64)
     cols = _windows(padded, (ho, wo), (kh, kw), (a.stride_h, a.stride_w),
                     (a.dilation_h, a.dilation_w)).reshape(-1, kh * kw * in_c)
     acc = cols @ weights.reshape(out_c, -1).T.astype(np.float64)
-    acc = acc.astype(np.int64).reshape(out.shape) + bias.astype(np.int64)
-    return _requantize(acc, multipliers, shifts, out, a.activation)
+    return acc.astype(np.int64).reshape(out.shape) + bias.astype(np.int64)
 
 
-def depthwise_conv2d(graph: Graph, op: Op, args) -> np.ndarray:
-    """Return DEPTHWISE_CONV_2D's int8 output (reference DepthwiseConvPerChannel)."""
+def depthwise_accumulators(graph: Graph, op: Op, args) -> np.ndarray:
+    """Return DEPTHWISE_CONV_2D's int64 accumulators, bias included."""
     data, weights, bias = args
-    _, kh, kw, out_c = weights.shape
-    x, w, out, multipliers, shifts = _weighted_params(graph, op, out_c)
+    _, kh, kw, _ = weights.shape
+    x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     a = op.attrs
     _, ho, wo, _ = out.shape
     padded = _offset_padded(data, x.zero_point, a.padding, np.int32)
@@ -85,25 +76,50 @@ def depthwise_conv2d(graph: Graph, op: Op, args) -> np.ndarray:
     for i in range(kh):
         for j in range(kw):
             acc += taps[:, :, :, i, j, :] * filt[0, i, j]
-    return _requantize(acc.astype(np.int64) + bias, multipliers, shifts, out, a.activation)
+    return acc.astype(np.int64) + bias
+
+
+def fully_connected_accumulators(graph: Graph, op: Op, args) -> np.ndarray:
+    """Return FULLY_CONNECTED's int64 accumulators (rows, out_f), bias included."""
+    data, weights, bias = args
+    x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    rows = data.reshape(-1, weights.shape[1]).astype(np.float64) - x.zero_point
+    # The per-tensor kernel adds the weights offset (-zero point); it is 0 for int8.
+    filt = weights.astype(np.float64) - w.quant.zero_point[0]
+    return (rows @ filt.T).astype(np.int64) + bias.astype(np.int64)
+
+
+def requantize_accumulators(graph: Graph, op: Op, acc: np.ndarray) -> np.ndarray:
+    """Return the int8 output of a CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED from its
+    int64 accumulators: per-channel (or per-tensor FC) multipliers, activation clamp."""
+    x, w, out = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    channels = acc.shape[-1]
+    if op.kind is OpKind.FULLY_CONNECTED and not w.quant.per_channel:
+        multipliers, shifts = quant.fc_per_tensor_multiplier(x.scale, w.scale, out.scale)
+    else:
+        multipliers, shifts = quant.per_channel_multipliers(x.scale, w.quant.scale,
+                                                            out.scale, channels)
+    return _requantize(acc, multipliers, shifts, out, op.attrs.activation).reshape(out.shape)
+
+
+def conv2d(graph: Graph, op: Op, args) -> np.ndarray:
+    """Return CONV_2D's int8 output (reference_integer_ops::ConvPerChannel)."""
+    return requantize_accumulators(graph, op, conv2d_accumulators(graph, op, args))
+
+
+def depthwise_conv2d(graph: Graph, op: Op, args) -> np.ndarray:
+    """Return DEPTHWISE_CONV_2D's int8 output (reference DepthwiseConvPerChannel)."""
+    return requantize_accumulators(graph, op, depthwise_accumulators(graph, op, args))
 
 
 def fully_connected(graph: Graph, op: Op, args) -> np.ndarray:
     """Return FULLY_CONNECTED's int8 output (per-tensor or per-channel weights)."""
-    data, weights, bias = args
-    x, w, out = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    out_f, in_f = weights.shape
-    if w.quant.per_channel:
-        multipliers, shifts = quant.per_channel_multipliers(x.scale, w.quant.scale,
-                                                            out.scale, out_f)
-    else:
-        multipliers, shifts = quant.fc_per_tensor_multiplier(x.scale, w.scale, out.scale)
-    rows = data.reshape(-1, in_f).astype(np.float64) - x.zero_point
-    # The per-tensor kernel adds the weights offset (-zero point); it is 0 for int8.
-    filt = weights.astype(np.float64) - w.quant.zero_point[0]
-    acc = (rows @ filt.T).astype(np.int64) + bias.astype(np.int64)
-    result = _requantize(acc, multipliers, shifts, out, op.attrs.activation)
-    return result.reshape(out.shape)
+    return requantize_accumulators(graph, op, fully_connected_accumulators(graph, op, args))
+
+
+ACCUMULATORS = {OpKind.CONV_2D: conv2d_accumulators,
+                OpKind.DEPTHWISE_CONV_2D: depthwise_accumulators,
+                OpKind.FULLY_CONNECTED: fully_connected_accumulators}
 
 
 def add(graph: Graph, op: Op, args) -> np.ndarray:

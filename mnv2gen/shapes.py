@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mnv2gen.errors import IRError
+from mnv2gen.errors import IRError, quoted
 from mnv2gen.ir import DType, OpKind
 
 if TYPE_CHECKING:
@@ -232,10 +232,10 @@ def check_op(graph: Graph, op: Op) -> None:
     out = graph.tensor(op.outputs[0])
     expected = rule(graph, op)
     if tuple(expected) != tuple(out.shape):
-        raise IRError(f"{op.describe()}: output {out.name!r} has shape {out.shape}, "
+        raise IRError(f"{op.describe()}: output {quoted(out.name)} has shape {out.shape}, "
                       f"expected {tuple(expected)}")
     if op.kind in INT8_BODY or op.kind is OpKind.ARG_MAX:
         for name in _int8_operands(graph, op):
             t = graph.tensor(name)
             if t.dtype is not DType.INT8 or t.quant is None:
-                raise IRError(f"{op.describe()}: tensor {name!r} must be quantised int8")
+                raise IRError(f"{op.describe()}: tensor {quoted(name)} must be quantised int8")

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import asdict
 
 from mnv2gen.blocks import find_blocks
+from mnv2gen.errors import shown
 from mnv2gen.heads import find_heads, find_squeeze_excite
 from mnv2gen.ir import ConvAttrs, Graph, Op, PoolAttrs, Tensor
 from mnv2gen.stats import op_const_bytes, op_macs
@@ -75,12 +76,12 @@ def summarize(graph: Graph) -> dict:
 
 def _io_line(spec: dict) -> str:
     q = f" scale={spec['scale']:.6g} zp={spec['zero_point']}" if "scale" in spec else ""
-    return f"  {spec['name']}: {spec['dtype']}{spec['shape']}{q}"
+    return f"  {shown(spec['name'])}: {spec['dtype']}{spec['shape']}{q}"
 
 
 def render_summary(s: dict) -> str:
     """Return the inspect report as a readable text table."""
-    lines = [f"model   {s['model']}", f"sha256  {s['sha256']}"]
+    lines = [f"model   {shown(s['model'])}", f"sha256  {s['sha256']}"]
     lines += [f"note    {note}" for note in s.get("notes", ())] + ["inputs"]
     lines += [_io_line(t) for t in s["inputs"]] + ["outputs"] + [_io_line(t) for t in s["outputs"]]
     lines += ["", f"{'#':>3} {'src':>4} {'op':<18} {'output':<18} {'act':<6} {'MACs':>12} "
@@ -101,7 +102,7 @@ def render_summary(s: dict) -> str:
     if s["squeeze_excite"]:
         lines.append(f"squeeze-excite units: {len(s['squeeze_excite'])}")
         for se in s["squeeze_excite"]:
-            lines.append(f"  {se['mul']}: scales {se['height']}x{se['width']}x"
+            lines.append(f"  {shown(se['mul'])}: scales {se['height']}x{se['width']}x"
                          f"{se['channels']} by a channel vector")
     lines.append(f"heads: {len(s['heads'])}")
     for i, h in enumerate(s["heads"]):

@@ -123,7 +123,12 @@ class TflmComparison:
 def compare_with_tflm(model_bytes: bytes, inputs: Sequence[np.ndarray],
                       outputs: Sequence[np.ndarray]) -> TflmComparison:
     """Run TFLite Micro on `inputs`; return how many bytes of `outputs` it disagrees with."""
-    theirs = run_tflm(model_bytes, inputs)
+    return compare_outputs(outputs, run_tflm(model_bytes, inputs))
+
+
+def compare_outputs(outputs: Sequence[np.ndarray], theirs: Sequence[np.ndarray]
+                    ) -> TflmComparison:
+    """Return how many bytes of `outputs` TFLite Micro's outputs `theirs` disagree with."""
     mismatched = total = 0
     for ours, other in zip(outputs, theirs, strict=True):
         a = np.ascontiguousarray(ours).view(np.uint8).ravel()

@@ -4,16 +4,19 @@ The architectures follow Keras applications (identical to TF-slim for the publis
 widths), with SAME padding and readable names: `conv1`, `block_<i>_expand`,
 `block_<i>_depthwise`, `block_<i>_project`, `block_<i>_add`, `conv_last`, `global_pool`,
 `logits`, `predictions` (V2); `conv1`, `conv_dw_<i>`, `conv_pw_<i>`, `avg_pool`,
-`conv_preds`, `reshape`, `predictions` (V1). Weights are random but made trained-looking
-on a calibration batch of smooth random images (`zoo_calibrate`), then quantised as the
-TFLite converter does (`zoo_quant`). Same arguments and seed give the same graph.
+`conv_preds`, `reshape`, `predictions` (V1). Weights are random but made trained-looking,
+and every tensor calibrated, layer by layer on a batch of smooth random int8 images
+(`zoo_calibrate`, `zoo_weights`), with TFLite's quantisation scheme. Same arguments and
+seed give the same bytes on every machine: nothing depends on BLAS, threads or the CPU.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 from mnv2gen.ir import (
     Activation,
     AddAttrs,
@@ -27,9 +30,8 @@ from mnv2gen.ir import (
     SoftmaxAttrs,
 )
 from mnv2gen.shapes import conv_output_size, same_padding
-from mnv2gen.zoo_calibrate import calibrate
+from mnv2gen.zoo_calibrate import calibrated_graph
 from mnv2gen.zoo_float import INPUT, FloatLayer, Init, sample_images
-from mnv2gen.zoo_quant import quantise
 
 ARCHS = ("mobilenet-v2", "mobilenet-v1")
 ALPHA_RANGE = (0.1, 2.0)
@@ -151,7 +153,7 @@ _ARCH_BUILDERS = {"mobilenet-v2": _mobilenet_v2, "mobilenet-v1": _mobilenet_v1}
 def _check_args(arch: str, alpha: float, resolution: int, classes: int, seed: int,
                 channels: int) -> None:
     if arch not in _ARCH_BUILDERS:
-        raise MnvError(f"unknown architecture {arch!r}; allowed: {', '.join(ARCHS)}")
+        raise MnvError(f"unknown architecture {quoted(arch)}; allowed: {', '.join(ARCHS)}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
             or not ALPHA_RANGE[0] <= alpha <= ALPHA_RANGE[1]:
         raise MnvError(f"alpha {alpha!r} is out of range; allowed: {ALPHA_RANGE[0]} to "
@@ -175,13 +177,22 @@ def architecture(arch: str, alpha: float, resolution: int, classes: int,
     return builder.layers
 
 
-def build_float(arch: str, alpha: float, resolution: int, classes: int, seed: int = 0,
-                channels: int = 3):
-    """Return (calibrated float layers, {tensor: (min, max)}) of a synthesised MobileNet."""
-    _check_args(arch, alpha, resolution, classes, seed, channels)
-    layers = architecture(arch, alpha, resolution, classes, channels)
-    images = sample_images(CALIBRATION_IMAGES, resolution, channels, seed)
-    return calibrate(layers, images, seed)
+def float_layers(graph: Graph, layers: list[FloatLayer]) -> list[FloatLayer]:
+    """Return `layers` with the float weights and biases the int8 `graph` represents
+    (int8 value * scale): the model's float twin, for comparing int8 with float."""
+    filled = []
+    for layer in layers:
+        if layer.weights_shape:
+            w = graph.tensor(f"{layer.name}/weights")
+            b = graph.tensor(f"{layer.name}/bias")
+            shape = [1] * w.data.ndim
+            shape[w.quant.axis] = -1
+            scales = np.array(w.quant.scale, np.float64).reshape(shape if len(w.quant.scale) > 1
+                                                                 else [1] * w.data.ndim)
+            layer = replace(layer, weights=(w.data * scales).astype(np.float32),
+                            bias=(b.data * np.array(b.quant.scale)).astype(np.float32))
+        filled.append(layer)
+    return filled
 
 
 def model_name(arch: str, alpha: float, resolution: int) -> str:
@@ -196,9 +207,10 @@ def synthesize(arch: str, alpha: float, resolution: int, classes: int, seed: int
 
     Raises MnvError for an unknown `arch` or out-of-range values.
     """
-    layers, ranges = build_float(arch, alpha, resolution, classes, seed, channels)
-    input_shape = (1, resolution, resolution, channels)
-    graph = quantise(model_name(arch, alpha, resolution), input_shape, layers, ranges)
+    _check_args(arch, alpha, resolution, classes, seed, channels)
+    layers = architecture(arch, alpha, resolution, classes, channels)
+    images = sample_images(CALIBRATION_IMAGES, resolution, channels, seed)
+    graph = calibrated_graph(model_name(arch, alpha, resolution), layers, images, seed)
     graph.verify()
     return graph
 

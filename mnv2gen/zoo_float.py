@@ -1,7 +1,13 @@
 """Float side of the model zoo: layer specs, calibration images and NumPy float kernels.
 
 `mnv2gen.zoo` describes an architecture as a list of weightless `FloatLayer`s;
-`mnv2gen.zoo_calibrate` gives them weights; `forward()` runs the float network.
+`mnv2gen.zoo_calibrate` gives them weights; `forward()` runs a float network (the ONNX
+front end's executor, whose activations calibrate `mnv2gen quantize`).
+
+The kernels give the same bits on every machine (see `mnv2gen.exact`): convolution and
+FULLY_CONNECTED products via `exact_dot` (operands rounded to fixed point with 20+ bits,
+then an exact float64 product), MEAN via exact sums, depthwise and pooling as elementwise
+sums in a fixed order. Only SOFTMAX calls `exp`, whose output no quantisation depends on.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnv2gen.errors import UnsupportedError
+from mnv2gen.exact import exact_dot, exact_mean
 from mnv2gen.ir import Activation, Attrs, ConvAttrs, NoAttrs, OpKind
+from mnv2gen.seeded import Stream
 
 INPUT = "input"
 
@@ -44,31 +52,39 @@ class FloatLayer:
 def sample_images(count: int, resolution: int, channels: int, seed: int) -> np.ndarray:
     """Return `count` smooth random images, float32 (count, res, res, channels) in [-1, 1].
 
-    Each image sums blobs at a few scales (bilinear upsampling of random grids),
-    mixes a shared luminance into every channel and adds a little pixel noise.
+    Each image sums blobs at a few scales (linear upsampling of random grids), mixes a
+    shared luminance into every channel and adds a little pixel noise. Computed with
+    elementwise operations and exact sums only: the same bits on every machine.
     """
-    rng = np.random.default_rng([seed, 0x1A6E5])
-    out = np.zeros((count, resolution, resolution, channels), np.float32)
+    stream = Stream(seed, 0x1A6E5)
+    out = np.zeros((count, resolution, resolution, channels))
     for grid, weight in ((2, 1.0), (4, 0.7), (8, 0.5), (16, 0.35), (32, 0.2)):
-        up = _interp_matrix(resolution, min(grid, resolution))
-        luma = rng.standard_normal((count, up.shape[1], up.shape[1], 1))
-        color = rng.standard_normal((count, up.shape[1], up.shape[1], channels))
-        grid_nchw = (luma + 0.5 * color).transpose(0, 3, 1, 2).astype(np.float32)
-        field = up @ grid_nchw @ up.T  # bilinear upsampling, separable
-        out += weight * field.transpose(0, 2, 3, 1)
-    out += 0.05 * rng.standard_normal(out.shape).astype(np.float32)
-    out -= out.mean(axis=(1, 2, 3), keepdims=True)
+        size = min(grid, resolution)
+        luma = stream.normal(0.0, 1.0, (count, size, size, 1))
+        color = stream.normal(0.0, 1.0, (count, size, size, channels))
+        field = _upsample(_upsample(luma + 0.5 * color, resolution, 1), resolution, 2)
+        out += weight * field
+    out += 0.05 * stream.normal(0.0, 1.0, out.shape)
+    out -= exact_mean(out, (1, 2, 3), keepdims=True)
     peak = np.abs(out).max(axis=(1, 2, 3), keepdims=True)
-    contrast = rng.uniform(0.6, 1.0, (count, 1, 1, 1)).astype(np.float32)
-    brightness = rng.uniform(-0.3, 0.3, (count, 1, 1, 1)).astype(np.float32)
-    return np.clip(out / peak * contrast + brightness, -1.0, 1.0)
+    contrast = stream.uniform(0.6, 1.0, (count, 1, 1, 1))
+    brightness = stream.uniform(-0.3, 0.3, (count, 1, 1, 1))
+    return np.clip(out / peak * contrast + brightness, -1.0, 1.0).astype(np.float32)
 
 
-def _interp_matrix(size: int, grid: int) -> np.ndarray:
-    """Return the (size, grid) matrix of 1-D linear interpolation from grid to size points."""
-    positions = np.linspace(0, grid - 1, size)
-    return np.stack([np.interp(positions, np.arange(grid), np.eye(grid)[j])
-                     for j in range(grid)], axis=1).astype(np.float32)
+def _upsample(grid: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """Return `grid` linearly interpolated to `size` points along `axis` (ends aligned)."""
+    points = grid.shape[axis]
+    if points == 1 or size == 1:
+        return np.repeat(grid.take([0], axis=axis), size, axis=axis)
+    numerator = np.arange(size) * (points - 1)  # position i * (points-1) / (size-1), exact
+    lower = np.minimum(numerator // (size - 1), points - 2)
+    fraction = (numerator - lower * (size - 1)) / (size - 1)
+    shape = [1] * grid.ndim
+    shape[axis] = size
+    fraction = fraction.reshape(shape)
+    return (grid.take(lower, axis=axis) * (1.0 - fraction)
+            + grid.take(lower + 1, axis=axis) * fraction)
 
 
 def _pad(x: np.ndarray, p) -> np.ndarray:
@@ -94,7 +110,9 @@ def _conv(layer: FloatLayer, x: np.ndarray) -> np.ndarray:
         cols = x
     else:  # im2col in (kh, kw, in_c) order, the flattening order of the weights
         cols = np.concatenate([v for _, _, v in windows(x, a, kh, kw)], axis=-1)
-    return cols @ w.reshape(out_c, -1).T + layer.bias
+    flat = cols.reshape(-1, cols.shape[-1])
+    out = exact_dot(flat, w.reshape(out_c, -1)) + layer.bias
+    return out.astype(np.float32).reshape(*cols.shape[:-1], out_c)
 
 
 def _depthwise(layer: FloatLayer, x: np.ndarray) -> np.ndarray:
@@ -109,7 +127,13 @@ def _depthwise(layer: FloatLayer, x: np.ndarray) -> np.ndarray:
 
 
 def _fully_connected(layer: FloatLayer, x: np.ndarray) -> np.ndarray:
-    return x.reshape(x.shape[0], -1) @ layer.weights.T + layer.bias
+    out = exact_dot(x.reshape(x.shape[0], -1), layer.weights) + layer.bias
+    return out.astype(np.float32)
+
+
+def _mean(layer: FloatLayer, x: np.ndarray) -> np.ndarray:
+    a = layer.attrs
+    return exact_mean(x, tuple(a.axes), keepdims=a.keep_dims).astype(np.float32)
 
 
 def _average_pool(layer: FloatLayer, x: np.ndarray) -> np.ndarray:
@@ -135,7 +159,7 @@ KERNELS: dict[OpKind, Callable[..., np.ndarray]] = {
     OpKind.DEPTHWISE_CONV_2D: _depthwise,
     OpKind.FULLY_CONNECTED: _fully_connected,
     OpKind.ADD: lambda layer, a, b: a + b,
-    OpKind.MEAN: lambda layer, x: x.mean(axis=layer.attrs.axes, keepdims=layer.attrs.keep_dims),
+    OpKind.MEAN: _mean,
     OpKind.AVERAGE_POOL_2D: _average_pool,
     OpKind.RESHAPE: lambda layer, x: x.reshape((x.shape[0], *layer.shape[1:])),
     OpKind.SOFTMAX: _softmax,

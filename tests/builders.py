@@ -73,9 +73,8 @@ def tiny_mobilenet_v2(resolution: int = 32, classes: int = 4, seed: int = 0) -> 
     block with its residual ADD, a strided t=4 block, conv_last, MEAN, FC, softmax. Weights
     get the zoo's trained-looking statistics (`zoo_calibrate`) and quantisation."""
     from mnv2gen.zoo import _Builder
-    from mnv2gen.zoo_calibrate import calibrate
+    from mnv2gen.zoo_calibrate import calibrated_graph
     from mnv2gen.zoo_float import INPUT, sample_images
-    from mnv2gen.zoo_quant import quantise
 
     relu6, linear = Activation.RELU6, Activation.NONE
     b = _Builder(resolution, 3)
@@ -89,8 +88,7 @@ def tiny_mobilenet_v2(resolution: int = 32, classes: int = 4, seed: int = 0) -> 
     x = b.conv("conv_last", x, 64, 1, 1, relu6)
     x = b.fully_connected("logits", b.global_mean("global_pool", x), classes)
     b.softmax("predictions", x)
-    layers, ranges = calibrate(b.layers, sample_images(8, resolution, 3, seed), seed)
-    graph = quantise(f"tiny_mobilenet_v2_{resolution}", (1, resolution, resolution, 3), layers,
-                     ranges)
+    graph = calibrated_graph(f"tiny_mobilenet_v2_{resolution}", b.layers,
+                             sample_images(8, resolution, 3, seed), seed)
     graph.verify()
     return graph

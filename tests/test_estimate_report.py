@@ -169,11 +169,11 @@ def test_pngs_are_written(report):
     if not _has_matplotlib():
         pytest.skip("matplotlib not installed (pip install 'mnv2gen[charts]')")
     data, _, png = report
-    files = sorted(p.name for p in png.iterdir())
+    files = sorted(p.name for p in png.iterdir() if not p.name.startswith("."))
     names = [c["name"] for c in data["configurations"]]
     assert files == sorted([f"{n}_{k}.png" for n in names for k in ("timeline", "arena")]
                            + ["design_space.png"])
-    for path in png.iterdir():
+    for path in png.glob("*.png"):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 

@@ -37,15 +37,3 @@ def test_every_python_package_ships_in_the_wheel():
     found = {".".join(p.parent.relative_to(ROOT).parts)
              for p in (ROOT / "mnv2gen").rglob("__init__.py")}
     assert found <= listed, f"add to pyproject.toml packages: {sorted(found - listed)}"
-
-
-def test_atomic_writes_get_the_usual_file_mode(tmp_path):
-    import os
-
-    from mnv2gen.fsutil import atomic_write_bytes
-
-    target = tmp_path / "report.html"
-    atomic_write_bytes(target, b"x")
-    umask = os.umask(0)
-    os.umask(umask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -11,8 +11,8 @@ from mnv2gen import zoo
 from mnv2gen.errors import MnvError
 from mnv2gen.frontend.tflite_writer import write_tflite
 from mnv2gen.ir import Activation, DType, OpKind
+from mnv2gen.reference import run_all
 from mnv2gen.zoo_float import forward, sample_images
-from mnv2gen.zoo_quant import quantise
 
 # Keras applications MobileNetV2 (model.summary()): per block (expand or None, project).
 KERAS_V2 = {
@@ -162,26 +162,50 @@ def test_quantisation_follows_the_converter():
     assert len(scales) == 3  # each calibrated on its own
 
 
+def _fresh_run(arch, alpha, resolution, count=4):
+    """Return (graph, float twin's activations, int8 activations per image) on fresh images."""
+    g = graph_of(arch, alpha, resolution)
+    layers = zoo.float_layers(g, zoo.architecture(arch, alpha, resolution, 1000))
+    images = sample_images(count, resolution, 3, seed=1234)
+    floats = dict(forward(layers, images))
+    ints = [run_all(g, [x]) for x in _int8_images(count, resolution, seed=1234)]
+    return g, floats, ints
+
+
 @pytest.mark.parametrize("arch, alpha, resolution", [
     ("mobilenet-v2", 0.35, 96), ("mobilenet-v2", 1.0, 128), ("mobilenet-v1", 0.25, 96)])
 def test_activations_use_the_int8_range_without_saturating(arch, alpha, resolution):
-    """On fresh images the float activations, quantised with the graph's parameters, span
-    most of int8 and almost never clip (scales come from calibration, not guesses)."""
-    layers, ranges = zoo.build_float(arch, alpha, resolution, 1000)
-    g = quantise("g", (1, resolution, resolution, 3), layers, ranges)
+    """On fresh images the int8 activations span most of their range and the linear ones
+    (calibrated, not fixed like RELU6) almost never saturate."""
+    g, _, runs = _fresh_run(arch, alpha, resolution)
     spans, clipped = {}, {}
-    for name, value in forward(layers, sample_images(8, resolution, 3, seed=1234)):
-        if name in ("input", "predictions"):
+    for op in g.ops:
+        name = op.outputs[0]
+        if name == "predictions":
             continue
-        t = g.tensor(name)
-        q = np.round(value / t.scale) + t.zero_point
-        clipped[name] = float(np.mean((q < -128) | (q > 127)))
-        q = np.clip(q, -128, 127)
+        q = np.concatenate([r[name].reshape(-1) for r in runs]).astype(np.float64)
         spans[name] = float(np.percentile(q, 99.9) - np.percentile(q, 0.1)) / 255
+        if getattr(op.attrs, "activation", Activation.NONE) is not Activation.RELU6:
+            clipped[name] = float(np.mean((q == -128) | (q == 127)))
     assert np.median(list(spans.values())) > 0.8
     assert min(spans.values()) > 0.3, min(spans, key=spans.get)
     assert max(clipped.values()) < 0.005, max(clipped, key=clipped.get)
     assert np.mean(list(clipped.values())) < 0.0005
+
+
+@pytest.mark.parametrize("arch, alpha, resolution, logits", [
+    ("mobilenet-v2", 0.35, 96, "logits"), ("mobilenet-v1", 0.25, 96, "conv_preds")])
+def test_int8_tracks_its_float_twin(arch, alpha, resolution, logits):
+    """The int8 logits stay within a few percent of the float model the graph represents
+    (int8 weights * scales) on fresh images, as a trained network's do: the weights are
+    matched to their inputs, so quantisation noise is not amplified through the layers."""
+    g, floats, runs = _fresh_run(arch, alpha, resolution)
+    t = g.tensor(logits)
+    for i, run in enumerate(runs):
+        q = t.scale * (run[logits].reshape(-1).astype(np.float64) - t.zero_point)
+        f = floats[logits][i].reshape(-1).astype(np.float64)
+        assert np.linalg.norm(q - f) / np.linalg.norm(f - f.mean()) < 0.1
+        assert q.argmax() == f.argmax()
 
 
 def test_deterministic_bytes():

@@ -18,19 +18,28 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+try:
+    import numpy as np
 
-from mnv2gen.errors import MnvError
-from mnv2gen.ir import DType
-from mnv2gen.loader import load_model
-from mnv2gen.pipeline import compile_graph
-from mnv2gen.toolchain import run_elf
-from mnv2gen.verify import parse_run, verify
+    from mnv2gen.errors import MnvError
+    from mnv2gen.ir import DType
+    from mnv2gen.loader import load_model
+    from mnv2gen.pipeline import compile_graph
+    from mnv2gen.toolchain import run_elf
+    from mnv2gen.verify import parse_run, verify
+except ImportError as missing:
+    sys.exit(f"error: this Python lacks mnv2gen ({missing}); run the README's first command "
+             "and use .venv/bin/python examples/classify_photo/classify.py ...")
 
 
 def photo_input(path: Path, tensor, scale: float, offset: float) -> np.ndarray:
     """Return the photo as the model's input array (batch 1, NHWC, its dtype)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MnvError("reading the photo needs Pillow",
+                       ".venv/bin/pip install pillow (or the README's first command, "
+                       "which installs mnv2gen[images])") from None
     _, height, width, channels = tensor.shape
     image = Image.open(path).convert("L" if channels == 1 else "RGB")
     pixels = np.asarray(image.resize((width, height), Image.BILINEAR), dtype=np.float32)
@@ -48,7 +57,7 @@ def device_output(compiled, model_input: np.ndarray) -> tuple[np.ndarray, dict]:
         work = Path(scratch)
         report = verify(compiled, [[model_input]], work_dir=work)
         # run the verified program once more to read the output it printed
-        result = run_elf(compiled.target, work / "build" / "app.elf", timeout_s=600)
+        result = run_elf(compiled.target, work / "build" / "app.elf", timeout_s=600, cwd=work)
         raw = parse_run(result.stdout, 1).outputs[0]
     core_out = compiled.core.tensor(compiled.core.outputs[0])
     return np.frombuffer(raw, dtype=core_out.dtype.np), report
@@ -67,8 +76,11 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1 / 127.5)
     parser.add_argument("--offset", type=float, default=-1.0)
     args = parser.parse_args()
-    labels = Path(args.labels).read_text().splitlines()
     try:
+        try:
+            labels = Path(args.labels).read_text().splitlines()
+        except OSError as exc:
+            raise MnvError(f"{args.labels}: cannot read the labels ({exc.strerror})") from None
         graph = load_model(args.model)
         compiled = compile_graph(graph, args.target, args.kernels, args.cmsis_nn)
         model_input = photo_input(Path(args.photo), graph.tensor(graph.inputs[0]),
@@ -76,6 +88,8 @@ def main() -> int:
         output, report = device_output(compiled, model_input)
     except MnvError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
     out_tensor = compiled.core.tensor(compiled.core.outputs[0])
     scores = (output.astype(np.float64) - out_tensor.zero_point) * out_tensor.scale

@@ -2,9 +2,17 @@
 # Estimate 16 MobileNetV2 configurations (4 widths x 4 resolutions, 1000 classes) on the
 # Cortex-M4, M7 and M55 targets, check them against the MCU catalogue, and print which
 # parts each one fits. Writes sweep.json and sweep.html (charts) into OUT_DIR.
-# Usage: bash examples/sweep/sweep.sh [OUT_DIR]   (MNV2GEN overrides the command)
+# Usage: bash examples/sweep/sweep.sh [OUT_DIR]   (default sweep-out, ignored by git;
+# MNV2GEN overrides the command)
 set -euo pipefail
-MNV2GEN=${MNV2GEN:-mnv2gen}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# mnv2gen: $MNV2GEN, else the checkout's .venv (the README's first command makes it), else PATH
+if [ -z "${MNV2GEN:-}" ]; then
+    if [ -x "$root/.venv/bin/mnv2gen" ]; then MNV2GEN="$root/.venv/bin/mnv2gen"
+    elif command -v mnv2gen >/dev/null 2>&1; then MNV2GEN=mnv2gen
+    else echo "error: mnv2gen not found: run the README's first command (it makes .venv), or set MNV2GEN" >&2; exit 2
+    fi
+fi
 out=${1:-sweep-out}
 mkdir -p "$out"
 $MNV2GEN estimate --arch mobilenet-v2 --alpha 0.35,0.5,0.75,1.0 --resolution 96,128,160,224 \

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mnv2gen.codegen.text import comment_text
+from mnv2gen.errors import InternalError
+
 _CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t",
            np.dtype(np.int32): "int32_t", np.dtype(np.uint8): "uint8_t",
            np.dtype(np.int64): "int64_t", np.dtype(np.float32): "float"}
@@ -50,11 +53,23 @@ class ConstPool:
         `symbol` with the library prefix `mnv2_` in front (the arrays are external symbols).
 
         A symbol already taken by other values gets a numeric suffix. Arrays are padded
-        with zeros to a multiple of 16 bytes plus 16 bytes: Helium kernels may read up to
-        3 elements past the end of per-channel arrays.
+        with zeros to a multiple of 16 bytes plus 16 bytes: Helium
+        kernels may read up to 3 elements past the end of per-channel arrays. Integer
+        values outside `dtype`'s range and float values that are not finite in `dtype`
+        raise InternalError (a cast would change them silently); `comment` goes through
+        `comment_text`.
         """
         symbol = symbol if symbol.startswith("mnv2_") else f"mnv2_{symbol}"
-        array = np.ascontiguousarray(np.asarray(values).astype(dtype).reshape(-1))
+        source = np.asarray(values)
+        if np.dtype(dtype).kind in "iu":
+            info = np.iinfo(dtype)
+            if source.size and (source.min() < info.min or source.max() > info.max):
+                raise InternalError(f"constant {symbol}: values {int(source.min())}.."
+                                    f"{int(source.max())} do not fit {np.dtype(dtype).name}")
+        array = np.ascontiguousarray(source.astype(dtype).reshape(-1))
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InternalError(f"constant {symbol}: a value is not finite in "
+                                f"{array.dtype.name} (C has no literal for it)")
         key = (array.dtype.str, array.tobytes())
         if key in self._by_content:
             return self._by_content[key]
@@ -66,7 +81,8 @@ class ConstPool:
         while symbol in self._symbols:
             symbol, n = f"{base}_{n}", n + 1
         self._symbols.add(symbol)
-        self.arrays.append(ConstArray(symbol, _CTYPES[array.dtype], padded, array.size, comment))
+        self.arrays.append(ConstArray(symbol, _CTYPES[array.dtype], padded, array.size,
+                                      comment_text(comment)))
         self._by_content[key] = symbol
         return symbol
 

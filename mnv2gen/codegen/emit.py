@@ -2,7 +2,7 @@
 
 Python decides every number and symbol (mnv2gen.codegen.lower); the Jinja templates under
 templates/ only substitute and loop. The output is reproducible byte for byte: no
-timestamps, no absolute paths except the CMSIS-NN path the user gave.
+timestamps, no absolute paths (the build files read CMSIS_NN_PATH when they run).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 import jinja2
 
 from mnv2gen import __version__
+from mnv2gen.codegen.cinit import Initialiser, runtime_structs
 from mnv2gen.codegen.consts import ConstPool
+from mnv2gen.codegen.footprint import Footprint
 from mnv2gen.codegen.generated.instances import InstanceSet
 from mnv2gen.codegen.generated.lower import lower_generated
 from mnv2gen.codegen.lower import lower_unit
@@ -23,12 +25,23 @@ from mnv2gen.codegen.lower_family import output_ctype
 from mnv2gen.codegen.options import LibraryOptions
 from mnv2gen.codegen.pixels import PixelInput, pixel_context
 from mnv2gen.codegen.prefix import Renamer, code_identifiers
+from mnv2gen.codegen.ranges import check_arena, check_context, check_stream
+from mnv2gen.codegen.steps import describe_step, step_bands
 from mnv2gen.codegen.support import check_supported
+from mnv2gen.codegen.text import (
+    build_file_path,
+    check_generated_text,
+    comment_text,
+    safe_basename,
+)
+from mnv2gen.estimate.calibration import calibration
+from mnv2gen.estimate.features import step_features, total_features
 from mnv2gen.ir import DType, Graph, OpKind
 from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.report import plan_report
 from mnv2gen.planner.schedule import FusedUnit
 from mnv2gen.stats import graph_macs
+from mnv2gen.toolchain.build import OPT_FLAGS
 from mnv2gen.toolchain.targets import Target, package_dir
 
 RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c", "mnv2_fused.h",
@@ -62,10 +75,13 @@ def templates_dir() -> Path:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True, autoescape=False)
+    initialiser = Initialiser(runtime_structs(str(templates_dir() / "runtime")))
+    env.globals.update(init=initialiser, static_init=initialiser.define)
+    return env
 
 
 @dataclass(frozen=True)
@@ -78,23 +94,7 @@ class Generated:
     report: dict
     sources: tuple[str, ...] = ()
     renamer: Renamer = Renamer("mnv2")
-
-
-def _describe(up) -> str:
-    if isinstance(up, SegmentPlan):
-        shape = up.shape
-        stages = ", ".join(f"{st.name} ({st.kind}, tiles of {w} column(s))"
-                           for st, w in zip(shape.stages, shape.widths, strict=True))
-        source = "a streamed input ring" if shape.streamed else "a whole input"
-        return (f"{up.name}, depth-first over {len(shape.stages)} unit(s) reading {source}: "
-                f"{stages}; {len(shape.schedule)} row steps")
-    unit = up.unit
-    if isinstance(unit, FusedUnit):
-        parts = [o.kind.value.lower() for o in unit.ops]
-        c = up.choice
-        return (f"{unit.name}, fused {' -> '.join(parts)}; {len(c.bands)} bands of "
-                f"{c.chunking.rows} row(s), {c.chunking.groups} channel group(s)")
-    return f"{unit.name}, {unit.op.kind.value} ({unit.op.describe()})"
+    report_context: dict | None = None  # what REPORT.md is rendered from (write_report)
 
 
 def _layout(graph: Graph, name: str) -> tuple[str, list[str]]:
@@ -171,6 +171,7 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     runs on the device, `baseline` the layer-by-layer plan reported beside it; `pixels`
     adds mnv2_set_input_pixels() (build --pixel-format); `options` the prefix, arena mode
     and sections (default: mnv2, static arena, .rodata.mnv2_weights and .bss.mnv2_arena).
+    `cmsis_nn_path` is not written anywhere: the build files take it from CMSIS_NN_PATH.
     """
     options = options or LibraryOptions()
     graph = plan.graph
@@ -186,25 +187,34 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         else:
             (template, context), lowered = lower_unit(plan, up, pool), None
             template = f"ops/{template}"
+        check_context(f"step {up.step} ({up.name})", context, template.split("/")[-1])
+        context = {**context, "step": up.step}
         module = env.get_template(template).module
-        units.append({"step": up.step, "comment": _describe(up),
+        units.append({"step": up.step, "name": up.name, "bands": step_bands(up),
+                      "layer": not isinstance(up, SegmentPlan) and not isinstance(
+                          up.unit, FusedUnit),
+                      "comment": comment_text(describe_step(up), 1000),
                       "definitions": str(module.define(up.name, context)).rstrip(),
                       "call": str(module.call(up.name, context)).rstrip("\n")})
         if lowered is not None and lowered.prototype:
-            steps.append({"step": up.step, "comment": _describe(up),
+            steps.append({"step": up.step, "comment": comment_text(describe_step(up), 1000),
                           "text": str(module.step(up.name, context)).strip(),
                           "prototype": lowered.prototype})
+    check_arena(plan.peak_bytes, pool.total_bytes)
     report = plan_report(plan, baseline, tflm_arena_bytes)
-    provenance = (f"Generated by mnv2gen {__version__} from {full.name} (sha256 "
-                  f"{full.source_sha256}) for {target.name}, {kernels} kernels. Do not edit.")
+    model = safe_basename(full.name)
+    provenance = comment_text(
+        f"Generated by mnv2gen {__version__} from {model} (sha256 {full.source_sha256}) for "
+        f"{target.name}, {kernels} kernels. Do not edit.", 240)
     macs = graph_macs(graph)
     stream = _stream(plan)
+    check_stream(stream)
     input_address = f"mnv2_arena + {plan.offset(graph.inputs[0])}" if stream is None else "0"
     outputs = [_edge(graph, full, name, _output_address(plan, pool, name, i), i, False,
                      len(graph.outputs)) for i, name in enumerate(graph.outputs)]
     common = {
         "stream": stream,
-        "provenance": provenance, "model": full.name, "target": target.name,
+        "provenance": provenance, "model": model, "target": comment_text(target.name),
         "kernels": kernels, "kernel_set": plan.kernel_set,
         "arena_bytes": plan.peak_bytes, "layer_bytes": baseline.peak_bytes,
         "lower_bytes": plan.lower_bound_bytes, "macs": f"{macs:,}",
@@ -212,10 +222,12 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "outputs": outputs, "output": outputs[0],
         "plan_summary": (f"{plan.scheme} scheme, arena {plan.peak_bytes} bytes "
                          f"(layer by layer: {baseline.peak_bytes})"),
-        "units": units, "arrays": pool.arrays, "const_bytes": pool.total_bytes,
+        "units": units, "band_count": sum(u["bands"] for u in units),
+        "arrays": pool.arrays, "const_bytes": pool.total_bytes,
         "cc": "gcc" if target.is_host else "arm-none-eabi-gcc",
-        "ar": "ar" if target.is_host else "arm-none-eabi-ar",
-        "target_flags": " ".join(target.machine_flags), "cmsis_nn_path": cmsis_nn_path,
+        "ar": "ar" if target.is_host else "arm-none-eabi-ar", "cross": not target.is_host,
+        "target_flags": " ".join(target.machine_flags), "opt_flags": " ".join(OPT_FLAGS),
+        "cmsis_nn_path": build_file_path(cmsis_nn_path, "--cmsis-nn"),
         "generated": kernels == "generated", "sources": library_sources(kernels),
         "steps": steps, "instances": instances.definitions(env),
         "pixels": pixel_context(graph, pixels), **options.context(),
@@ -228,16 +240,16 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     if kernels == "generated":
         rendered |= {"mnv2_kernels.c": "gen/mnv2_kernels.c.j2",
                      "mnv2_kernels.h": "gen/mnv2_kernels.h.j2"}
-    for name, template in rendered.items():
-        (out_dir / name).write_text(env.get_template(template).render(**common))
-    report_units = [{**u, "chunking": (f"R={u['chunking']['rows']} G={u['chunking']['groups']}"
-                                       if u["chunking"] else "-"),
-                     "in_place": "yes" if u["in_place"] else ""} for u in report["units"]]
-    (out_dir / "REPORT.md").write_text(env.get_template("build/REPORT.md.j2").render(
-        **{**common, "units": report_units}))
-    (out_dir / "plan.json").write_text(json.dumps(
+    texts = {name: env.get_template(template).render(**common)
+             for name, template in rendered.items()}
+    report_context = {**common, **_estimates(plan, target, kernels, report)}
+    texts["REPORT.md"] = _render_report(report_context, None)
+    texts["plan.json"] = json.dumps(
         {**report, "target": target.name, "kernels": kernels, "const_bytes": pool.total_bytes},
-        indent=2) + "\n")
+        indent=2) + "\n"
+    for name, text in texts.items():
+        check_generated_text(name, text)
+        (out_dir / name).write_text(text)
     runtime = GENERATED_RUNTIME_FILES if kernels == "generated" else RUNTIME_FILES
     for name in runtime:
         shutil.copyfile(templates_dir() / "runtime" / name, out_dir / name)
@@ -245,7 +257,43 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
                            (provenance, cmsis_nn_path, *options.free_texts))
     files = sorted(renamer.file_name(p.name) for p in out_dir.iterdir() if p.is_file())
     return Generated(tuple(files), pool.total_bytes, report,
-                     tuple(map(renamer.file_name, library_sources(kernels))), renamer)
+                     tuple(map(renamer.file_name, library_sources(kernels))), renamer,
+                     report_context)
+
+
+def _estimates(plan: Plan, target: Target, kernels: str, report: dict) -> dict:
+    """Return REPORT.md's step rows with the calibrated instruction estimate of each step
+    (None without a calibration for the target and kernels) and the total."""
+    calib = calibration(target.name, kernels)
+    rows = []
+    for u, up in zip(report["units"], plan.units, strict=True):
+        rows.append({**u, "name": comment_text(u["name"]),
+                     "chunking": (f"R={u['chunking']['rows']} G={u['chunking']['groups']}"
+                                  if u["chunking"] else "-"),
+                     "in_place": "yes" if u["in_place"] else "",
+                     "instructions": (f"{calib.instructions_for(step_features(plan, up)):,}"
+                                      if calib else "")})
+    total = calib.instructions_for(total_features(plan)) if calib else None
+    return {"units": rows, "estimate": None if calib is None else {
+        "total": f"{total:,}", "error_pct": calib.fit_error_pct,
+        "borrowed": calib.coefficients_from or ""}}
+
+
+def _render_report(context: dict, footprint: Footprint | None, why_not: str = "") -> str:
+    env = _environment()
+    return env.get_template("build/REPORT.md.j2").render(
+        **context, footprint=footprint, why_not=why_not or "the build's compile check "
+        "did not run (the target's compiler is not installed)")
+
+
+def write_report(out_dir: Path, generated: Generated, footprint: Footprint | None,
+                 why_not: str = "") -> None:
+    """Rewrite REPORT.md of a generated library with the measured footprint (sizes and
+    stack of the compile check), or `why_not` when there is none."""
+    text = generated.renamer.build_file(
+        _render_report(generated.report_context, footprint, why_not))
+    check_generated_text("REPORT.md", text)
+    (out_dir / generated.renamer.file_name("REPORT.md")).write_text(text)
 
 
 def apply_prefix(out_dir: Path, prefix: str, protected: tuple[str, ...] = ()) -> Renamer:

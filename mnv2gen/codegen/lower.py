@@ -15,7 +15,7 @@ from mnv2gen import quant
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.lower_family import FAMILY_TEMPLATES, lower_binary
 from mnv2gen.codegen.lower_segment import lower_segment
-from mnv2gen.errors import UnsupportedError
+from mnv2gen.errors import UnsupportedError, file_label
 from mnv2gen.ir import DType, Graph, Op, OpKind
 from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
 from mnv2gen.planner.schedule import FusedUnit
@@ -41,7 +41,7 @@ def _conv_numbers(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> dict:
         "bias": pool.add(f"{symbol}_bias", b.data, np.int32, f"{op.name} bias"),
         "multiplier": pool.add(f"{symbol}_multiplier", mult, np.int32),
         "shift": pool.add(f"{symbol}_shift", shift, np.int32),
-        "kernel": "0",  # a specialised kernel (generated backend, segments) or none
+        "kernel": None,  # a specialised kernel (generated backend, segments) or none
     }
 
 
@@ -199,7 +199,7 @@ def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
     op = up.unit.op
     if op.kind not in LAYER_TEMPLATES:
         raise UnsupportedError(
-            f"{plan.graph.name}: {op.describe()} cannot be generated as C",
+            f"{file_label(plan.graph.name)}: {op.describe()} cannot be generated as C",
             f"code generation supports {', '.join(k.value for k in LAYER_TEMPLATES)} "
             "(float QUANTIZE/DEQUANTIZE only at the model's edges)")
     template, lower = LAYER_TEMPLATES[op.kind]

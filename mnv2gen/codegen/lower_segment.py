@@ -26,18 +26,18 @@ def _op_kind(op) -> int:
     return 1 if op.kind is OpKind.CONV_2D else 2
 
 
-def _quantize(graph, st) -> list[int]:
+def _quantize(graph, st) -> list[int] | None:
     if st.kind != "quantize":
-        return [0, 0, 0, 0, 0]
+        return None
     op = st.unit.op
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     mult, shift = quant.requantize_multiplier(x.scale, y.scale)
     return [-x.zero_point, mult, shift, y.zero_point, int(x.dtype is DType.UINT8)]
 
 
-def _pool(graph, st) -> list[int]:
+def _pool(graph, st) -> list[int] | None:
     if st.kind != "pool":
-        return [0] * 8
+        return None
     op = st.unit.op
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     count = st.in_shape[0] * st.in_shape[1]
@@ -64,14 +64,15 @@ def lower_segment(plan, step: SegmentPlan, pool: ConstPool, conv_numbers, add_pa
                          ("project", st.project)):
             parts[role] = conv_numbers(graph, op, pool, f"{symbol}_{role}") if op else _NO_CONV
         stages.append({
-            "kind": KIND_CODES[st.kind], "rows_count": len(t.rows),
+            "kind": KIND_CODES[st.kind], "kind_macro": f"MNV2_STAGE_{st.kind.upper()}",
+            "rows_count": len(t.rows),
             "input": _ring(t.input), "output": _ring(t.output), "e_ring": _ring(t.e_ring),
             "e_channels": st.e_shape[2], "producer_kind": _op_kind(st.producer),
             "op_kind": _op_kind(st.window_op),
             "offsets": [t.window, t.patch, t.dw_out, t.out],
             "scratch": t.kernel if t.kernel_bytes else 0, "scratch_bytes": t.kernel_bytes,
             "parts": parts, "has_add": int(st.add is not None),
-            "add": add_params(graph, st.add, st.input) if st.add else [0] * 12,
+            "add": add_params(graph, st.add, st.input) if st.add else None,
             "quantize": _quantize(graph, st), "pool": _pool(graph, st),
             "tiles": [list(x) for x in t.tiles], "rows": [list(x) for x in t.rows],
             "erows": [list(x) for x in t.erows],

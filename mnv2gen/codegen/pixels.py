@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnv2gen import quant
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 from mnv2gen.frontend.calibration import Preprocess
 from mnv2gen.ir import DType, Graph
 
@@ -37,7 +37,7 @@ def check_pixel_input(graph: Graph, pixels: PixelInput) -> None:
     """Raise MnvError (exit 2) unless the device input of `graph` (the integer core) is an
     int8/uint8 [1, H, W, C] tensor whose channels match the pixel format."""
     if pixels.pixel_format not in PIXEL_FORMATS:
-        raise MnvError(f"--pixel-format {pixels.pixel_format!r} is not supported",
+        raise MnvError(f"--pixel-format {quoted(pixels.pixel_format)} is not supported",
                        f"choose {', '.join(PIXEL_FORMATS)}")
     channels, _ = PIXEL_FORMATS[pixels.pixel_format]
     tensor = graph.tensor(graph.inputs[0])

@@ -25,7 +25,7 @@ from mnv2gen.errors import MnvError
 from mnv2gen.ir import Graph
 from mnv2gen.planner.plan import Plan
 from mnv2gen.toolchain import Target, missing_tools
-from mnv2gen.toolchain.build import tools
+from mnv2gen.toolchain.build import OPT_FLAGS, run_tool, tools
 
 _LINKER_SCRIPT = """\
 ENTRY(mnv2_size_reset)
@@ -69,7 +69,7 @@ def can_measure(target: Target) -> bool:
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    done = run_tool(cmd, "code size build", 600.0, cwd=cwd)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         raise MnvError(f"code size build failed: {lines[0]}", " ".join(cmd))
@@ -79,7 +79,7 @@ def _compile(target: Target, sources: list[Path], includes: list[Path], out: Pat
     cc = tools(target)["cc"]
     out.mkdir(parents=True, exist_ok=True)
     objects = [out / f"{i:03d}_{src.stem}.o" for i, src in enumerate(sources)]
-    flags = [*target.machine_flags, "-O2", "-ffunction-sections", "-fdata-sections",
+    flags = [*target.machine_flags, *OPT_FLAGS,
              *(f"-I{d}" for d in includes)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         for job in [pool.submit(_run, [cc, *flags, "-c", str(src), "-o", str(obj)], out)

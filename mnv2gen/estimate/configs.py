@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, file_label, quoted
 from mnv2gen.ir import Graph
 from mnv2gen.zoo import ARCHS, architecture, model_name
 
@@ -63,11 +64,11 @@ def parse_list(option: str, text: str | None, cast) -> tuple | None:
         values = tuple(cast(v.strip()) for v in text.split(","))
     except ValueError:
         kind = "numbers" if cast is float else "integers"
-        raise MnvError(f"{option} {text!r} is not a comma-separated list of {kind}",
+        raise MnvError(f"{option} {quoted(text)} is not a comma-separated list of {kind}",
                        f"e.g. {option} {'0.35,0.5,1.0' if cast is float else '96,128,224'}"
                        ) from None
     if len(set(values)) != len(values):
-        raise MnvError(f"{option} {text!r} lists a value twice")
+        raise MnvError(f"{option} {quoted(text)} lists a value twice")
     return values
 
 
@@ -83,11 +84,11 @@ def configurations(model: str | None, arch: str | None, alphas: tuple | None,
     if model is not None:
         if arch is not None or described:
             raise MnvError(f"give a model file or a model-free description, not both "
-                           f"({model} with {arch and '--arch' or described[0]})",
+                           f"({file_label(model)} with {arch and '--arch' or described[0]})",
                            "drop MODEL to estimate a configuration, or drop --arch/--alpha/"
                            "--resolution/--classes to estimate the file")
         if not Path(model).is_file():
-            raise MnvError(f"{model}: no such file")
+            raise MnvError(f"{file_label(model)}: no such file")
         return [Configuration(Path(model).stem, model=model)]
     if arch is None:
         raise MnvError("nothing to estimate: give a model file or --arch",
@@ -112,10 +113,11 @@ def parse_bytes(option: str, text: str) -> int:
     try:
         number = float(value[:-1] if scale > 1 else value)
     except ValueError:
-        raise MnvError(f"{option} {text!r} is not a byte count",
+        raise MnvError(f"{option} {quoted(text)} is not a byte count",
                        f"give bytes, e.g. {option} 8192 or {option} 8k") from None
-    if number < 0:
-        raise MnvError(f"{option} {text!r} must not be negative")
+    if not math.isfinite(number) or number < 0 or number * scale >= 1 << 40:
+        raise MnvError(f"{option} {quoted(text)} is not a byte count from 0 to 1 TiB",
+                       f"give bytes, e.g. {option} 8192 or {option} 8k")
     return int(number * scale)
 
 

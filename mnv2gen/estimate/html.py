@@ -205,6 +205,7 @@ def render_html(report: dict) -> str:
                   + design_space_svg(report, kernel_set, "RAM against MACs per configuration"))
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=generator content=mnv2gen>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
         f"<title>mnv2gen estimate</title><style>{_CSS}</style>"
         f"<script>{_SCRIPT}</script></head><body>"

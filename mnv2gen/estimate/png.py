@@ -19,7 +19,6 @@ from mnv2gen.estimate.charts import (
     step_series,
 )
 from mnv2gen.estimate.svg import Scale, human_bytes, human_count
-from mnv2gen.fsutil import atomic_write_bytes
 
 
 def require_matplotlib() -> None:
@@ -51,7 +50,7 @@ def _save(fig, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     _pyplot().close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    path.write_bytes(buffer.getvalue())
     return path
 
 
@@ -185,7 +184,8 @@ def _file_name(name: str) -> str:
 
 
 def write_pngs(report: dict, folder: str | Path) -> list[Path]:
-    """Write the charts of `report` as PNG files into `folder` (created if missing):
+    """Write the charts of `report` as PNG files into `folder` (created if missing; the CLI
+    passes the staging folder of `fsutil.output_directory`):
     <configuration>_timeline.png and _arena.png per configuration, design_space.png for
     sweeps. Return the paths written."""
     require_matplotlib()

@@ -1,7 +1,7 @@
 """Shape-exact stand-ins of synthesized MobileNets: the zoo's layers, placeholder weights.
 
-`mnv2gen zoo` gives its random weights trained-looking statistics on a float forward pass,
-which takes up to a minute per model (eigen-decompositions of receptive fields). Arena,
+`mnv2gen zoo` gives its random weights trained-looking statistics on an int8 forward pass,
+which takes seconds per model (linear solves on receptive-field covariances). Arena,
 MACs, code and the instruction estimate depend on the architecture only (shapes, kernel
 sizes, strides, which ops exist), and the constant bytes on the array sizes (the code
 generator's pool also stores an array once when two are identical, which random weights
@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from mnv2gen.ir import Graph, OpKind
+from mnv2gen.seeded import Stream
 from mnv2gen.zoo import architecture, model_name
 from mnv2gen.zoo_float import INPUT, FloatLayer
 from mnv2gen.zoo_quant import quantise
@@ -25,6 +26,7 @@ from mnv2gen.zoo_quant import quantise
 # projections, ADD, logits); RELU6 outputs, the input and softmax are fixed by the zoo.
 _LINEAR_RANGE = (-4.0, 4.0)
 _WEIGHT_STD = 0.1
+_SPREAD = 0.635  # (1 + t) / (1 - t) for t in [-0.635, 0.635] spans a factor of 20
 
 
 def quantised_graph(name: str, layers: list[FloatLayer], input_shape: tuple[int, ...],
@@ -32,7 +34,7 @@ def quantised_graph(name: str, layers: list[FloatLayer], input_shape: tuple[int,
     """Return the verified int8 Graph of weightless `layers` with seeded placeholder
     weights (normal, per-channel scales spread like trained ones) and biases, quantised by
     `mnv2gen.zoo_quant`."""
-    rng = np.random.default_rng([seed, 0x5EED])
+    stream = Stream(seed, 0x5EED)  # the same bits on every machine (see mnv2gen.seeded)
     filled, ranges = [], {INPUT: (-1.0, 1.0)}
     for layer in layers:
         if layer.weights_shape:
@@ -40,10 +42,11 @@ def quantised_graph(name: str, layers: list[FloatLayer], input_shape: tuple[int,
             # channels get scales spread over a factor of 20, as trained ones do, so that
             # no two layers share a requantisation table the const pool would store once
             axis = 3 if layer.kind is OpKind.DEPTHWISE_CONV_2D else 0
-            spread = np.exp(rng.uniform(-1.5, 1.5, shape[axis])).reshape(
+            t = stream.uniform(-_SPREAD, _SPREAD, shape[axis])
+            spread = ((1.0 + t) / (1.0 - t)).reshape(
                 [-1 if i == axis else 1 for i in range(len(shape))])
-            weights = (rng.standard_normal(shape) * spread * _WEIGHT_STD).astype(np.float32)
-            bias = rng.standard_normal(layer.shape[-1]).astype(np.float32) * _WEIGHT_STD
+            weights = (stream.normal(0.0, 1.0, shape) * spread * _WEIGHT_STD).astype(np.float32)
+            bias = (stream.normal(0.0, 1.0, layer.shape[-1]) * _WEIGHT_STD).astype(np.float32)
             layer = replace(layer, weights=weights, bias=bias)
         filled.append(layer)
         ranges[layer.name] = _LINEAR_RANGE

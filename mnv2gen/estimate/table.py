@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from mnv2gen.errors import shown
 from mnv2gen.estimate.formats import (
     VERDICTS,
     caveat_numbers,
@@ -21,7 +22,7 @@ def _describe(c: dict) -> str:
         what = f"model-free {c['arch']} alpha {c['alpha']:g}, {c['classes']} classes"
     else:
         what = f"model file {c['model']}"
-    return f"{c['name']}: {what}, input {shape}, {c['macs']:,} MACs"
+    return f"{shown(c['name'])}: {what}, input {shape}, {c['macs']:,} MACs"
 
 
 def _target_rows(c: dict) -> list[str]:

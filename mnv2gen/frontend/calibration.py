@@ -92,10 +92,9 @@ def load_image(path: Path, height: int, width: int, channels: int) -> np.ndarray
 
 
 def _from_npy(path: Path, model: FloatModel) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise MnvError(f"{path}: cannot read as .npy ({exc})") from None
+    from mnv2gen.inputs import load_npy
+
+    array = load_npy(path)
     want = model.onnx_input_shape
     if array.shape == tuple(want[1:]):
         array = array[None]

@@ -16,7 +16,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from mnv2gen.errors import ModelError, quoted
 from mnv2gen.frontend.float_model import FloatModel
+from mnv2gen.frontend.validate import validate_graph
 from mnv2gen.ir import ConvAttrs, DType, Graph, NoAttrs, Op, OpKind, QuantParams, Tensor
 from mnv2gen.zoo_float import INPUT, FloatLayer
 from mnv2gen.zoo_quant import SOFTMAX_QUANT
@@ -58,8 +60,10 @@ def _pool_as_depthwise(layer: FloatLayer, x: Tensor) -> tuple[FloatLayer, tuple[
     return replace(layer, kind=OpKind.DEPTHWISE_CONV_2D, attrs=conv), (weights, bias)
 
 
-def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: WeightFn) -> Graph:
-    """Return the verified int8 Graph of `model`.
+def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: WeightFn,
+             label: str | None = None) -> Graph:
+    """Return the int8 Graph of `model`, checked by the front door (`validate_graph`, whose
+    messages start with `label`, default the model's name).
 
     `quant` maps INPUT and every layer name to its int8 output quantisation; `weights`
     returns the (int8 weights, int32 bias) tensors of a weighted layer given its int8
@@ -70,6 +74,13 @@ def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: Weigh
                QUANTIZED_INPUT: Tensor(QUANTIZED_INPUT, x, DType.INT8, quant[INPUT])}
     ops = [Op(OpKind.QUANTIZE, "quantize_input", (INPUT,), (QUANTIZED_INPUT,), NoAttrs(), -1)]
     names = {INPUT: QUANTIZED_INPUT}
+
+    def add(t: Tensor) -> None:
+        if t.name in tensors:  # a file's names can collide with the ones made here
+            raise ModelError(f"{label or model.name}: two tensors are called {quoted(t.name)}",
+                             "rename the tensors of the model so each name is unique")
+        tensors[t.name] = t
+
     for layer in model.layers:
         source = model.source_nodes.get(layer.name, -1)
         inputs = tuple(names[n] for n in layer.inputs)
@@ -77,27 +88,28 @@ def assemble(model: FloatModel, quant: Mapping[str, QuantParams], weights: Weigh
         if (layer.kind is OpKind.AVERAGE_POOL_2D
                 and not same_quant(tensors[inputs[0]].quant, wanted)):
             layer, consts = _pool_as_depthwise(layer, tensors[inputs[0]])
-            tensors.update({t.name: t for t in consts})
+            for t in consts:
+                add(t)
             inputs = (*inputs, *(t.name for t in consts))
         elif layer.weights is not None:
             w, b = weights(layer, tensors[inputs[0]])
-            tensors[w.name], tensors[b.name] = w, b
+            add(w)
+            add(b)
             inputs = (*inputs, w.name, b.name)
         fixed = _fixed_quant(layer, tensors)
         out = layer.name
         if fixed is not None and not same_quant(fixed, wanted):
             out = f"{layer.name}/{layer.kind.value.lower()}"
-        tensors[out] = Tensor(out, layer.shape, DType.INT8, fixed or wanted)
+        add(Tensor(out, layer.shape, DType.INT8, fixed or wanted))
         ops.append(Op(layer.kind, layer.name, inputs, (out,), layer.attrs, source))
         if out != layer.name:  # requantise to the quantisation the model asks for
-            tensors[layer.name] = Tensor(layer.name, layer.shape, DType.INT8, wanted)
+            add(Tensor(layer.name, layer.shape, DType.INT8, wanted))
             ops.append(Op(OpKind.QUANTIZE, f"{layer.name}/requantize", (out,), (layer.name,),
                           NoAttrs(), source))
         names[layer.name] = layer.name
     last = model.output
     result = f"{last}/dequantized"
-    tensors[result] = Tensor(result, tensors[last].shape, DType.FLOAT32)
+    add(Tensor(result, tensors[last].shape, DType.FLOAT32))
     ops.append(Op(OpKind.DEQUANTIZE, "dequantize_output", (last,), (result,), NoAttrs(), -1))
     graph = Graph(model.name, tensors, tuple(ops), (INPUT,), (result,), model.source_sha256)
-    graph.verify()
-    return graph
+    return validate_graph(graph, label or model.name)

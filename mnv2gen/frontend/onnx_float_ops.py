@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from mnv2gen.errors import quoted
 from mnv2gen.frontend.onnx_fold import FOLDERS
 from mnv2gen.frontend.onnx_graph import Node, take_attrs
 from mnv2gen.frontend.onnx_layout_ops import (
@@ -25,6 +26,7 @@ from mnv2gen.frontend.onnx_layout_ops import (
     transpose,
 )
 from mnv2gen.frontend.onnx_translator import WEIGHTED, Translator, Value
+from mnv2gen.frontend.validate import check_window
 from mnv2gen.ir import (
     Activation,
     AddAttrs,
@@ -49,7 +51,10 @@ def _conv_padding(tr, node, attrs, x: Value, kernel, strides, dilations) -> Padd
     auto = attrs["auto_pad"]
     _, _, h, w = x.shape  # includes a pending Pad, as auto_pad sees it
     if auto == "NOTSET":
-        t, left, b, r = attrs["pads"] or (0, 0, 0, 0)
+        pads = tuple(attrs["pads"] or (0, 0, 0, 0))
+        if len(pads) != 4 or not all(isinstance(p, int) for p in pads):
+            raise tr.fail(node, f"has pads {pads}", "a 2-D Conv has four integer pads")
+        t, left, b, r = pads
     elif auto in ("SAME_UPPER", "SAME_LOWER"):
         (t, b), (left, r) = (same_padding(h, kernel[0], strides[0], dilations[0]),
                              same_padding(w, kernel[1], strides[1], dilations[1]))
@@ -58,7 +63,7 @@ def _conv_padding(tr, node, attrs, x: Value, kernel, strides, dilations) -> Padd
     elif auto == "VALID":
         t = b = left = r = 0
     else:
-        raise tr.fail(node, f"has auto_pad {auto!r}")
+        raise tr.fail(node, f"has auto_pad {quoted(auto)}")
     if min(t, b, left, r) < 0:
         raise tr.fail(node, f"has negative padding {(t, left, b, r)}")
     pt, pb, pl, pr = x.pad or (0, 0, 0, 0)
@@ -73,7 +78,7 @@ def _conv(tr: Translator, node: Node) -> None:
     if w.ndim != 4 or len(x.shape) != 4:
         raise tr.fail(node, f"is a {w.ndim - 2}-D convolution", "only 2-D Conv is supported")
     if not x.nchw:
-        raise tr.fail(node, f"reads {node.inputs[0]!r}, which is NHWC here; Conv needs NCHW")
+        raise tr.fail(node, f"reads {quoted(node.inputs[0])}, which is NHWC here; Conv needs NCHW")
     m, cg, kh, kw = w.shape
     n, c, _, _ = x.shape
     group, kernel = attrs["group"], (kh, kw)
@@ -82,6 +87,10 @@ def _conv(tr: Translator, node: Node) -> None:
                       f"{w.shape}")
     strides = tuple(attrs["strides"] or (1, 1))
     dilations = tuple(attrs["dilations"] or (1, 1))
+    if len(strides) != 2 or len(dilations) != 2:
+        raise tr.fail(node, f"has strides {strides} and dilations {dilations}",
+                      "a 2-D Conv has two of each")
+    check_window(tr.g.label, node.describe(), strides, dilations, kernel)
     padding = _conv_padding(tr, node, attrs, x, kernel, strides, dilations)
     if group == 1 and cg == c:
         kind, weights, multiplier = OpKind.CONV_2D, w.transpose(0, 2, 3, 1), 1

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from mnv2gen.errors import MnvError, ModelError, UnsupportedError
+from mnv2gen.errors import MnvError, ModelError, UnsupportedError, bare, quoted
+from mnv2gen.frontend.validate import check_shape
+from mnv2gen.frontend.validate_onnx import check_node
 
 MIN_OPSET = 11      # what the translators read; older files are upgraded to UPGRADE_OPSET
 OLDEST_OPSET = 7    # onnx.version_converter upgrades opsets 7-10 reliably
@@ -49,7 +51,7 @@ class Node:
 
     def describe(self) -> str:
         """Return 'node N (OpType)' for messages (the file's operator type)."""
-        return f"node {self.index} ({self.origin or self.op_type})"
+        return f"node {self.index} ({bare(self.origin or self.op_type)})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +79,11 @@ class OnnxGraph:
         return OnnxGraph(**fields)
 
 
+def _text(value) -> str:
+    """Return a protobuf string field as str: proto2 hands invalid UTF-8 over as bytes."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def take_attrs(graph: OnnxGraph, node: Node, known: Mapping[str, Any]) -> dict[str, Any]:
     """Return `known` (attribute -> default) updated with the node's attributes.
 
@@ -86,8 +93,8 @@ def take_attrs(graph: OnnxGraph, node: Node, known: Mapping[str, Any]) -> dict[s
     if unknown:
         listed = ", ".join(sorted(known)) or "none"
         raise UnsupportedError(
-            f"{graph.label}: {node.describe()} has attribute {unknown[0]!r}, which mnv2gen "
-            f"does not handle", f"attributes handled for {node.op_type}: {listed}")
+            f"{graph.label}: {node.describe()} has attribute {quoted(unknown[0])}, which mnv2gen "
+            f"does not handle", f"attributes handled for {bare(node.op_type)}: {listed}")
     values = dict(known)
     values.update(node.attrs)
     return values
@@ -114,9 +121,11 @@ def _tensor_array(tensor, label: str, base_dir: Path | None) -> np.ndarray:
             from onnx.external_data_helper import load_external_data_for_tensor
             load_external_data_for_tensor(tensor, str(base_dir))
         array = numpy_helper.to_array(tensor)
-    except Exception as exc:  # onnx raises bare errors on broken tensors
-        raise ModelError(f"{label}: initializer {tensor.name!r} cannot be read "
-                         f"({type(exc).__name__}: {exc})", "the file is corrupt") from None
+    except Exception as exc:  # onnx raises bare errors on broken tensors; it also refuses
+        # external data outside the model's folder (onnx >= 1.16, CVE-2024-27318)
+        raise ModelError(f"{label}: initializer {quoted(tensor.name)} cannot be read "
+                         f"({type(exc).__name__}: {quoted(str(exc), 160)})",
+                         "the file is corrupt") from None
     array = np.array(array)  # own the memory; read-only afterwards
     array.flags.writeable = False
     return array
@@ -159,7 +168,7 @@ def upgrade_opset(model, label: str):
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
         raise UnsupportedError(
             f"{label}: opset {version} cannot be upgraded to {UPGRADE_OPSET} by "
-            f"onnx.version_converter ({reason!r})",
+            f"onnx.version_converter ({quoted(reason)})",
             f"re-export the model with opset {UPGRADE_OPSET} or newer") from None
 
 
@@ -178,8 +187,8 @@ def _declared_shape(value_info, label: str) -> list[int]:
             shape.append(1)  # a symbolic batch: mnv2gen compiles batch 1
         else:
             raise UnsupportedError(
-                f"{label}: input {value_info.name!r} has a dynamic dimension {i} "
-                f"({d.dim_param or '?'!r}); only the batch dimension may be symbolic",
+                f"{label}: input {quoted(value_info.name)} has a dynamic dimension {i} "
+                f"({quoted(d.dim_param or '?')}); only the batch dimension may be symbolic",
                 "fix the shape, e.g. `--input-shape 1,224,224,3` with `mnv2gen quantize`, or "
                 "onnxruntime.tools.make_dynamic_shape_fixed")
     return shape
@@ -194,20 +203,23 @@ def _static_shape(value_info, label: str, override: tuple[int, ...] | None) -> t
     else:
         if len(override) != len(dims):
             raise MnvError(f"{label}: --input-shape has {len(override)} dimensions, "
-                           f"input {value_info.name!r} has {len(dims)}")
+                           f"input {quoted(value_info.name)} has {len(dims)}")
         for i, (d, o) in enumerate(zip(dims, override, strict=True)):
             if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != o:
                 raise MnvError(
-                    f"{label}: --input-shape sets dimension {i} of {value_info.name!r} to {o}, "
+                    f"{label}: --input-shape sets dimension {i} of {quoted(value_info.name)} "
+                    f"to {o}, "
                     f"the model fixes it to {d.dim_value}")
         shape = list(override)
     if not shape:
-        raise UnsupportedError(f"{label}: input {value_info.name!r} has no shape",
+        raise UnsupportedError(f"{label}: input {quoted(value_info.name)} has no shape",
                                "give it one with `--input-shape`")
     if shape[0] != 1:
-        raise UnsupportedError(f"{label}: input {value_info.name!r} has batch size {shape[0]}",
+        raise UnsupportedError(f"{label}: input {quoted(value_info.name)} has batch size "
+                               f"{shape[0]}",
                                "mnv2gen compiles batch 1: re-export with batch 1 or give "
                                "`--input-shape 1,...` to `mnv2gen quantize`")
+    check_shape(label, f"input {quoted(value_info.name)}", shape)
     return tuple(shape)
 
 
@@ -226,8 +238,8 @@ def read_onnx(data: bytes, label: str, input_shape: tuple[int, ...] | None = Non
         model = upgrade_opset(model, label)
     opset = _default_opset(model)
     g = model.graph
-    constants = {t.name: _tensor_array(t, label, base_dir) for t in g.initializer}
-    inputs = [v for v in g.input if v.name not in constants]
+    constants = {_text(t.name): _tensor_array(t, label, base_dir) for t in g.initializer}
+    inputs = [v for v in g.input if _text(v.name) not in constants]
     if len(inputs) != 1 or len(g.output) != 1:
         raise UnsupportedError(f"{label}: has {len(inputs)} inputs and {len(g.output)} outputs",
                                "mnv2gen compiles single-input, single-output classifiers")
@@ -235,31 +247,34 @@ def read_onnx(data: bytes, label: str, input_shape: tuple[int, ...] | None = Non
     if input_shape is None and _symbolic_batch(x):
         notes.append("the symbolic batch dimension of the input is fixed to 1")
     if x.type.tensor_type.elem_type != _FLOAT:
-        raise UnsupportedError(f"{label}: input {x.name!r} has element type "
+        raise UnsupportedError(f"{label}: input {quoted(x.name)} has element type "
                                f"{x.type.tensor_type.elem_type}, not float32",
                                "the ONNX front ends read float-input models (float or QDQ)")
     nodes = []
     for i, n in enumerate(g.node):
-        if n.op_type in DYNAMIC_QUANT:
+        op_type, domain = _text(n.op_type), _text(n.domain)
+        if op_type in DYNAMIC_QUANT:
             raise UnsupportedError(
-                f"{label}: node {i} ({n.op_type}) is dynamic quantisation (activation "
+                f"{label}: node {i} ({op_type}) is dynamic quantisation (activation "
                 "scales computed at run time), which int8 microcontroller code cannot do",
                 "quantise statically: onnxruntime.quantization.quantize_static(...) with "
                 "calibration data (QDQ or QOperator format), or give the float model to "
                 "`mnv2gen quantize --calibrate IMAGES_DIR`")
-        if n.domain not in ("", "ai.onnx") and not (n.domain == _MS_DOMAIN
-                                                      and n.op_type in QOPERATORS):
-            raise UnsupportedError(f"{label}: node {i} ({n.op_type!r}) is from the "
-                                   f"custom domain {n.domain!r}",
+        if domain not in ("", "ai.onnx") and not (domain == _MS_DOMAIN
+                                                  and op_type in QOPERATORS):
+            raise UnsupportedError(f"{label}: node {i} ({bare(op_type)}) is from the "
+                                   f"custom domain {quoted(domain)}",
                                    "only standard ONNX operators and onnxruntime's QLinear "
                                    "operators are supported")
-        attrs = {a.name: _attribute_value(a) for a in n.attribute}
-        nodes.append(Node(i, n.op_type, n.domain, tuple(n.input), tuple(n.output),
-                          MappingProxyType(attrs)))
+        attrs = {_text(a.name): _attribute_value(a) for a in n.attribute}
+        node = Node(i, op_type, domain, tuple(map(_text, n.input)),
+                    tuple(map(_text, n.output)), MappingProxyType(attrs))
+        check_node(label, node)
+        nodes.append(node)
     return OnnxGraph(label=label, name=Path(label).name, opset=opset, nodes=tuple(nodes),
-                     constants=constants, input_name=x.name,
+                     constants=constants, input_name=_text(x.name),
                      input_shape=_static_shape(x, label, input_shape),
-                     output_name=g.output[0].name, sha256=hashlib.sha256(data).hexdigest(),
+                     output_name=_text(g.output[0].name), sha256=hashlib.sha256(data).hexdigest(),
                      notes=tuple(notes))
 
 
@@ -275,6 +290,5 @@ def is_quantized(data: bytes, label: str) -> bool:
     """Return True when the ONNX bytes hold QuantizeLinear, QOperator or dynamic
     quantisation nodes (the QDQ front end reads the first two, refuses the third)."""
     model = parse_model_proto(data, label)
-    return any(n.op_type == "QuantizeLinear" or n.op_type in QOPERATORS
-               or n.op_type in DYNAMIC_QUANT or n.op_type.startswith("QLinear")
-               for n in model.graph.node)
+    return any(t == "QuantizeLinear" or t in QOPERATORS or t in DYNAMIC_QUANT
+               or t.startswith("QLinear") for t in (_text(n.op_type) for n in model.graph.node))

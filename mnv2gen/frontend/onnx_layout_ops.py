@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from mnv2gen.errors import quoted
 from mnv2gen.frontend.onnx_fold import reshape_target
 from mnv2gen.frontend.onnx_graph import Node, take_attrs
 from mnv2gen.frontend.onnx_translator import Translator, Value, nhwc
@@ -42,7 +43,7 @@ def average_pool(tr: Translator, node: Node) -> None:
     pads = tuple(attrs["pads"] or (0, 0, 0, 0))
     if attrs["auto_pad"] not in ("NOTSET", "VALID") or any(pads) or tuple(
             attrs["dilations"] or (1, 1)) != (1, 1):
-        raise tr.fail(node, f"pools with padding {pads} / auto_pad {attrs['auto_pad']!r} or "
+        raise tr.fail(node, f"pools with padding {pads} / auto_pad {quoted(attrs['auto_pad'])} or "
                       "dilation", "supported: unpadded, undilated average pooling")
     ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
     if attrs["ceil_mode"] and ((h - kh) % sh or (w - kw) % sw):
@@ -142,7 +143,7 @@ def pad(tr: Translator, node: Node) -> None:
     x = tr.act(node, 0, allow_pad=True)
     value = tr.const(node, 2, "constant_value", optional=True)
     if attrs["mode"] != "constant" or (value is not None and np.any(value != 0)):
-        raise tr.fail(node, f"pads with mode {attrs['mode']!r} value "
+        raise tr.fail(node, f"pads with mode {quoted(attrs['mode'])} value "
                       f"{None if value is None else value.tolist()}", "only zero padding folds")
     rank = len(x.shape)
     pads = [int(p) for p in tr.const(node, 1, "pads")]

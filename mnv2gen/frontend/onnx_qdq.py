@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from mnv2gen.errors import UnsupportedError
+from mnv2gen.errors import UnsupportedError, quoted
 from mnv2gen.frontend.float_model import FloatModel
 from mnv2gen.frontend.int8_assembly import QUANTIZED_INPUT, assemble
 from mnv2gen.frontend.onnx_float import translate
@@ -32,6 +32,7 @@ from mnv2gen.frontend.onnx_fold import fold_node
 from mnv2gen.frontend.onnx_graph import Node, OnnxGraph, read_onnx, take_attrs
 from mnv2gen.frontend.onnx_qoperator import has_qoperators, to_qdq
 from mnv2gen.frontend.onnx_weights import QuantConst, Weights
+from mnv2gen.frontend.validate import LIMITS
 from mnv2gen.ir import Graph, QuantParams
 from mnv2gen.zoo_float import INPUT
 
@@ -63,11 +64,17 @@ class _Stripper:
         attrs = take_attrs(self.g, node, _QUANT_ATTRS)
         if attrs["block_size"]:
             raise self.fail(node, f"uses blocked quantisation (block_size "
-                            f"{attrs['block_size']})", "quantise per tensor or per channel")
+                            f"{quoted(attrs['block_size'])})", "quantise per tensor or per channel")
         names = node.inputs[1:3]
-        if any(n not in self.consts for n in names if n):
-            raise self.fail(node, "has a non-constant scale or zero point")
+        if not names or not names[0] or any(n not in self.consts for n in names if n):
+            raise self.fail(node, "has a missing or non-constant scale or zero point",
+                            "QDQ models state scales and zero points as initializers")
         scale = np.asarray(self.consts[names[0]], np.float32)
+        if scale.ndim > 1 or not scale.size or not np.all(
+                np.isfinite(scale) & (scale >= LIMITS.min_scale) & (scale <= LIMITS.max_scale)):
+            raise self.fail(node, f"has scale {scale.reshape(-1)[:4].tolist()}; scales must "
+                            f"be finite and from {LIMITS.min_scale:.3g} to "
+                            f"{LIMITS.max_scale:.3g}", "the file is corrupt")
         # ONNX's default zero point is uint8 for QuantizeLinear; DQ takes its input's type.
         source = self.consts.get(node.inputs[0]) if node.op_type == _DQ else None
         if source is not None:
@@ -78,8 +85,11 @@ class _Stripper:
             default = np.dtype(np.uint8)
         zp = (self.consts[names[1]] if len(names) > 1 and names[1]
               else np.zeros(scale.shape, default))
-        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-            raise self.fail(node, "has a scale that is not a positive finite number")
+        if np.asarray(zp).size not in (1, scale.size):
+            raise self.fail(node, f"has {scale.size} scales and {np.asarray(zp).size} zero "
+                            "points", "the file is corrupt")
+        if not isinstance(attrs["axis"], int):
+            raise self.fail(node, f"has axis {quoted(attrs['axis'])}", "the file is corrupt")
         return scale, np.asarray(zp), attrs["axis"]
 
     def quantize(self, node: Node) -> None:
@@ -92,7 +102,7 @@ class _Stripper:
             raise self.fail(node, f"quantises to {zp.dtype} (zero point type)",
                             "mnv2gen compiles 8-bit activations: QuantType.QInt8 or QUInt8")
         if scale.size != 1:
-            raise self.fail(node, f"quantises activation {x!r} per axis",
+            raise self.fail(node, f"quantises activation {quoted(x)} per axis",
                             "activations must be quantised per tensor")
         offset = _ACTIVATION_OFFSET[zp.dtype]
         self.uint8_activations += offset != 0
@@ -108,15 +118,22 @@ class _Stripper:
         as PyTorch's QDQ exports store them."""
         data = np.asarray(self.consts[x])
         if not np.issubdtype(data.dtype, np.floating) or zp.dtype not in _CONST_TYPES:
-            raise self.fail(node, f"quantises the {data.dtype} initializer {x!r} to "
+            raise self.fail(node, f"quantises the {data.dtype} initializer {quoted(x)} to "
                             f"{zp.dtype}", "weights must quantise to int8 or uint8, biases "
                             "to int32")
         shape = [1] * data.ndim
         if scale.size > 1:
-            shape[axis % max(data.ndim, 1)] = -1
+            if not -data.ndim <= axis < data.ndim or data.shape[axis] != scale.size:
+                raise self.fail(node, f"has {scale.size} scales for axis {axis} of "
+                                f"{quoted(x)} {data.shape}", "the file is corrupt")
+            shape[axis % data.ndim] = -1
+        if not np.all(np.isfinite(data)):
+            raise self.fail(node, f"quantises the initializer {quoted(x)}, which holds NaN "
+                            "or infinity", "the file is corrupt")
         info = np.iinfo(zp.dtype)
-        q = (np.rint(data.astype(np.float32) / scale.reshape(shape or ()))
-             + zp.astype(np.float64).reshape(shape or ()))
+        with np.errstate(over="ignore"):  # saturation is ONNX's rule
+            q = (np.rint(data.astype(np.float32) / scale.reshape(shape or ()))
+                 + zp.astype(np.float64).reshape(shape or ()))
         q = np.clip(q, info.min, info.max).astype(zp.dtype)
         q.flags.writeable = False
         return q
@@ -128,27 +145,33 @@ class _Stripper:
             x, params, stated = self.q_outputs[q]
             if scale.size != 1 or (zp.dtype, float(scale.reshape(-1)[0]),
                                    int(zp.reshape(-1)[0])) != stated:
-                raise self.fail(node, f"dequantises {q!r} with other parameters than its "
+                raise self.fail(node, f"dequantises {quoted(q)} with other parameters than its "
                                 "QuantizeLinear")
             self.act_quant[x] = params
             self.alias[out] = self.alias.get(x, x)
         elif q in self.consts:
             data = np.asarray(self.consts[q])
             if data.dtype not in _CONST_TYPES or zp.dtype != data.dtype:
-                raise self.fail(node, f"dequantises {data.dtype} initializer {q!r} with a "
-                                f"{zp.dtype} zero point", "weights must be int8 or uint8 and "
-                                "biases int32")
-            axis %= max(data.ndim, 1)
+                raise self.fail(node, f"dequantises {data.dtype} initializer {quoted(q)} with "
+                                f"a {zp.dtype} zero point", "weights must be int8 or uint8 "
+                                "and biases int32")
+            if scale.size > 1 and not -data.ndim <= axis < data.ndim:
+                raise self.fail(node, f"has axis {axis} for a rank-{data.ndim} initializer",
+                                "the file is corrupt")
+            axis %= max(data.ndim, 1)  # ignored for a per-tensor scale, as in ONNX
             shape = [1] * data.ndim
             if scale.size > 1:
+                if data.ndim == 0 or data.shape[axis] != scale.size:
+                    raise self.fail(node, f"has {scale.size} scales for axis {axis} of "
+                                    f"{quoted(q)} {data.shape}", "the file is corrupt")
                 shape[axis] = -1
             real = ((data.astype(np.float32) - zp.astype(np.float32).reshape(shape or ()))
                     * scale.reshape(shape or ()))
             self.consts[out] = real.astype(np.float32)
             self.const_quant[out] = QuantConst(data, scale.reshape(-1), zp.reshape(-1), axis)
         else:
-            raise self.fail(node, f"dequantises {q!r}, which is neither an initializer nor a "
-                            "QuantizeLinear output", "int8 graph inputs are not supported")
+            raise self.fail(node, f"dequantises {quoted(q)}, which is neither an initializer "
+                            "nor a QuantizeLinear output", "int8 graph inputs are not supported")
 
     def strip(self) -> OnnxGraph:
         """Return the float graph without Q/DQ nodes (inputs renamed through the pairs)."""
@@ -168,7 +191,7 @@ class _Stripper:
                 kept.append(replace(node, inputs=inputs))
         if self.g.output_name in self.q_outputs:
             raise UnsupportedError(
-                f"{self.g.label}: the model output {self.g.output_name!r} is quantised (no "
+                f"{self.g.label}: the model output {quoted(self.g.output_name)} is quantised (no "
                 "DequantizeLinear after its QuantizeLinear)", "mnv2gen compiles models with "
                 "a float output: end the model with DequantizeLinear")
         output = self.alias.get(self.g.output_name, self.g.output_name)
@@ -184,7 +207,7 @@ def _activation_quant(model: FloatModel, act_quant: dict, label: str) -> dict:
     for name in (INPUT, *(layer.name for layer in model.layers)):
         if name not in quant:
             node = model.source_nodes.get(name, "input")
-            raise UnsupportedError(f"{label}: tensor {name!r} (node {node}) has no "
+            raise UnsupportedError(f"{label}: tensor {quoted(name)} (node {node}) has no "
                                    "QuantizeLinear; mixed float/int8 models are not supported",
                                    "quantise every operator (onnxruntime quantize_static)")
     return quant
@@ -218,7 +241,7 @@ def convert(data: bytes, label: str, base_dir: Path | None = None) -> Conversion
     model = translate(stripper.strip())
     quant = _activation_quant(model, stripper.act_quant, label)
     weights = Weights(model, stripper.const_quant, label)
-    result = assemble(model, quant, weights)
+    result = assemble(model, quant, weights, label)
     if stripper.uint8_activations:
         notes.append("uint8 activations converted to int8 by shifting their zero points by "
                      "-128 (exact)")

@@ -19,8 +19,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from mnv2gen.errors import UnsupportedError
+from mnv2gen.errors import UnsupportedError, quoted
 from mnv2gen.frontend.onnx_graph import QOPERATORS, Node, OnnxGraph
+from mnv2gen.frontend.validate_onnx import check_qoperator
 
 _Q, _DQ = "QuantizeLinear", "DequantizeLinear"
 # Operators whose int8 result is Quantize(op(Dequantize(x))) with x's own quantisation.
@@ -124,8 +125,8 @@ class _Rewriter:
         elif data in self.consts:
             q = data
         else:
-            raise self.fail(source, f"reads {data!r} as a quantised operand, but it is neither "
-                            "a quantised tensor nor an initializer")
+            raise self.fail(source, f"reads {quoted(data)} as a quantised operand, but it is "
+                            "neither a quantised tensor nor an initializer")
         out = self.fresh(f"{data}/dequantized")
         self.emit(source, _DQ, (q, scale, zero), (out,), {"axis": axis})
         return out
@@ -147,6 +148,7 @@ class _Rewriter:
         floats = []
         operands = rule.operands or tuple((i, i + 1, i + 2)
                                           for i in range(2, len(node.inputs), 3))
+        check_qoperator(self.g.label, node, self.consts, operands, rule.output, rule.bias)
         for k, (d, s, z) in enumerate(operands):
             axis = rule.weight_axis(attrs) if k == 1 and arg(s) and np.size(
                 self.consts.get(arg(s), 0)) > 1 else 1
@@ -192,7 +194,7 @@ class _Rewriter:
     def integer_op(self, node: Node) -> None:
         """An operator on a quantised tensor: pass it through or refuse it."""
         data = node.inputs[0] if node.inputs else ""
-        if node.op_type in SHAPE_ONLY:
+        if node.op_type in SHAPE_ONLY and data in self.quantised:
             _, s, z = self.quantised[data]
             self.emit(node, node.op_type, (self.dequantize(node, data, s, z), *node.inputs[1:]),
                       node.outputs, node.attrs)
@@ -213,8 +215,10 @@ class _Rewriter:
 
     def _pad_value(self, node: Node, value: str, scale: str, zero: str) -> str:
         """Return a float constant_value for a Pad of a quantised tensor."""
-        if value not in self.consts or zero not in self.consts:
-            raise self.fail(node, "pads with a non-constant value")
+        if not all(n in self.consts and np.size(self.consts[n]) == 1
+                   and self.consts[n].dtype.kind in "iuf" for n in (value, scale, zero)):
+            raise self.fail(node, "pads with a value, scale or zero point that is not one "
+                            "constant number")
         real = (np.float32(self.consts[scale].reshape(-1)[0])
                 * (self.consts[value].astype(np.float32) - self.consts[zero].astype(np.float32)))
         return self.constant(f"{value}/dequantized", real.astype(np.float32).reshape(-1)[0])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnv2gen.errors import IRError, ModelError, UnsupportedError
+from mnv2gen.errors import IRError, ModelError, UnsupportedError, quoted
 from mnv2gen.frontend.float_model import FloatModel
 from mnv2gen.frontend.onnx_fold import FOLDERS, fold_node
 from mnv2gen.frontend.onnx_graph import Node, OnnxGraph
@@ -79,10 +79,11 @@ class Translator:
         name = node.inputs[i] if i < len(node.inputs) else ""
         if name not in self.values:
             raise self.fail(node, f"needs an activation as input {i}, got "
-                            f"{'a constant' if name in self.consts else 'nothing'} ({name!r})")
+                            f"{'a constant' if name in self.consts else 'nothing'} "
+                            f"({quoted(name)})")
         v = self.values[name]
         if v.pad is not None and not allow_pad:
-            raise self.fail(node, f"reads the output of a Pad ({name!r}); only a Conv may "
+            raise self.fail(node, f"reads the output of a Pad ({quoted(name)}); only a Conv may "
                             "read a Pad", "Pad is folded into the padding of the next Conv")
         return v
 
@@ -92,7 +93,7 @@ class Translator:
         if not name and optional:
             return None
         if name not in self.consts:
-            raise self.fail(node, f"has a non-constant {what} ({name!r})",
+            raise self.fail(node, f"has a non-constant {what} ({quoted(name)})",
                             "weights, shapes and padding must be initializers or constant-"
                             "foldable")
         return self.consts[name]
@@ -150,7 +151,8 @@ class Translator:
               and getattr(layer.attrs, "activation", Activation.NONE) is Activation.NONE
               and self.last_reader(v))
         if not ok:
-            found = "the model input" if layer is None else f"{layer.kind.value} {layer.name!r}"
+            found = ("the model input" if layer is None
+                     else f"{layer.kind.value} {quoted(layer.name)}")
             raise self.fail(node, f"{what} can only be folded into a preceding "
                             f"{'/'.join(k.value for k in kinds)} whose output nothing else "
                             f"reads and that has no activation yet; it reads {found}",
@@ -184,7 +186,7 @@ class Translator:
         for node in self.g.nodes:
             for name in node.inputs:
                 if name and name not in self.values and name not in self.consts:
-                    raise ModelError(f"{self.g.label}: {node.describe()} reads {name!r}, "
+                    raise ModelError(f"{self.g.label}: {node.describe()} reads {quoted(name)}, "
                                      "which no earlier node or initializer defines",
                                      "the graph is not topologically sorted or is corrupt")
                 if name:
@@ -206,14 +208,14 @@ class Translator:
         """Return the FloatModel: layers the output depends on, in order."""
         out = self.g.output_name
         if out not in self.values:
-            raise UnsupportedError(f"{self.g.label}: the output {out!r} is a constant",
+            raise UnsupportedError(f"{self.g.label}: the output {quoted(out)} is a constant",
                                    "the model computes nothing from its input")
         v = self.values[out]
         if v.name == INPUT:
             raise UnsupportedError(f"{self.g.label}: the output is the input",
                                    "the model has no operators to compile")
         if v.pad is not None:
-            raise UnsupportedError(f"{self.g.label}: the output {out!r} is a Pad's output",
+            raise UnsupportedError(f"{self.g.label}: the output {quoted(out)} is a Pad's output",
                                    "only a Pad before a Conv is supported")
         needed, kept = {v.name}, []
         for layer in reversed(self.layers):
@@ -222,7 +224,7 @@ class Translator:
                 needed.update(layer.inputs)
         kept.reverse()
         if kept[-1].name != v.name:
-            raise IRError(f"{self.g.label}: output layer {v.name!r} is not last")
+            raise IRError(f"{self.g.label}: output layer {quoted(v.name)} is not last")
         names = {name: val.name for name, val in self.values.items()}
         live = {layer.name for layer in kept} | {INPUT}
         return FloatModel(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnv2gen.errors import UnsupportedError
+from mnv2gen.errors import UnsupportedError, quoted
 from mnv2gen.frontend.float_model import FloatModel
 from mnv2gen.ir import DType, OpKind, QuantParams, Tensor
 from mnv2gen.zoo_float import FloatLayer
@@ -74,13 +74,13 @@ class Weights:
     def fail(self, layer: FloatLayer, what: str, hint: str = "") -> UnsupportedError:
         node = self.model.source_nodes.get(layer.name, -1)
         return UnsupportedError(f"{self.label}: node {node} ({layer.kind.value} "
-                                f"{layer.name!r}) {what}", hint)
+                                f"{quoted(layer.name)}) {what}", hint)
 
     def __call__(self, layer: FloatLayer, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return (int8 weights, int32 bias) of `layer` reading the int8 tensor `x`."""
         w_name, b_name = self.model.weight_sources[layer.name]
         if w_name not in self.cq:
-            raise self.fail(layer, f"has float weights {w_name!r}",
+            raise self.fail(layer, f"has float weights {quoted(w_name)}",
                             "weights must be DequantizeLinear of int8 or uint8 initializers")
         wq = self.cq[w_name]
         axis = _channel_axis(layer)

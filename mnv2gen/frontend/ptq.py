@@ -15,18 +15,20 @@ Choices (those of the TFLite converter, via `zoo_quant`):
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, ModelError, quoted
 from mnv2gen.frontend.calibration import RANDOM, Preprocess, Samples, load_samples
 from mnv2gen.frontend.float_model import FloatModel, tensor_values
 from mnv2gen.frontend.int8_assembly import assemble
 from mnv2gen.frontend.onnx_float import translate
 from mnv2gen.frontend.onnx_graph import QOPERATORS, read_onnx_file
+from mnv2gen.frontend.validate import HINT_LIMITS, LIMITS, check_shape
 from mnv2gen.ir import Activation, Graph, OpKind, QuantParams, Tensor
 from mnv2gen.zoo_float import INPUT, FloatLayer
 from mnv2gen.zoo_quant import RELU6_QUANT, SOFTMAX_QUANT, _weight_tensors, asymmetric_quant
@@ -93,7 +95,25 @@ def quantize_float_model(model: FloatModel, ranges: Ranges) -> Graph:
     quant = {INPUT: asymmetric_quant(*ranges[INPUT])}
     for layer in model.layers:
         quant[layer.name] = _activation_quant(layer, ranges, quant)
-    return assemble(model, quant, _weights)
+    return assemble(model, quant, _weights, model.name)
+
+
+def check_float_shapes(label: str, model: FloatModel) -> None:
+    """Raise ModelError when a layer's shape, or all activations together, exceed the front
+    door's limits: calibration runs the float model, so this comes before any sample."""
+    total = 0
+    for where, shape in (("the input", model.input_shape),
+                         *((f"node {model.source_nodes.get(layer.name, '?')} "
+                            f"({quoted(layer.name)})", layer.shape) for layer in model.layers)):
+        check_shape(label, where, shape)
+        total += math.prod(shape)
+        if math.prod(shape) > LIMITS.max_float_elements:
+            raise ModelError(f"{label}: {where} has {math.prod(shape):,} elements; "
+                             "post-training quantisation calibrates float tensors of at "
+                             f"most {LIMITS.max_float_elements:,}", HINT_LIMITS)
+    if total > LIMITS.max_activation_bytes:
+        raise ModelError(f"{label}: its activations take {total:,} bytes in int8; at most "
+                         f"{LIMITS.max_activation_bytes:,} are supported", HINT_LIMITS)
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,7 @@ def quantize_onnx(path: str | Path, calibrate_with: str | None, preprocess: Prep
                        "use it directly: inspect, plan, build and verify read QDQ and "
                        "QOperator models")
     model = translate(graph)
+    check_float_shapes(graph.label, model)
     samples = load_samples(calibrate_with, model, preprocess, seed)
     graph = quantize_float_model(model, calibrate(model, samples.data, percentile))
     method = "min/max" if percentile is None else f"percentile {percentile:g}"

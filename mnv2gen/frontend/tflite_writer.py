@@ -18,7 +18,7 @@ import flatbuffers
 import numpy as np
 import tflite
 
-from mnv2gen.errors import IRError, UnsupportedError
+from mnv2gen.errors import IRError, UnsupportedError, quoted
 from mnv2gen.ir import Activation, DType, Graph, Op, OpKind, Padding, Tensor
 from mnv2gen.shapes import same_padding
 
@@ -347,7 +347,7 @@ def _tensor_table(builder: flatbuffers.Builder, t: Tensor, buffer: int) -> int:
 def _const_bytes(t: Tensor) -> bytes:
     data = np.ascontiguousarray(t.data, dtype=t.dtype.np.newbyteorder("<"))
     if data.size != t.num_elements:
-        raise IRError(f"constant {t.name!r} holds {data.size} values for shape {t.shape}")
+        raise IRError(f"constant {quoted(t.name)} holds {data.size} values for shape {t.shape}")
     return data.tobytes()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mnv2gen.errors import InternalError
 from mnv2gen.ir import Graph, Op
 from mnv2gen.planner.schedule import FusedUnit
 
@@ -62,8 +63,12 @@ def input_rows(graph: Graph, op: Op, rows: tuple[int, int]) -> tuple[tuple[int, 
 
 
 def bands(graph: Graph, unit: FusedUnit, chunking: Chunking) -> tuple[Band, ...]:
-    """Return the bands of `unit` under `chunking`, top to bottom."""
+    """Return the bands of `unit` under `chunking`, top to bottom (at least one band; an
+    output of 1 row or a chunking of more rows than the output has gives one band)."""
     out_h = graph.tensor(unit.project.outputs[0]).shape[1]
+    if out_h < 1 or chunking.rows < 1:
+        raise InternalError(f"{unit.name}: bands of {chunking.rows} rows over an output of "
+                            f"{out_h} rows (the front door admits no empty tensor)")
     result: list[Band] = []
     previous: tuple[int, int] | None = None
     for start in range(0, out_h, chunking.rows):

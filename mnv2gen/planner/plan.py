@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from mnv2gen.errors import IRError, MnvError
+from mnv2gen.errors import IRError, MnvError, file_label, quoted
 from mnv2gen.ir import Graph
 from mnv2gen.planner import assemble
 from mnv2gen.planner.arena import Placement
@@ -30,7 +30,7 @@ from mnv2gen.planner.check import plan_problems
 from mnv2gen.planner.choose import OVERHEAD_BOUNDS, choose, smallest_peak
 from mnv2gen.planner.options import Option, segment_options, stage_kernel_bytes, unit_options
 from mnv2gen.planner.per_unit import choose_per_unit
-from mnv2gen.planner.schedule import build_units
+from mnv2gen.planner.schedule import build_units, first_op, unit_name
 from mnv2gen.planner.segment_shape import build_shape
 from mnv2gen.planner.stages import chains
 from mnv2gen.planner.steps import INPUT_MODES, SegmentPlan, Step, UnitPlan, segment_scratch
@@ -94,13 +94,14 @@ def _steps(graph: Graph, units, chosen: list[Option], kernel_set: str) -> tuple[
     """Return plan steps for chosen options (segments get their exact shapes)."""
     stages = chains(graph, units)
     steps: list[Step] = []
+    taken = {u.name for u in units}
     for opt in chosen:
         index = len(steps)
         if opt.kind == "segment":
             chain = tuple(stages[opt.first:opt.stop])
             kernel = tuple(stage_kernel_bytes(graph, st, kernel_set) for st in chain)
             shape = build_shape(chain, opt.widths, opt.streamed, kernel)
-            name = f"segment{sum(isinstance(s, SegmentPlan) for s in steps)}"
+            name = unit_name(first_op(units[opt.first]), "segment", taken)
             steps.append(SegmentPlan(index, name, tuple(units[opt.first:opt.stop]), shape,
                                      segment_scratch(shape)))
         else:
@@ -131,7 +132,7 @@ def _per_unit(graph, scheme, kernel_set, units, budget, forced) -> tuple[Step, .
 
 def _too_small(graph: Graph, ram_budget: int, best: Plan) -> MnvError:
     return MnvError(
-        f"{graph.name}: no plan fits in {ram_budget:,} bytes; the smallest achievable "
+        f"{file_label(graph.name)}: no plan fits in {ram_budget:,} bytes; the smallest achievable "
         f"peak is {best.peak_bytes:,} bytes ({best.peak_bytes - ram_budget:,} over)",
         "raise --ram-budget or pick a smaller model (alpha or resolution)")
 
@@ -148,13 +149,13 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
     input_mode: "resident" or "streamed" (the input arrives row by row).
     """
     if scheme not in SCHEMES:
-        raise MnvError(f"unknown scheme {scheme!r}", f"schemes: {', '.join(SCHEMES)}")
+        raise MnvError(f"unknown scheme {quoted(scheme)}", f"schemes: {', '.join(SCHEMES)}")
     if kernel_set in MEMORY_REFERENCE:
         reference = plan_model(graph, scheme, MEMORY_REFERENCE[kernel_set], ram_budget,
                                forced, input_mode)
         return _with_own_prices(graph, reference, kernel_set, forced)
     if input_mode not in INPUT_MODES:
-        raise MnvError(f"unknown input mode {input_mode!r}",
+        raise MnvError(f"unknown input mode {quoted(input_mode)}",
                        f"input modes: {', '.join(INPUT_MODES)}")
     streamed = input_mode == "streamed"
     if streamed and (scheme != "auto" or forced is not None):
@@ -171,7 +172,8 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
     options += segment_options(graph, units, kernel_set, streamed, ceiling)
     must_start = {0} if streamed else None
     if streamed and not any(o.kind == "segment" and o.first == 0 for o in options):
-        raise MnvError(f"{graph.name}: the first layer cannot read its input row by row",
+        raise MnvError(f"{file_label(graph.name)}: the first layer cannot read its input "
+                       "row by row",
                        "streamed input needs a convolution (or requantisation) as the "
                        "first layer; use --input-mode resident")
     count = len(units)

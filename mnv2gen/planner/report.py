@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mnv2gen.errors import shown
 from mnv2gen.planner.arena import render
 from mnv2gen.planner.plan import Plan, SegmentPlan
 from mnv2gen.planner.schedule import FusedUnit
@@ -87,8 +88,10 @@ def _input_entry(plan: Plan, name: str) -> dict:
             "ring_bytes": rows * width * channels}
 
 
-def plan_report(plan: Plan, baseline: Plan, tflm_arena_bytes: int | None) -> dict:
-    """Return the plan report (DESIGN.md's `plan --json` contract plus details)."""
+def plan_report(plan: Plan, baseline: Plan, tflm_arena_bytes: int | None,
+                tflm_reason: str | None = None) -> dict:
+    """Return the plan report (DESIGN.md's `plan --json` contract plus details);
+    `tflm_reason` says why `tflm_arena_bytes` is None when TFLite Micro was asked."""
     graph = plan.graph
     report = {
         "model": graph.name, "sha256": graph.source_sha256,
@@ -98,6 +101,7 @@ def plan_report(plan: Plan, baseline: Plan, tflm_arena_bytes: int | None) -> dic
         "lower_bound_bytes": plan.lower_bound_bytes,
         "ratio_to_layer_by_layer": round(plan.peak_bytes / baseline.peak_bytes, 4),
         "tflm_arena_bytes": tflm_arena_bytes,
+        "tflm_arena_bytes_reason": None if tflm_arena_bytes is not None else tflm_reason,
         "input_mode": plan.input_mode,
         "inputs": [_input_entry(plan, n) for n in graph.inputs],
         "outputs": [{"name": n, "offset": None if graph.tensor(n).is_const else plan.offset(n),
@@ -114,7 +118,7 @@ def plan_report(plan: Plan, baseline: Plan, tflm_arena_bytes: int | None) -> dic
 
 def render_plan(report: dict, plan: Plan) -> str:
     """Return the plan as a table of units, the headline numbers and an ASCII arena map."""
-    lines = [f"model   {report['model']}  scheme {report['scheme']}  "
+    lines = [f"model   {shown(report['model'])}  scheme {report['scheme']}  "
              f"kernels {report['kernel_set']}", "",
              f"{'step':>4} {'unit':<22} {'kind':<17} {'chunking':<14} {'in-place':<8} "
              f"{'live B':>9} {'scratch B':>9}"]
@@ -123,7 +127,8 @@ def render_plan(report: dict, plan: Plan) -> str:
         label = f"R={ch['rows']} G={ch['groups']}" if ch else "-"
         if u["kind"] == "segment":
             label = f"{len(u['segment']['units'])} units"
-        lines.append(f"{u['step']:>4} {u['name'][:22]:<22} {u['kind']:<17} {label:<14} "
+        name = shown(u["name"], 22)[:22]
+        lines.append(f"{u['step']:>4} {name:<22} {u['kind']:<17} {label:<14} "
                      f"{'yes' if u['in_place'] else '':<8} {u['live_bytes']:>9,} "
                      f"{u['scratch_bytes']:>9,}")
     tflm = report["tflm_arena_bytes"]
@@ -136,6 +141,8 @@ def render_plan(report: dict, plan: Plan) -> str:
     if tflm:
         lines.append(f"TFLite Micro      {tflm:>10,} bytes  (plan = "
                      f"{report['peak_bytes'] / tflm:.3f} x)")
+    elif report.get("tflm_arena_bytes_reason"):
+        lines.append(f"TFLite Micro             n/a  ({report['tflm_arena_bytes_reason']})")
     lines += _segment_lines(report)
     lines += ["", "arena map (rows = steps, columns = offset):",
               render(plan.placement, len(plan.units), is_ring=_is_ring)]
@@ -158,11 +165,12 @@ def _segment_lines(report: dict) -> list[str]:
         if u["kind"] != "segment":
             continue
         seg = u["segment"]
-        lines += ["", f"{u['name']} (step {u['step']}): depth-first over "
-                  f"{', '.join(seg['units'])}; input {seg['input']}; {seg['row_steps']} row "
+        lines += ["", f"{shown(u['name'])} (step {u['step']}): depth-first over "
+                  f"{', '.join(shown(n, 40) for n in seg['units'])}; input "
+                  f"{shown(seg['input'])}; {seg['row_steps']} row "
                   f"steps; transient pool {seg['pool_bytes']:,} B"]
         for st in seg["stages"]:
-            lines.append(f"  {st['unit'][:20]:<20} {st['kind']:<8} tiles of "
+            lines.append(f"  {shown(st['unit'], 20)[:20]:<20} {st['kind']:<8} tiles of "
                          f"{st['tile_columns']:>3} columns  input ring "
                          f"{_ring_text(st['input_ring'], 'none (whole)'):<22} E ring "
                          f"{_ring_text(st['e_ring'], '-')}")

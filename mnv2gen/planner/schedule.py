@@ -85,6 +85,25 @@ def _alias(graph: Graph, op: Op, position: int) -> str | None:
     return None
 
 
+def unit_name(op: Op, what: str, taken: set[str]) -> str:
+    """Return a new unit name `op<N>_<what>` numbered by `op`'s index in the model file
+    (the one numbering of plans, generated C and messages), adding it to `taken`.
+    Operators mnv2gen added (no index) are `added_<what>`; a second unit of one operator
+    (a pass split it) gets `_2`, `_3`, ..."""
+    base = f"op{op.source_index}_{what}" if op.source_index >= 0 else f"added_{what}"
+    name, copy = base, 1
+    while name in taken:
+        copy += 1
+        name = f"{base}_{copy}"
+    taken.add(name)
+    return name
+
+
+def first_op(unit: Unit) -> Op:
+    """Return the first operator a unit runs."""
+    return unit.ops[0] if isinstance(unit, FusedUnit) else unit.op
+
+
 def build_units(graph: Graph, fuse: bool = True) -> tuple[Unit, ...]:
     """Return the execution units in order: fused blocks where `fuse`, else single layers.
 
@@ -94,6 +113,7 @@ def build_units(graph: Graph, fuse: bool = True) -> tuple[Unit, ...]:
     """
     fused: dict[str, FusedUnit] = {}
     claimed: set[str] = set()
+    taken: set[str] = set()
     ops_by_name = {op.name: op for op in graph.ops}
     for block in find_blocks(graph) if fuse else ():
         dw = ops_by_name[block.depthwise]
@@ -101,8 +121,9 @@ def build_units(graph: Graph, fuse: bool = True) -> tuple[Unit, ...]:
         if (producer is None or producer.kind not in _ROW_LOCAL or producer.name in claimed
                 or not _single_reader(graph, dw.inputs[0], dw)):
             producer = None
+        first = producer or dw
         unit = FusedUnit(
-            name=f"block{len(fused)}", producer=producer, depthwise=dw,
+            name=unit_name(first, "block", taken), producer=producer, depthwise=dw,
             project=ops_by_name[block.project],
             add=ops_by_name[block.add] if block.add else None,
             input=producer.inputs[0] if producer else dw.inputs[0], output=block.output)
@@ -113,7 +134,7 @@ def build_units(graph: Graph, fuse: bool = True) -> tuple[Unit, ...]:
         if op.name in fused:
             units.append(fused[op.name])
         elif op.name not in claimed:
-            units.append(LayerUnit(f"op{position}_{op.kind.value.lower()}", op,
+            units.append(LayerUnit(unit_name(op, op.kind.value.lower(), taken), op,
                                    _alias(graph, op, position) if fuse else
                                    (op.inputs[0] if op.kind is OpKind.RESHAPE else None)))
     return tuple(units)

@@ -10,7 +10,7 @@ makes, for the unit's lifetime.
 
 from __future__ import annotations
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 
 KERNEL_SETS = ("portable", "generated", "cmsis-c", "cmsis-dsp", "cmsis-mve")
 #: Kernel sets whose kernels need no scratch: mnv2gen's own (portable, and the generated
@@ -21,7 +21,7 @@ _CH_IN_BLOCK_MVE = 124
 
 def _check(kernel_set: str) -> None:
     if kernel_set not in KERNEL_SETS:
-        raise MnvError(f"unknown kernel set {kernel_set!r}",
+        raise MnvError(f"unknown kernel set {quoted(kernel_set)}",
                        f"kernel sets: {', '.join(KERNEL_SETS)}")
 
 

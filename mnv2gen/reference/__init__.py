@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mnv2gen import quant, reference_ops
-from mnv2gen.errors import IRError, MnvError, UnsupportedError
+from mnv2gen.errors import IRError, MnvError, UnsupportedError, file_label, quoted
 from mnv2gen.ir import DType, Graph, Op, OpKind
 from mnv2gen.reference import elementwise, shape_ops, spatial
 
@@ -50,7 +50,7 @@ def _quantize(graph: Graph, op: Op, args) -> np.ndarray:
     x, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     data = args[0]
     if out.quant is None or out.quant.per_channel:
-        raise UnsupportedError(f"{op.describe()}: output {out.name!r} must be per-tensor "
+        raise UnsupportedError(f"{op.describe()}: output {quoted(out.name)} must be per-tensor "
                                "quantised")
     if x.dtype is DType.FLOAT32:
         info = np.iinfo(out.dtype.np)
@@ -103,14 +103,14 @@ KERNELS: dict[OpKind, Kernel] = {
 def check_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """Return {input name: array}, raising MnvError on a count, shape or dtype mismatch."""
     if len(inputs) != len(graph.inputs):
-        raise MnvError(f"{graph.name}: expected {len(graph.inputs)} input array(s), "
+        raise MnvError(f"{file_label(graph.name)}: expected {len(graph.inputs)} input array(s), "
                        f"got {len(inputs)}")
     env = {}
     for name, array in zip(graph.inputs, inputs, strict=True):
         t = graph.tensor(name)
         array = np.asarray(array)
         if array.shape != t.shape or array.dtype != t.dtype.np:
-            raise MnvError(f"input {name!r}: expected shape {t.shape} {t.dtype.value}, "
+            raise MnvError(f"input {quoted(name)}: expected shape {t.shape} {t.dtype.value}, "
                            f"got shape {array.shape} {array.dtype}")
         env[name] = array
     return env
@@ -130,7 +130,7 @@ def run_all(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]
         out = graph.tensor(op.outputs[0])
         if result.shape != out.shape or result.dtype != out.dtype.np:
             raise IRError(f"{op.describe()}: the reference produced {result.shape} "
-                          f"{result.dtype} for {out.name!r}, expected {out.shape} "
+                          f"{result.dtype} for {quoted(out.name)}, expected {out.shape} "
                           f"{out.dtype.value}")
         env[op.outputs[0]] = result
     return env

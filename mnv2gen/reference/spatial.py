@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnv2gen import quant
-from mnv2gen.errors import UnsupportedError
+from mnv2gen.errors import UnsupportedError, quoted
 from mnv2gen.ir import Graph, Op
 from mnv2gen.reference_ops import _windows
 
@@ -113,9 +113,9 @@ def concatenation(graph: Graph, op: Op, args) -> np.ndarray:
         t = graph.tensor(name)
         if t.quant is not None and out.quant is not None and (
                 np.float32(t.scale) != np.float32(out.scale) or t.zero_point != out.zero_point):
-            raise UnsupportedError(f"{op.describe()}: input {name!r} is quantised differently "
-                                   "from the output", "TFLite concatenates int8 tensors of one "
-                                   "quantisation; requantise the inputs first")
+            raise UnsupportedError(f"{op.describe()}: input {quoted(name)} is quantised "
+                                   "differently from the output", "TFLite concatenates int8 "
+                                   "tensors of one quantisation; requantise the inputs first")
     return np.concatenate([np.asarray(a) for a in args], axis=op.attrs.axis)
 
 

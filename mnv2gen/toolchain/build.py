@@ -17,6 +17,9 @@ import jinja2
 from mnv2gen.errors import MnvError
 from mnv2gen.toolchain.targets import ICOUNT_SHIFT, Target, as_target, package_dir
 
+# Optimisation and section flags of every build: the verify harness, the code-size
+# measurement, the build check and the generated Makefile and CMakeLists.txt.
+OPT_FLAGS = ("-O2", "-ffunction-sections", "-fdata-sections")
 DEFAULT_STACK_BYTES = 8 * 1024
 #: newlib-nano's stdio takes 1472 bytes of heap (stdout buffer); the model takes none.
 DEFAULT_HEAP_BYTES = 2 * 1024
@@ -27,6 +30,41 @@ _ARM_HARNESS = ("mnv2_startup.c", "mnv2_fault.c", "mnv2_counter.c")
 _HOST_HARNESS = ("mnv2_host.c",)
 _REGION_ACCESS = {"FLASH": "rx", "RAM": "rwx", "WEIGHTS": "r"}
 _OVERFLOW = re.compile(r"region [`'](\w+)' overflowed by (\d+) bytes")
+#: warnings that mean the compiled code computes something else: errors for every source
+WRONG_CODE_ERRORS = ("-Werror=overflow",)
+#: and for the generated tables and schedule (mnv2_model.c, mnv2_weights.c): any implicit
+#: conversion that changes a value (a constant that does not fit its type)
+GENERATED_CODE_ERRORS = ("-Wconversion", "-Werror=conversion")
+GENERATED_SOURCES = ("mnv2_model.c", "mnv2_weights.c")
+TOOL_TIMEOUT_S = 60.0
+
+
+def compile_timeout(source: str | Path) -> float:
+    """Return the seconds one compile of `source` may take: 2 minutes plus 10 s per MB of
+    source (generated weights are about 4 bytes of C per byte of constant data)."""
+    try:
+        size = Path(source).stat().st_size
+    except OSError:
+        size = 0
+    return 120.0 + 10.0 * size / 1e6
+
+
+def run_tool(cmd: list[str], what: str, timeout_s: float = TOOL_TIMEOUT_S,
+             cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    """Return the finished run of a toolchain program (stdin closed, output captured as
+    text); raises MnvError when it does not finish within `timeout_s` seconds."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                              stdin=subprocess.DEVNULL, timeout=timeout_s, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise MnvError(f"{what} did not finish within {timeout_s:.0f} s ({Path(cmd[0]).name})",
+                       "the machine is overloaded or the generated code is too large") from None
+
+
+def source_flags(source: str | Path) -> tuple[str, ...]:
+    """Return the warnings-as-errors flags `source` is compiled with."""
+    strict = Path(source).name in GENERATED_SOURCES
+    return (*WRONG_CODE_ERRORS, *(GENERATED_CODE_ERRORS if strict else ()))
 
 
 def tools(target: Target) -> dict[str, str]:
@@ -38,8 +76,8 @@ def tools(target: Target) -> dict[str, str]:
 
 @functools.cache
 def _newlib_present(cc: str) -> bool:
-    found = subprocess.run([cc, "--specs=nano.specs", "-print-file-name=libc_nano.a"],
-                           capture_output=True, text=True)
+    found = run_tool([cc, "--specs=nano.specs", "-print-file-name=libc_nano.a"],
+                     "looking for newlib")
     return os.path.isabs(found.stdout.strip())
 
 
@@ -142,14 +180,14 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
         per_tick = Fraction(10**9, 2**ICOUNT_SHIFT * target.systick_hz)
         macros |= {"MNV2_INSNS_PER_TICK_NUM": f"{per_tick.numerator}ull",
                    "MNV2_INSNS_PER_TICK_DEN": f"{per_tick.denominator}ull"}
-    cflags = [*target.machine_flags, "-O2", "-g", "-Wall", "-ffunction-sections",
-              "-fdata-sections",
+    cflags = [*target.machine_flags, *OPT_FLAGS, "-g", "-Wall",
               *(f"-D{k}" if v is None else f"-D{k}={v}" for k, v in macros.items()),
               *(f"-I{d}" for d in [*include_dirs, harness]), *extra_flags]
     objects = [out / "obj" / f"{i:03d}_{src.stem}.o" for i, src in enumerate(all_sources)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        jobs = [pool.submit(_run, [cc, *cflags, "-c", str(src), "-o", str(obj)], target,
-                            f"compiling {src.name}")
+        jobs = [pool.submit(_run, [cc, *cflags, *source_flags(src), "-c", str(src), "-o",
+                                   str(obj)], target, f"compiling {src.name}",
+                            timeout_s=compile_timeout(src))
                 for src, obj in zip(all_sources, objects, strict=True)]
         for job in jobs:
             job.result()
@@ -174,8 +212,9 @@ def build_elf(target: Target | str, sources: Sequence[str | Path],
     return elf
 
 
-def _run(cmd: list[str], target: Target, what: str, layout: str = "") -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def _run(cmd: list[str], target: Target, what: str, layout: str = "",
+         timeout_s: float = 600.0) -> None:
+    done = run_tool(cmd, f"target {target.name}: {what}", timeout_s)
     if done.returncode == 0:
         return
     overflows = parse_overflows(done.stderr)
@@ -186,7 +225,7 @@ def _run(cmd: list[str], target: Target, what: str, layout: str = "") -> None:
     lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
     first = next((line for line in lines if "error" in line.lower()), lines[-1])
     raise MnvError(f"target {target.name}: {what} failed: {first}",
-                   hint=f"command: {' '.join(cmd)}\n{done.stderr[-4000:]}")
+                   hint=f"command: {' '.join(cmd)[:600]}")
 
 
 def parse_overflows(linker_stderr: str) -> list[tuple[str, int]]:

@@ -7,7 +7,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.toolchain.build import require
+from mnv2gen.errors import MnvError
+from mnv2gen.toolchain.build import require, run_tool
 from mnv2gen.toolchain.targets import ICOUNT_SHIFT, Target, as_target
 
 #: Exit status of a Cortex-M run that ended in a fault (MNV2_FAULT_EXIT_CODE in C).
@@ -38,24 +39,26 @@ def qemu_command(target: Target, elf: str | Path, icount: bool = True) -> list[s
 
 
 def run_elf(target: Target | str, elf: str | Path, timeout_s: float = 60.0,
-            icount: bool = True) -> RunResult:
+            icount: bool = True, cwd: str | Path | None = None) -> RunResult:
     """Run a built program (under QEMU for Cortex-M, directly for host); return its RunResult.
 
     stdin is /dev/null. The exit code is the program's exit status (under QEMU the
     semihosting exit status & 0xFF); FAULT_EXIT_CODE means the harness caught a fault, whose
     one-line report is in stderr. Program output (printf) is in stdout.
     icount=False runs QEMU about 5x faster, but mnv2_counter_stop() then measures host
-    time, not instructions: use it for functional checks only.
+    time, not instructions: use it for functional checks only. `cwd`: the folder the
+    program's relative semihosting file names are opened in.
     """
     target = as_target(target)
+    elf = Path(elf).resolve()
     if target.is_host:
-        cmd = [str(Path(elf).resolve())]
+        cmd = [str(elf)]
     else:
         require(target, "qemu")
         cmd = qemu_command(target, elf, icount)
     try:
         done = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL,
-                              timeout=timeout_s)
+                              timeout=timeout_s, cwd=cwd)
     except subprocess.TimeoutExpired as exc:
         return RunResult(None, _text(exc.stdout), _text(exc.stderr), True)
     return RunResult(done.returncode, _text(done.stdout), _text(done.stderr), False)
@@ -71,7 +74,9 @@ def size_report(target: Target | str, elf: str | Path) -> dict:
     bss and RAM include the harness heap and stack."""
     target = as_target(target)
     tool = require(target, "size")
-    berkeley = subprocess.run([tool, str(elf)], capture_output=True, text=True, check=True)
+    berkeley = run_tool([tool, str(elf)], f"{tool} {Path(elf).name}")
+    if berkeley.returncode != 0:
+        raise MnvError(f"{tool} cannot read {Path(elf).name}: {berkeley.stderr.strip()[:200]}")
     text, data, bss = (int(v) for v in berkeley.stdout.splitlines()[1].split()[:3])
     report: dict = {"text": text, "data": data, "bss": bss}
     if target.is_host:

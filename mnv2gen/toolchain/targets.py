@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv2gen.errors import MnvError
+from mnv2gen.errors import MnvError, quoted
 
 try:
     import tomllib
@@ -128,7 +128,7 @@ def load_target(name: str) -> Target:
     """Return the Target described by targets/<name>.toml; MnvError if unknown or invalid."""
     available = list_targets()
     if name not in available:
-        raise MnvError(f"unknown target {name!r}; available targets: {', '.join(available)}",
+        raise MnvError(f"unknown target {quoted(name)}; available targets: {', '.join(available)}",
                        hint="pass one of them with --target")
     source = package_dir("mnv2gen.targets", "targets") / f"{name}.toml"
     try:

@@ -36,11 +36,11 @@ def lower_generated(plan: Plan, up: UnitPlan | SegmentPlan, pool: ConstPool,
         context = fused_step(plan, up, pool, instances, band_table(up))
         if context is not None:
             return Lowered("gen/fused.c.j2", context,
-                           f"int32_t {context['step']}(const mnv2_band *b, int8_t *arena);")
+                           f"int32_t {context['function']}(const mnv2_band *b, int8_t *arena);")
     else:
         context = layer_step(plan, up, pool, instances)
         if context is not None:
-            return Lowered("gen/layer.c.j2", context, f"int32_t {context['step']}(int8_t *arena);")
+            return Lowered("gen/layer.c.j2", context, f"int32_t {context['function']}(int8_t *arena);")
     template, context = lower_unit(plan, up, pool)
     return Lowered(f"ops/{template}", context)
 

@@ -81,7 +81,7 @@ def fused_step(plan: Plan, up: UnitPlan, pool: ConstPool, instances: InstanceSet
     scratch = {k: (offset(f"{name}.{k}") if k in up.scratch else 0)
                for k in ("window", "dw_out", "shortcut", "acc")}
     return {
-        "step": f"mnv2_gs_{name}", "bands": bands,
+        "function": f"mnv2_gs_{name}", "bands": bands,
         "x_offset": offset(unit.input), "y_offset": offset(unit.output),
         "window_offset": scratch["window"], "dw_out_offset": scratch["dw_out"],
         "shortcut_offset": scratch["shortcut"], "acc_offset": scratch["acc"],
@@ -100,7 +100,7 @@ def layer_step(plan: Plan, up: UnitPlan, pool: ConstPool, instances: InstanceSet
     if kind is None:
         return None
     name = up.name
-    context = {"step": f"mnv2_gs_{name}", "kind": kind,
+    context = {"function": f"mnv2_gs_{name}", "kind": kind,
                "y_offset": plan.offset(op.outputs[0])}
     if kind == "add":
         call = kernels.add(graph, op, op.inputs[0], pool, name)

@@ -13,12 +13,79 @@
 #include "mnv2_weights.h"
 
 #ifdef MNV2_PROFILE
-/* Called after every step with its number, e.g. to read a cycle counter (optional). */
-void mnv2_profile_point(int32_t step);
 #define MNV2_PROFILE_POINT(step) mnv2_profile_point(step)
 #else
 #define MNV2_PROFILE_POINT(step)
 #endif
+
+/* The yield hook (mnv2_model.h): a weak, empty default the application may override. */
+#if defined(MNV2_NO_YIELD)
+#define MNV2_YIELD(step, band) ((void)0)
+#elif defined(__GNUC__) || defined(__clang__) || defined(__ARMCC_VERSION) || defined(__ICCARM__)
+#if defined(__ICCARM__)
+__weak void mnv2_yield(int32_t step, int32_t band)
+#else
+__attribute__((weak)) void mnv2_yield(int32_t step, int32_t band)
+#endif
+{
+    (void)step;
+    (void)band;
+}
+#define MNV2_YIELD(step, band) mnv2_yield(step, band)
+#elif defined(MNV2_YIELD_HOOK)
+#define MNV2_YIELD(step, band) mnv2_yield(step, band) /* the application defines it */
+#else
+#define MNV2_YIELD(step, band) ((void)0) /* no weak symbols: -DMNV2_YIELD_HOOK enables it */
+#endif
+
+/* Step k's unit (plan.json, REPORT.md), named by the index of its first operator in the
+ * model file, and how many bands it yields after. */
+const char *const mnv2_step_names[MNV2_STEP_COUNT] = {
+    [0] = "op0_segment",
+    [1] = "op3_segment",
+    [2] = "op6_block",
+    [3] = "op10_block",
+    [4] = "op13_block",
+    [5] = "op17_block",
+    [6] = "op21_block",
+    [7] = "op24_block",
+    [8] = "op28_block",
+    [9] = "op32_block",
+    [10] = "op36_block",
+    [11] = "op39_block",
+    [12] = "op43_block",
+    [13] = "op47_block",
+    [14] = "op50_block",
+    [15] = "op54_block",
+    [16] = "op58_block",
+    [17] = "op61_conv_2d",
+    [18] = "op62_mean",
+    [19] = "op63_fully_connected",
+    [20] = "op64_softmax",
+};
+const uint16_t mnv2_step_bands[MNV2_STEP_COUNT] = {
+    [0] = 17,
+    [1] = 9,
+    [2] = 3,
+    [3] = 2,
+    [4] = 1,
+    [5] = 1,
+    [6] = 1,
+    [7] = 1,
+    [8] = 1,
+    [9] = 1,
+    [10] = 1,
+    [11] = 1,
+    [12] = 1,
+    [13] = 1,
+    [14] = 1,
+    [15] = 1,
+    [16] = 1,
+    [17] = 1,
+    [18] = 1,
+    [19] = 1,
+    [20] = 1,
+};
 
 /* The arena; MNV2_ARENA_MODE (mnv2_model.h) says who owns it. */
 #if MNV2_ARENA_MODE == MNV2_ARENA_MODE_STATIC
@@ -53,423 +120,970 @@ int mnv2_set_arena(int8_t *arena, size_t size_bytes)
 #error MNV2_ARENA_MODE must be MNV2_ARENA_MODE_STATIC, MNV2_ARENA_MODE_EXTERNAL or MNV2_ARENA_MODE_RUNTIME
 #endif
 
-/* step 0: segment0, depth-first over 1 unit(s) reading a whole input: block0 (fused, tiles of 2 column(s)); 17 row steps */
-/* stage 0 tiles: c0, cn, ea, en, pad_left, halo, xa, xn, xpad (mnv2_seg_tile) */
-static const mnv2_seg_tile segment0_s0_tiles[8] = {
-    { 0, 2, 0, 3, 1, 0, 0, 7, 0 },
-    { 2, 2, 1, 4, 0, 2, 6, 5, 0 },
-    { 4, 2, 3, 4, 0, 2, 10, 5, 0 },
-    { 6, 2, 5, 4, 0, 2, 14, 5, 0 },
-    { 8, 2, 7, 4, 0, 2, 18, 5, 0 },
-    { 10, 2, 9, 4, 0, 2, 22, 5, 0 },
-    { 12, 2, 11, 4, 0, 2, 26, 5, 0 },
-    { 14, 2, 13, 3, 0, 2, 30, 2, 0 },
+/* step 0: op0_segment, depth-first over 1 unit(s) reading a whole input, 17 row steps: op0_block (fused): operators 0 (CONV_2D), 1 (DEPTHWISE_CONV_2D), 2 (CONV_2D), tiles of 2 column(s) */
+/* stage 0: column tiles, output rows, rows of E */
+static const mnv2_seg_tile op0_segment_s0_tiles[8] = {
+    { .c0 = 0, .cn = 2, .ea = 0, .en = 3, .pad_left = 1, .halo = 0, .xa = 0, .xn = 7, .xpad = 0 },
+    { .c0 = 2, .cn = 2, .ea = 1, .en = 4, .pad_left = 0, .halo = 2, .xa = 6, .xn = 5, .xpad = 0 },
+    { .c0 = 4, .cn = 2, .ea = 3, .en = 4, .pad_left = 0, .halo = 2, .xa = 10, .xn = 5, .xpad = 0 },
+    { .c0 = 6, .cn = 2, .ea = 5, .en = 4, .pad_left = 0, .halo = 2, .xa = 14, .xn = 5, .xpad = 0 },
+    { .c0 = 8, .cn = 2, .ea = 7, .en = 4, .pad_left = 0, .halo = 2, .xa = 18, .xn = 5, .xpad = 0 },
+    { .c0 = 10, .cn = 2, .ea = 9, .en = 4, .pad_left = 0, .halo = 2, .xa = 22, .xn = 5, .xpad = 0 },
+    { .c0 = 12, .cn = 2, .ea = 11, .en = 4, .pad_left = 0, .halo = 2, .xa = 26, .xn = 5, .xpad = 0 },
+    { .c0 = 14, .cn = 2, .ea = 13, .en = 3, .pad_left = 0, .halo = 2, .xa = 30, .xn = 2, .xpad = 0 },
 };
-/* stage 0 output rows: lo, rows, pad_top, old (mnv2_seg_row) */
-static const mnv2_seg_row segment0_s0_rows[16] = {
-    { 0, 2, 1, 1 },
-    { 0, 3, 0, 2 },
-    { 1, 3, 0, 2 },
-    { 2, 3, 0, 2 },
-    { 3, 3, 0, 2 },
-    { 4, 3, 0, 2 },
-    { 5, 3, 0, 2 },
-    { 6, 3, 0, 2 },
-    { 7, 3, 0, 2 },
-    { 8, 3, 0, 2 },
-    { 9, 3, 0, 2 },
-    { 10, 3, 0, 2 },
-    { 11, 3, 0, 2 },
-    { 12, 3, 0, 2 },
-    { 13, 3, 0, 2 },
-    { 14, 2, 0, 2 },
+static const mnv2_seg_row op0_segment_s0_rows[16] = {
+    { .lo = 0, .rows = 2, .pad_top = 1, .old = 1 },
+    { .lo = 0, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 1, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 2, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 3, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 4, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 5, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 6, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 7, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 8, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 9, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 10, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 11, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 12, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 13, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 14, .rows = 2, .pad_top = 0, .old = 2 },
 };
-/* stage 0 rows of E: ring_row, p0, pn, pad_top (mnv2_seg_erow) */
-static const mnv2_seg_erow segment0_s0_erows[16] = {
-    { 0, 0, 3, 0 },
-    { 1, 2, 3, 0 },
-    { 2, 4, 3, 0 },
-    { 3, 6, 3, 0 },
-    { 4, 8, 3, 0 },
-    { 5, 10, 3, 0 },
-    { 6, 12, 3, 0 },
-    { 7, 14, 3, 0 },
-    { 8, 16, 3, 0 },
-    { 9, 18, 3, 0 },
-    { 10, 20, 3, 0 },
-    { 11, 22, 3, 0 },
-    { 12, 24, 3, 0 },
-    { 13, 26, 3, 0 },
-    { 14, 28, 3, 0 },
-    { 15, 30, 2, 0 },
+static const mnv2_seg_erow op0_segment_s0_erows[16] = {
+    { .ring_row = 0, .p0 = 0, .pn = 3, .pad_top = 0 },
+    { .ring_row = 1, .p0 = 2, .pn = 3, .pad_top = 0 },
+    { .ring_row = 2, .p0 = 4, .pn = 3, .pad_top = 0 },
+    { .ring_row = 3, .p0 = 6, .pn = 3, .pad_top = 0 },
+    { .ring_row = 4, .p0 = 8, .pn = 3, .pad_top = 0 },
+    { .ring_row = 5, .p0 = 10, .pn = 3, .pad_top = 0 },
+    { .ring_row = 6, .p0 = 12, .pn = 3, .pad_top = 0 },
+    { .ring_row = 7, .p0 = 14, .pn = 3, .pad_top = 0 },
+    { .ring_row = 8, .p0 = 16, .pn = 3, .pad_top = 0 },
+    { .ring_row = 9, .p0 = 18, .pn = 3, .pad_top = 0 },
+    { .ring_row = 10, .p0 = 20, .pn = 3, .pad_top = 0 },
+    { .ring_row = 11, .p0 = 22, .pn = 3, .pad_top = 0 },
+    { .ring_row = 12, .p0 = 24, .pn = 3, .pad_top = 0 },
+    { .ring_row = 13, .p0 = 26, .pn = 3, .pad_top = 0 },
+    { .ring_row = 14, .p0 = 28, .pn = 3, .pad_top = 0 },
+    { .ring_row = 15, .p0 = 30, .pn = 2, .pad_top = 0 },
 };
-/* kind, rows; input, output, E ring (offset, capacity, width, channels); E channels,
- * producer and op kinds; window, patch, depthwise and output tile offsets; scratch;
- * producer, op, projection; shortcut add; requantisation; pool finish; tables */
-static const mnv2_seg_stage segment0_stages[1] = {
+static const mnv2_seg_stage op0_segment_stages[1] = {
     {
-        1, 16,
-        { 0, 1024, 32, 3 }, { 0, 256, 16, 8 }, { 3072, 32, 16, 16 },
-        16, 1, 2,
-        3584, 3776, 3840, 3872, 0, 0,
-        { { 1, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 16, 3, 3, 3 }, mnv2_segment0_s0_producer_filter, mnv2_segment0_s0_producer_bias, mnv2_segment0_s0_producer_multiplier, mnv2_segment0_s0_producer_shift, 0 },
-        { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 16 }, mnv2_segment0_s0_op_filter, mnv2_segment0_s0_op_bias, mnv2_segment0_s0_op_multiplier, mnv2_segment0_s0_op_shift, 0 },
-        { { 128, 12, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 16 }, mnv2_segment0_s0_project_filter, mnv2_segment0_s0_project_bias, mnv2_segment0_s0_project_multiplier, mnv2_segment0_s0_project_shift, 0 },
-        0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-        { 0, 0, 0, 0, 0 }, { 0, 0, 0, 0, 0, 0, 0, 0 },
-        8, segment0_s0_tiles, segment0_s0_rows,
-        segment0_s0_erows,
+        .kind = MNV2_STAGE_FUSED, .rows_count = 16,
+        .in = { .offset = 0, .capacity = 1024, .width = 32, .channels = 3 },
+        .out = { .offset = 0, .capacity = 256, .width = 16, .channels = 8 },
+        .e = { .offset = 3072, .capacity = 32, .width = 16, .channels = 16 }, .e_channels = 16,
+        .producer_kind = 1, .op_kind = 2, .window = 3584, .patch = 3776, .dw_out = 3840,
+        .out_tile = 3872, .scratch = 0, .scratch_bytes = 0,
+        .producer = {
+            .params = {
+                .input_offset = 1, .output_offset = -128, .stride_h = 2, .stride_w = 2,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 16, .h = 3, .w = 3, .c = 3 },
+            .filter = mnv2_op0_segment_s0_producer_filter,
+            .bias = mnv2_op0_segment_s0_producer_bias,
+            .multiplier = mnv2_op0_segment_s0_producer_multiplier,
+            .shift = mnv2_op0_segment_s0_producer_shift,
+        },
+        .op = {
+            .params = {
+                .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1,
+                .pad_top = 1, .pad_left = 1, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 16 },
+            .filter = mnv2_op0_segment_s0_op_filter, .bias = mnv2_op0_segment_s0_op_bias,
+            .multiplier = mnv2_op0_segment_s0_op_multiplier, .shift = mnv2_op0_segment_s0_op_shift,
+        },
+        .project = {
+            .params = {
+                .input_offset = 128, .output_offset = -11, .stride_h = 1, .stride_w = 1,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 8, .h = 1, .w = 1, .c = 16 },
+            .filter = mnv2_op0_segment_s0_project_filter, .bias = mnv2_op0_segment_s0_project_bias,
+            .multiplier = mnv2_op0_segment_s0_project_multiplier,
+            .shift = mnv2_op0_segment_s0_project_shift,
+        },
+        .has_add = 0, .tiles_count = 8, .tiles = op0_segment_s0_tiles, .rows = op0_segment_s0_rows,
+        .erows = op0_segment_s0_erows,
     },
 };
-/* schedule: stage, kind (0 output row, 1 row of E ahead of time), row (mnv2_seg_entry) */
-static const mnv2_seg_entry segment0_entries[17] = {
-    { 0, 1, 0 },
-    { 0, 0, 0 },
-    { 0, 0, 1 },
-    { 0, 0, 2 },
-    { 0, 0, 3 },
-    { 0, 0, 4 },
-    { 0, 0, 5 },
-    { 0, 0, 6 },
-    { 0, 0, 7 },
-    { 0, 0, 8 },
-    { 0, 0, 9 },
-    { 0, 0, 10 },
-    { 0, 0, 11 },
-    { 0, 0, 12 },
-    { 0, 0, 13 },
-    { 0, 0, 14 },
-    { 0, 0, 15 },
+/* the schedule: each entry computes one output row of a stage (kind 0) or a row of E
+ * ahead of time (kind 1) */
+static const mnv2_seg_entry op0_segment_entries[17] = {
+    { .stage = 0, .kind = 1, .row = 0 },
+    { .stage = 0, .kind = 0, .row = 0 },
+    { .stage = 0, .kind = 0, .row = 1 },
+    { .stage = 0, .kind = 0, .row = 2 },
+    { .stage = 0, .kind = 0, .row = 3 },
+    { .stage = 0, .kind = 0, .row = 4 },
+    { .stage = 0, .kind = 0, .row = 5 },
+    { .stage = 0, .kind = 0, .row = 6 },
+    { .stage = 0, .kind = 0, .row = 7 },
+    { .stage = 0, .kind = 0, .row = 8 },
+    { .stage = 0, .kind = 0, .row = 9 },
+    { .stage = 0, .kind = 0, .row = 10 },
+    { .stage = 0, .kind = 0, .row = 11 },
+    { .stage = 0, .kind = 0, .row = 12 },
+    { .stage = 0, .kind = 0, .row = 13 },
+    { .stage = 0, .kind = 0, .row = 14 },
+    { .stage = 0, .kind = 0, .row = 15 },
 };
-static const mnv2_segment segment0 = {
-    1, segment0_stages, 17, segment0_entries,
-    0, -1,
+static const mnv2_segment op0_segment = {
+    .stages_count = 1, .stages = op0_segment_stages, .entries_count = 17,
+    .entries = op0_segment_entries, .rows_needed = 0, .acc = -1,
 };
-/* step 1: segment1, depth-first over 1 unit(s) reading a whole input: block1 (fused, tiles of 2 column(s)); 9 row steps */
-/* stage 0 tiles: c0, cn, ea, en, pad_left, halo, xa, xn, xpad (mnv2_seg_tile) */
-static const mnv2_seg_tile segment1_s0_tiles[4] = {
-    { 0, 2, 0, 5, 0, 0, 0, 5, 0 },
-    { 2, 2, 4, 5, 0, 1, 5, 4, 0 },
-    { 4, 2, 8, 5, 0, 1, 9, 4, 0 },
-    { 6, 2, 12, 4, 0, 1, 13, 3, 0 },
+/* step 1: op3_segment, depth-first over 1 unit(s) reading a whole input, 9 row steps: op3_block (fused): operators 3 (CONV_2D), 4 (DEPTHWISE_CONV_2D), 5 (CONV_2D), tiles of 2 column(s) */
+/* stage 0: column tiles, output rows, rows of E */
+static const mnv2_seg_tile op3_segment_s0_tiles[4] = {
+    { .c0 = 0, .cn = 2, .ea = 0, .en = 5, .pad_left = 0, .halo = 0, .xa = 0, .xn = 5, .xpad = 0 },
+    { .c0 = 2, .cn = 2, .ea = 4, .en = 5, .pad_left = 0, .halo = 1, .xa = 5, .xn = 4, .xpad = 0 },
+    { .c0 = 4, .cn = 2, .ea = 8, .en = 5, .pad_left = 0, .halo = 1, .xa = 9, .xn = 4, .xpad = 0 },
+    { .c0 = 6, .cn = 2, .ea = 12, .en = 4, .pad_left = 0, .halo = 1, .xa = 13, .xn = 3, .xpad = 0 },
 };
-/* stage 0 output rows: lo, rows, pad_top, old (mnv2_seg_row) */
-static const mnv2_seg_row segment1_s0_rows[8] = {
-    { 0, 3, 0, 1 },
-    { 2, 3, 0, 1 },
-    { 4, 3, 0, 1 },
-    { 6, 3, 0, 1 },
-    { 8, 3, 0, 1 },
-    { 10, 3, 0, 1 },
-    { 12, 3, 0, 1 },
-    { 14, 2, 0, 1 },
+static const mnv2_seg_row op3_segment_s0_rows[8] = {
+    { .lo = 0, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 2, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 4, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 6, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 8, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 10, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 12, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 14, .rows = 2, .pad_top = 0, .old = 1 },
 };
-/* stage 0 rows of E: ring_row, p0, pn, pad_top (mnv2_seg_erow) */
-static const mnv2_seg_erow segment1_s0_erows[16] = {
-    { 0, 0, 1, 0 },
-    { -1, 1, 1, 0 },
-    { 1, 2, 1, 0 },
-    { -1, 3, 1, 0 },
-    { 2, 4, 1, 0 },
-    { -1, 5, 1, 0 },
-    { 3, 6, 1, 0 },
-    { -1, 7, 1, 0 },
-    { 4, 8, 1, 0 },
-    { -1, 9, 1, 0 },
-    { 5, 10, 1, 0 },
-    { -1, 11, 1, 0 },
-    { 6, 12, 1, 0 },
-    { -1, 13, 1, 0 },
-    { 7, 14, 1, 0 },
-    { -1, 15, 1, 0 },
+static const mnv2_seg_erow op3_segment_s0_erows[16] = {
+    { .ring_row = 0, .p0 = 0, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 1, .pn = 1, .pad_top = 0 },
+    { .ring_row = 1, .p0 = 2, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 3, .pn = 1, .pad_top = 0 },
+    { .ring_row = 2, .p0 = 4, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 5, .pn = 1, .pad_top = 0 },
+    { .ring_row = 3, .p0 = 6, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 7, .pn = 1, .pad_top = 0 },
+    { .ring_row = 4, .p0 = 8, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 9, .pn = 1, .pad_top = 0 },
+    { .ring_row = 5, .p0 = 10, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 11, .pn = 1, .pad_top = 0 },
+    { .ring_row = 6, .p0 = 12, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 13, .pn = 1, .pad_top = 0 },
+    { .ring_row = 7, .p0 = 14, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 15, .pn = 1, .pad_top = 0 },
 };
-/* kind, rows; input, output, E ring (offset, capacity, width, channels); E channels,
- * producer and op kinds; window, patch, depthwise and output tile offsets; scratch;
- * producer, op, projection; shortcut add; requantisation; pool finish; tables */
-static const mnv2_seg_stage segment1_stages[1] = {
+static const mnv2_seg_stage op3_segment_stages[1] = {
     {
-        1, 8,
-        { 0, 256, 16, 8 }, { 0, 64, 8, 8 }, { 2928, 16, 16, 48 },
-        48, 1, 2,
-        2048, 2768, 2816, 2912, 0, 0,
-        { { -12, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, mnv2_segment1_s0_producer_filter, mnv2_segment1_s0_producer_bias, mnv2_segment1_s0_producer_multiplier, mnv2_segment1_s0_producer_shift, 0 },
-        { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, mnv2_segment1_s0_op_filter, mnv2_segment1_s0_op_bias, mnv2_segment1_s0_op_multiplier, mnv2_segment1_s0_op_shift, 0 },
-        { { 128, -4, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 48 }, mnv2_segment1_s0_project_filter, mnv2_segment1_s0_project_bias, mnv2_segment1_s0_project_multiplier, mnv2_segment1_s0_project_shift, 0 },
-        0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-        { 0, 0, 0, 0, 0 }, { 0, 0, 0, 0, 0, 0, 0, 0 },
-        4, segment1_s0_tiles, segment1_s0_rows,
-        segment1_s0_erows,
+        .kind = MNV2_STAGE_FUSED, .rows_count = 8,
+        .in = { .offset = 0, .capacity = 256, .width = 16, .channels = 8 },
+        .out = { .offset = 0, .capacity = 64, .width = 8, .channels = 8 },
+        .e = { .offset = 2928, .capacity = 16, .width = 16, .channels = 48 }, .e_channels = 48,
+        .producer_kind = 1, .op_kind = 2, .window = 2048, .patch = 2768, .dw_out = 2816,
+        .out_tile = 2912, .scratch = 0, .scratch_bytes = 0,
+        .producer = {
+            .params = {
+                .input_offset = 11, .output_offset = -128, .stride_h = 1, .stride_w = 1,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 48, .h = 1, .w = 1, .c = 8 },
+            .filter = mnv2_op3_segment_s0_producer_filter,
+            .bias = mnv2_op3_segment_s0_producer_bias,
+            .multiplier = mnv2_op3_segment_s0_producer_multiplier,
+            .shift = mnv2_op3_segment_s0_producer_shift,
+        },
+        .op = {
+            .params = {
+                .input_offset = 128, .output_offset = -128, .stride_h = 2, .stride_w = 2,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 48 },
+            .filter = mnv2_op3_segment_s0_op_filter, .bias = mnv2_op3_segment_s0_op_bias,
+            .multiplier = mnv2_op3_segment_s0_op_multiplier, .shift = mnv2_op3_segment_s0_op_shift,
+        },
+        .project = {
+            .params = {
+                .input_offset = 128, .output_offset = -22, .stride_h = 1, .stride_w = 1,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 8, .h = 1, .w = 1, .c = 48 },
+            .filter = mnv2_op3_segment_s0_project_filter, .bias = mnv2_op3_segment_s0_project_bias,
+            .multiplier = mnv2_op3_segment_s0_project_multiplier,
+            .shift = mnv2_op3_segment_s0_project_shift,
+        },
+        .has_add = 0, .tiles_count = 4, .tiles = op3_segment_s0_tiles, .rows = op3_segment_s0_rows,
+        .erows = op3_segment_s0_erows,
     },
 };
-/* schedule: stage, kind (0 output row, 1 row of E ahead of time), row (mnv2_seg_entry) */
-static const mnv2_seg_entry segment1_entries[9] = {
-    { 0, 1, 0 },
-    { 0, 0, 0 },
-    { 0, 0, 1 },
-    { 0, 0, 2 },
-    { 0, 0, 3 },
-    { 0, 0, 4 },
-    { 0, 0, 5 },
-    { 0, 0, 6 },
-    { 0, 0, 7 },
+/* the schedule: each entry computes one output row of a stage (kind 0) or a row of E
+ * ahead of time (kind 1) */
+static const mnv2_seg_entry op3_segment_entries[9] = {
+    { .stage = 0, .kind = 1, .row = 0 },
+    { .stage = 0, .kind = 0, .row = 0 },
+    { .stage = 0, .kind = 0, .row = 1 },
+    { .stage = 0, .kind = 0, .row = 2 },
+    { .stage = 0, .kind = 0, .row = 3 },
+    { .stage = 0, .kind = 0, .row = 4 },
+    { .stage = 0, .kind = 0, .row = 5 },
+    { .stage = 0, .kind = 0, .row = 6 },
+    { .stage = 0, .kind = 0, .row = 7 },
 };
-static const mnv2_segment segment1 = {
-    1, segment1_stages, 9, segment1_entries,
-    0, -1,
+static const mnv2_segment op3_segment = {
+    .stages_count = 1, .stages = op3_segment_stages, .entries_count = 9,
+    .entries = op3_segment_entries, .rows_needed = 0, .acc = -1,
 };
-/* step 2: block2, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 3 bands of 3 row(s), 1 channel group(s) */
-static const int16_t block2_group_start[2] = { 0, 48 };
-static const mnv2_band block2_bands[3] = {
-    { 0, 3, 0, 4, 1, 0, 0, 4, 0, 4, 0 },
-    { 3, 3, 2, 5, 0, 2, 2, 3, 4, 3, 0 },
-    { 6, 2, 5, 3, 0, 3, 2, 1, 7, 1, 0 },
+/* step 2: op6_block, fused operators 6 (CONV_2D), 7 (DEPTHWISE_CONV_2D), 8 (CONV_2D), 9 (ADD); 3 band(s) of 3 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op6_block_group_start[2] = { 0, 48 };
+static const mnv2_band op6_block_bands[3] = {
+    { .out_row = 0, .out_rows = 3, .window_row = 0, .window_rows = 4, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 4, .producer_row = 0, .producer_rows = 4, .producer_pad_top = 0 },
+    { .out_row = 3, .out_rows = 3, .window_row = 2, .window_rows = 5, .window_pad_top = 0, .keep_from = 2, .keep_rows = 2, .new_rows = 3, .producer_row = 4, .producer_rows = 3, .producer_pad_top = 0 },
+    { .out_row = 6, .out_rows = 2, .window_row = 5, .window_rows = 3, .window_pad_top = 0, .keep_from = 3, .keep_rows = 2, .new_rows = 1, .producer_row = 7, .producer_rows = 1, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block2 = {
-    0, 0, 512, 2432,
-    3584, 0, 0, 0,
-    { 1, 8, 8, 8 }, { 1, 8, 8, 48 }, { 1, 8, 8, 8 },
-    1,
-    { { 4, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, mnv2_block2_producer_filter, mnv2_block2_producer_bias, mnv2_block2_producer_multiplier, mnv2_block2_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, mnv2_block2_depthwise_filter, mnv2_block2_depthwise_bias, mnv2_block2_depthwise_multiplier, mnv2_block2_depthwise_shift, 0 },
-    { { 128, -15, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 48 }, mnv2_block2_project_filter, mnv2_block2_project_bias, mnv2_block2_project_multiplier, mnv2_block2_project_shift, 0 },
-    1, { 4, 1923483445, -1, 15, 1073741824, 0, 20, -4, 1435636127, -19, -128, 127 },
-    1, block2_group_start,
+static const mnv2_fused_unit op6_block = {
+    .x_offset = 0, .y_offset = 0, .window_offset = 512, .dw_out_offset = 2432,
+    .shortcut_offset = 3584, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 8, .w = 8, .c = 8 }, .e_dims = { .n = 1, .h = 8, .w = 8, .c = 48 },
+    .y_dims = { .n = 1, .h = 8, .w = 8, .c = 8 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = 22, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 48, .h = 1, .w = 1, .c = 8 },
+        .filter = mnv2_op6_block_producer_filter, .bias = mnv2_op6_block_producer_bias,
+        .multiplier = mnv2_op6_block_producer_multiplier, .shift = mnv2_op6_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 48 },
+        .filter = mnv2_op6_block_depthwise_filter, .bias = mnv2_op6_block_depthwise_bias,
+        .multiplier = mnv2_op6_block_depthwise_multiplier, .shift = mnv2_op6_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -7, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 8, .h = 1, .w = 1, .c = 48 }, .filter = mnv2_op6_block_project_filter,
+        .bias = mnv2_op6_block_project_bias, .multiplier = mnv2_op6_block_project_multiplier,
+        .shift = mnv2_op6_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = 22, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 7, .input_2_multiplier = 1876743037, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 13, .output_multiplier = 1728688662, .output_shift = -19,
+        .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op6_block_group_start,
 };
-/* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 2 bands of 2 row(s), 1 channel group(s) */
-static const int16_t block3_group_start[2] = { 0, 48 };
-static const mnv2_band block3_bands[2] = {
-    { 0, 2, 0, 5, 0, 0, 0, 5, 0, 5, 0 },
-    { 2, 2, 4, 4, 0, 4, 1, 3, 5, 3, 0 },
+/* step 3: op10_block, fused operators 10 (CONV_2D), 11 (DEPTHWISE_CONV_2D), 12 (CONV_2D); 2 band(s) of 2 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op10_block_group_start[2] = { 0, 48 };
+static const mnv2_band op10_block_bands[2] = {
+    { .out_row = 0, .out_rows = 2, .window_row = 0, .window_rows = 5, .window_pad_top = 0, .keep_from = 0, .keep_rows = 0, .new_rows = 5, .producer_row = 0, .producer_rows = 5, .producer_pad_top = 0 },
+    { .out_row = 2, .out_rows = 2, .window_row = 4, .window_rows = 4, .window_pad_top = 0, .keep_from = 4, .keep_rows = 1, .new_rows = 3, .producer_row = 5, .producer_rows = 3, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block3 = {
-    0, 3072, 512, 2432,
-    0, 0, 0, 0,
-    { 1, 8, 8, 8 }, { 1, 8, 8, 48 }, { 1, 4, 4, 16 },
-    1,
-    { { 4, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, mnv2_block3_producer_filter, mnv2_block3_producer_bias, mnv2_block3_producer_multiplier, mnv2_block3_producer_shift, 0 },
-    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, mnv2_block3_depthwise_filter, mnv2_block3_depthwise_bias, mnv2_block3_depthwise_multiplier, mnv2_block3_depthwise_shift, 0 },
-    { { 128, 7, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 48 }, mnv2_block3_project_filter, mnv2_block3_project_bias, mnv2_block3_project_multiplier, mnv2_block3_project_shift, 0 },
-    0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-    1, block3_group_start,
+static const mnv2_fused_unit op10_block = {
+    .x_offset = 0, .y_offset = 3072, .window_offset = 512, .dw_out_offset = 2432,
+    .shortcut_offset = 0, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 8, .w = 8, .c = 8 }, .e_dims = { .n = 1, .h = 8, .w = 8, .c = 48 },
+    .y_dims = { .n = 1, .h = 4, .w = 4, .c = 16 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = -13, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 48, .h = 1, .w = 1, .c = 8 },
+        .filter = mnv2_op10_block_producer_filter, .bias = mnv2_op10_block_producer_bias,
+        .multiplier = mnv2_op10_block_producer_multiplier, .shift = mnv2_op10_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 2, .stride_w = 2, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 48 },
+        .filter = mnv2_op10_block_depthwise_filter, .bias = mnv2_op10_block_depthwise_bias,
+        .multiplier = mnv2_op10_block_depthwise_multiplier,
+        .shift = mnv2_op10_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = 18, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 16, .h = 1, .w = 1, .c = 48 },
+        .filter = mnv2_op10_block_project_filter, .bias = mnv2_op10_block_project_bias,
+        .multiplier = mnv2_op10_block_project_multiplier, .shift = mnv2_op10_block_project_shift,
+    },
+    .has_add = 0, .groups = 1, .group_start = op10_block_group_start,
 };
-/* step 4: block4, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
-static const int16_t block4_group_start[2] = { 0, 96 };
-static const mnv2_band block4_bands[1] = {
-    { 0, 4, 0, 4, 1, 0, 0, 4, 0, 4, 0 },
+/* step 4: op13_block, fused operators 13 (CONV_2D), 14 (DEPTHWISE_CONV_2D), 15 (CONV_2D), 16 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op13_block_group_start[2] = { 0, 96 };
+static const mnv2_band op13_block_bands[1] = {
+    { .out_row = 0, .out_rows = 4, .window_row = 0, .window_rows = 4, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 4, .producer_row = 0, .producer_rows = 4, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block4 = {
-    3072, 3328, 1536, 0,
-    3584, 0, 0, 0,
-    { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 4, 4, 16 },
-    1,
-    { { -7, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, mnv2_block4_producer_filter, mnv2_block4_producer_bias, mnv2_block4_producer_multiplier, mnv2_block4_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, mnv2_block4_depthwise_filter, mnv2_block4_depthwise_bias, mnv2_block4_depthwise_multiplier, mnv2_block4_depthwise_shift, 0 },
-    { { 128, -1, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, mnv2_block4_project_filter, mnv2_block4_project_bias, mnv2_block4_project_multiplier, mnv2_block4_project_shift, 0 },
-    1, { -7, 1930846616, -1, 1, 1073741824, 0, 20, -3, 1708824389, -19, -128, 127 },
-    1, block4_group_start,
+static const mnv2_fused_unit op13_block = {
+    .x_offset = 3072, .y_offset = 3328, .window_offset = 1536, .dw_out_offset = 0,
+    .shortcut_offset = 3584, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 4, .w = 4, .c = 16 }, .e_dims = { .n = 1, .h = 4, .w = 4, .c = 96 },
+    .y_dims = { .n = 1, .h = 4, .w = 4, .c = 16 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = -18, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 96, .h = 1, .w = 1, .c = 16 },
+        .filter = mnv2_op13_block_producer_filter, .bias = mnv2_op13_block_producer_bias,
+        .multiplier = mnv2_op13_block_producer_multiplier, .shift = mnv2_op13_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 96 },
+        .filter = mnv2_op13_block_depthwise_filter, .bias = mnv2_op13_block_depthwise_bias,
+        .multiplier = mnv2_op13_block_depthwise_multiplier,
+        .shift = mnv2_op13_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -8, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 16, .h = 1, .w = 1, .c = 96 },
+        .filter = mnv2_op13_block_project_filter, .bias = mnv2_op13_block_project_bias,
+        .multiplier = mnv2_op13_block_project_multiplier, .shift = mnv2_op13_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = -18, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 8, .input_2_multiplier = 1879451136, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = -16, .output_multiplier = 1587734443,
+        .output_shift = -19, .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op13_block_group_start,
 };
-/* step 5: block5, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
-static const int16_t block5_group_start[2] = { 0, 96 };
-static const mnv2_band block5_bands[1] = {
-    { 0, 4, 0, 4, 1, 0, 0, 4, 0, 4, 0 },
+/* step 5: op17_block, fused operators 17 (CONV_2D), 18 (DEPTHWISE_CONV_2D), 19 (CONV_2D), 20 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op17_block_group_start[2] = { 0, 96 };
+static const mnv2_band op17_block_bands[1] = {
+    { .out_row = 0, .out_rows = 4, .window_row = 0, .window_rows = 4, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 4, .producer_row = 0, .producer_rows = 4, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block5 = {
-    3328, 3072, 1536, 0,
-    3584, 0, 0, 0,
-    { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 4, 4, 16 },
-    1,
-    { { 3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, mnv2_block5_producer_filter, mnv2_block5_producer_bias, mnv2_block5_producer_multiplier, mnv2_block5_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, mnv2_block5_depthwise_filter, mnv2_block5_depthwise_bias, mnv2_block5_depthwise_multiplier, mnv2_block5_depthwise_shift, 0 },
-    { { 128, -8, 1, 1, 0, 0, 1, 1, -128, 127 }, { 16, 1, 1, 96 }, mnv2_block5_project_filter, mnv2_block5_project_bias, mnv2_block5_project_multiplier, mnv2_block5_project_shift, 0 },
-    1, { 3, 1073741824, 0, 8, 1614506574, -1, 20, 9, 1661740057, -19, -128, 127 },
-    1, block5_group_start,
+static const mnv2_fused_unit op17_block = {
+    .x_offset = 3328, .y_offset = 3072, .window_offset = 1536, .dw_out_offset = 0,
+    .shortcut_offset = 3584, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 4, .w = 4, .c = 16 }, .e_dims = { .n = 1, .h = 4, .w = 4, .c = 96 },
+    .y_dims = { .n = 1, .h = 4, .w = 4, .c = 16 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = 16, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 96, .h = 1, .w = 1, .c = 16 },
+        .filter = mnv2_op17_block_producer_filter, .bias = mnv2_op17_block_producer_bias,
+        .multiplier = mnv2_op17_block_producer_multiplier, .shift = mnv2_op17_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 96 },
+        .filter = mnv2_op17_block_depthwise_filter, .bias = mnv2_op17_block_depthwise_bias,
+        .multiplier = mnv2_op17_block_depthwise_multiplier,
+        .shift = mnv2_op17_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = 13, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 16, .h = 1, .w = 1, .c = 96 },
+        .filter = mnv2_op17_block_project_filter, .bias = mnv2_op17_block_project_bias,
+        .multiplier = mnv2_op17_block_project_multiplier, .shift = mnv2_op17_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = 16, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = -13, .input_2_multiplier = 1362842320, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = -27, .output_multiplier = 1780275664,
+        .output_shift = -19, .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op17_block_group_start,
 };
-/* step 6: block6, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
-static const int16_t block6_group_start[2] = { 0, 96 };
-static const mnv2_band block6_bands[1] = {
-    { 0, 2, 0, 4, 0, 0, 0, 4, 0, 4, 0 },
+/* step 6: op21_block, fused operators 21 (CONV_2D), 22 (DEPTHWISE_CONV_2D), 23 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op21_block_group_start[2] = { 0, 96 };
+static const mnv2_band op21_block_bands[1] = {
+    { .out_row = 0, .out_rows = 2, .window_row = 0, .window_rows = 4, .window_pad_top = 0, .keep_from = 0, .keep_rows = 0, .new_rows = 4, .producer_row = 0, .producer_rows = 4, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block6 = {
-    3072, 1920, 0, 1536,
-    0, 0, 0, 0,
-    { 1, 4, 4, 16 }, { 1, 4, 4, 96 }, { 1, 2, 2, 24 },
-    1,
-    { { -9, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 96, 1, 1, 16 }, mnv2_block6_producer_filter, mnv2_block6_producer_bias, mnv2_block6_producer_multiplier, mnv2_block6_producer_shift, 0 },
-    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 96 }, mnv2_block6_depthwise_filter, mnv2_block6_depthwise_bias, mnv2_block6_depthwise_multiplier, mnv2_block6_depthwise_shift, 0 },
-    { { 128, -22, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 96 }, mnv2_block6_project_filter, mnv2_block6_project_bias, mnv2_block6_project_multiplier, mnv2_block6_project_shift, 0 },
-    0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-    1, block6_group_start,
+static const mnv2_fused_unit op21_block = {
+    .x_offset = 3072, .y_offset = 1920, .window_offset = 0, .dw_out_offset = 1536,
+    .shortcut_offset = 0, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 4, .w = 4, .c = 16 }, .e_dims = { .n = 1, .h = 4, .w = 4, .c = 96 },
+    .y_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = 27, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 96, .h = 1, .w = 1, .c = 16 },
+        .filter = mnv2_op21_block_producer_filter, .bias = mnv2_op21_block_producer_bias,
+        .multiplier = mnv2_op21_block_producer_multiplier, .shift = mnv2_op21_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 2, .stride_w = 2, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 96 },
+        .filter = mnv2_op21_block_depthwise_filter, .bias = mnv2_op21_block_depthwise_bias,
+        .multiplier = mnv2_op21_block_depthwise_multiplier,
+        .shift = mnv2_op21_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -6, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 24, .h = 1, .w = 1, .c = 96 },
+        .filter = mnv2_op21_block_project_filter, .bias = mnv2_op21_block_project_bias,
+        .multiplier = mnv2_op21_block_project_multiplier, .shift = mnv2_op21_block_project_shift,
+    },
+    .has_add = 0, .groups = 1, .group_start = op21_block_group_start,
 };
-/* step 7: block7, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const int16_t block7_group_start[2] = { 0, 144 };
-static const mnv2_band block7_bands[1] = {
-    { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
+/* step 7: op24_block, fused operators 24 (CONV_2D), 25 (DEPTHWISE_CONV_2D), 26 (CONV_2D), 27 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op24_block_group_start[2] = { 0, 144 };
+static const mnv2_band op24_block_bands[1] = {
+    { .out_row = 0, .out_rows = 2, .window_row = 0, .window_rows = 2, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 2, .producer_row = 0, .producer_rows = 2, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block7 = {
-    1920, 1152, 576, 0,
-    1248, 0, 0, 0,
-    { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 24 },
-    1,
-    { { 22, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, mnv2_block7_producer_filter, mnv2_block7_producer_bias, mnv2_block7_producer_multiplier, mnv2_block7_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, mnv2_block7_depthwise_filter, mnv2_block7_depthwise_bias, mnv2_block7_depthwise_multiplier, mnv2_block7_depthwise_shift, 0 },
-    { { 128, -2, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, mnv2_block7_project_filter, mnv2_block7_project_bias, mnv2_block7_project_multiplier, mnv2_block7_project_shift, 0 },
-    1, { 22, 1073741824, 0, 2, 1712299161, -1, 20, 7, 1654146750, -19, -128, 127 },
-    1, block7_group_start,
+static const mnv2_fused_unit op24_block = {
+    .x_offset = 1920, .y_offset = 1152, .window_offset = 576, .dw_out_offset = 0,
+    .shortcut_offset = 1248, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .e_dims = { .n = 1, .h = 2, .w = 2, .c = 144 },
+    .y_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = 6, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 144, .h = 1, .w = 1, .c = 24 },
+        .filter = mnv2_op24_block_producer_filter, .bias = mnv2_op24_block_producer_bias,
+        .multiplier = mnv2_op24_block_producer_multiplier, .shift = mnv2_op24_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 144 },
+        .filter = mnv2_op24_block_depthwise_filter, .bias = mnv2_op24_block_depthwise_bias,
+        .multiplier = mnv2_op24_block_depthwise_multiplier,
+        .shift = mnv2_op24_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 24, .h = 1, .w = 1, .c = 144 },
+        .filter = mnv2_op24_block_project_filter, .bias = mnv2_op24_block_project_bias,
+        .multiplier = mnv2_op24_block_project_multiplier, .shift = mnv2_op24_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = 6, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 3, .input_2_multiplier = 1746058736, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = -1, .output_multiplier = 1646932507, .output_shift = -19,
+        .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op24_block_group_start,
 };
-/* step 8: block8, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const int16_t block8_group_start[2] = { 0, 144 };
-static const mnv2_band block8_bands[1] = {
-    { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
+/* step 8: op28_block, fused operators 28 (CONV_2D), 29 (DEPTHWISE_CONV_2D), 30 (CONV_2D), 31 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op28_block_group_start[2] = { 0, 144 };
+static const mnv2_band op28_block_bands[1] = {
+    { .out_row = 0, .out_rows = 2, .window_row = 0, .window_rows = 2, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 2, .producer_row = 0, .producer_rows = 2, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block8 = {
-    1152, 1248, 576, 0,
-    1344, 0, 0, 0,
-    { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 24 },
-    1,
-    { { -7, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, mnv2_block8_producer_filter, mnv2_block8_producer_bias, mnv2_block8_producer_multiplier, mnv2_block8_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, mnv2_block8_depthwise_filter, mnv2_block8_depthwise_bias, mnv2_block8_depthwise_multiplier, mnv2_block8_depthwise_shift, 0 },
-    { { 128, -14, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, mnv2_block8_project_filter, mnv2_block8_project_bias, mnv2_block8_project_multiplier, mnv2_block8_project_shift, 0 },
-    1, { -7, 1073741824, 0, 14, 1724651276, -1, 20, -10, 1919558485, -19, -128, 127 },
-    1, block8_group_start,
+static const mnv2_fused_unit op28_block = {
+    .x_offset = 1152, .y_offset = 1248, .window_offset = 576, .dw_out_offset = 0,
+    .shortcut_offset = 1344, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .e_dims = { .n = 1, .h = 2, .w = 2, .c = 144 },
+    .y_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = 1, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 144, .h = 1, .w = 1, .c = 24 },
+        .filter = mnv2_op28_block_producer_filter, .bias = mnv2_op28_block_producer_bias,
+        .multiplier = mnv2_op28_block_producer_multiplier, .shift = mnv2_op28_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 144 },
+        .filter = mnv2_op28_block_depthwise_filter, .bias = mnv2_op28_block_depthwise_bias,
+        .multiplier = mnv2_op28_block_depthwise_multiplier,
+        .shift = mnv2_op28_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -10, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 24, .h = 1, .w = 1, .c = 144 },
+        .filter = mnv2_op28_block_project_filter, .bias = mnv2_op28_block_project_bias,
+        .multiplier = mnv2_op28_block_project_multiplier, .shift = mnv2_op28_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = 1, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 10, .input_2_multiplier = 1373328746, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 10, .output_multiplier = 1621956005, .output_shift = -19,
+        .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op28_block_group_start,
 };
-/* step 9: block9, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const int16_t block9_group_start[2] = { 0, 144 };
-static const mnv2_band block9_bands[1] = {
-    { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
+/* step 9: op32_block, fused operators 32 (CONV_2D), 33 (DEPTHWISE_CONV_2D), 34 (CONV_2D), 35 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op32_block_group_start[2] = { 0, 144 };
+static const mnv2_band op32_block_bands[1] = {
+    { .out_row = 0, .out_rows = 2, .window_row = 0, .window_rows = 2, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 2, .producer_row = 0, .producer_rows = 2, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block9 = {
-    1248, 1152, 576, 0,
-    1344, 0, 0, 0,
-    { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 24 },
-    1,
-    { { 10, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, mnv2_block9_producer_filter, mnv2_block9_producer_bias, mnv2_block9_producer_multiplier, mnv2_block9_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, mnv2_block9_depthwise_filter, mnv2_block9_depthwise_bias, mnv2_block9_depthwise_multiplier, mnv2_block9_depthwise_shift, 0 },
-    { { 128, -26, 1, 1, 0, 0, 1, 1, -128, 127 }, { 24, 1, 1, 144 }, mnv2_block9_project_filter, mnv2_block9_project_bias, mnv2_block9_project_multiplier, mnv2_block9_project_shift, 0 },
-    1, { 10, 1073741824, 0, 26, 1250024937, -1, 20, -5, 1755565687, -19, -128, 127 },
-    1, block9_group_start,
+static const mnv2_fused_unit op32_block = {
+    .x_offset = 1248, .y_offset = 1152, .window_offset = 576, .dw_out_offset = 0,
+    .shortcut_offset = 1344, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .e_dims = { .n = 1, .h = 2, .w = 2, .c = 144 },
+    .y_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = -10, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 144, .h = 1, .w = 1, .c = 24 },
+        .filter = mnv2_op32_block_producer_filter, .bias = mnv2_op32_block_producer_bias,
+        .multiplier = mnv2_op32_block_producer_multiplier, .shift = mnv2_op32_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 144 },
+        .filter = mnv2_op32_block_depthwise_filter, .bias = mnv2_op32_block_depthwise_bias,
+        .multiplier = mnv2_op32_block_depthwise_multiplier,
+        .shift = mnv2_op32_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 24, .h = 1, .w = 1, .c = 144 },
+        .filter = mnv2_op32_block_project_filter, .bias = mnv2_op32_block_project_bias,
+        .multiplier = mnv2_op32_block_project_multiplier, .shift = mnv2_op32_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = -10, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = -3, .input_2_multiplier = 1226116670, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = -2, .output_multiplier = 1883077040, .output_shift = -19,
+        .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op32_block_group_start,
 };
-/* step 10: block10, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
-static const int16_t block10_group_start[2] = { 0, 144 };
-static const mnv2_band block10_bands[1] = {
-    { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
+/* step 10: op36_block, fused operators 36 (CONV_2D), 37 (DEPTHWISE_CONV_2D), 38 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op36_block_group_start[2] = { 0, 144 };
+static const mnv2_band op36_block_bands[1] = {
+    { .out_row = 0, .out_rows = 2, .window_row = 0, .window_rows = 2, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 2, .producer_row = 0, .producer_rows = 2, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block10 = {
-    1152, 1536, 576, 0,
-    0, 0, 0, 0,
-    { 1, 2, 2, 24 }, { 1, 2, 2, 144 }, { 1, 2, 2, 32 },
-    1,
-    { { 5, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 144, 1, 1, 24 }, mnv2_block10_producer_filter, mnv2_block10_producer_bias, mnv2_block10_producer_multiplier, mnv2_block10_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 144 }, mnv2_block10_depthwise_filter, mnv2_block10_depthwise_bias, mnv2_block10_depthwise_multiplier, mnv2_block10_depthwise_shift, 0 },
-    { { 128, -5, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 144 }, mnv2_block10_project_filter, mnv2_block10_project_bias, mnv2_block10_project_multiplier, mnv2_block10_project_shift, 0 },
-    0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-    1, block10_group_start,
+static const mnv2_fused_unit op36_block = {
+    .x_offset = 1152, .y_offset = 1536, .window_offset = 576, .dw_out_offset = 0,
+    .shortcut_offset = 0, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 2, .w = 2, .c = 24 }, .e_dims = { .n = 1, .h = 2, .w = 2, .c = 144 },
+    .y_dims = { .n = 1, .h = 2, .w = 2, .c = 32 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = 2, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 144, .h = 1, .w = 1, .c = 24 },
+        .filter = mnv2_op36_block_producer_filter, .bias = mnv2_op36_block_producer_bias,
+        .multiplier = mnv2_op36_block_producer_multiplier, .shift = mnv2_op36_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 144 },
+        .filter = mnv2_op36_block_depthwise_filter, .bias = mnv2_op36_block_depthwise_bias,
+        .multiplier = mnv2_op36_block_depthwise_multiplier,
+        .shift = mnv2_op36_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -17, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 32, .h = 1, .w = 1, .c = 144 },
+        .filter = mnv2_op36_block_project_filter, .bias = mnv2_op36_block_project_bias,
+        .multiplier = mnv2_op36_block_project_multiplier, .shift = mnv2_op36_block_project_shift,
+    },
+    .has_add = 0, .groups = 1, .group_start = op36_block_group_start,
 };
-/* step 11: block11, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const int16_t block11_group_start[2] = { 0, 192 };
-static const mnv2_band block11_bands[1] = {
-    { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
+/* step 11: op39_block, fused operators 39 (CONV_2D), 40 (DEPTHWISE_CONV_2D), 41 (CONV_2D), 42 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op39_block_group_start[2] = { 0, 192 };
+static const mnv2_band op39_block_bands[1] = {
+    { .out_row = 0, .out_rows = 2, .window_row = 0, .window_rows = 2, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 2, .producer_row = 0, .producer_rows = 2, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block11 = {
-    1536, 1664, 768, 0,
-    1792, 0, 0, 0,
-    { 1, 2, 2, 32 }, { 1, 2, 2, 192 }, { 1, 2, 2, 32 },
-    1,
-    { { 5, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, mnv2_block11_producer_filter, mnv2_block11_producer_bias, mnv2_block11_producer_multiplier, mnv2_block11_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, mnv2_block11_depthwise_filter, mnv2_block11_depthwise_bias, mnv2_block11_depthwise_multiplier, mnv2_block11_depthwise_shift, 0 },
-    { { 128, 2, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, mnv2_block11_project_filter, mnv2_block11_project_bias, mnv2_block11_project_multiplier, mnv2_block11_project_shift, 0 },
-    1, { 5, 2068542575, -1, -2, 1073741824, 0, 20, 17, 1533897812, -19, -128, 127 },
-    1, block11_group_start,
+static const mnv2_fused_unit op39_block = {
+    .x_offset = 1536, .y_offset = 1664, .window_offset = 768, .dw_out_offset = 0,
+    .shortcut_offset = 1792, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 2, .w = 2, .c = 32 }, .e_dims = { .n = 1, .h = 2, .w = 2, .c = 192 },
+    .y_dims = { .n = 1, .h = 2, .w = 2, .c = 32 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = 17, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 192, .h = 1, .w = 1, .c = 32 },
+        .filter = mnv2_op39_block_producer_filter, .bias = mnv2_op39_block_producer_bias,
+        .multiplier = mnv2_op39_block_producer_multiplier, .shift = mnv2_op39_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 192 },
+        .filter = mnv2_op39_block_depthwise_filter, .bias = mnv2_op39_block_depthwise_bias,
+        .multiplier = mnv2_op39_block_depthwise_multiplier,
+        .shift = mnv2_op39_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 32, .h = 1, .w = 1, .c = 192 },
+        .filter = mnv2_op39_block_project_filter, .bias = mnv2_op39_block_project_bias,
+        .multiplier = mnv2_op39_block_project_multiplier, .shift = mnv2_op39_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = 17, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 3, .input_2_multiplier = 2043336855, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 0, .output_multiplier = 1558127266, .output_shift = -19,
+        .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op39_block_group_start,
 };
-/* step 12: block12, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const int16_t block12_group_start[2] = { 0, 192 };
-static const mnv2_band block12_bands[1] = {
-    { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
+/* step 12: op43_block, fused operators 43 (CONV_2D), 44 (DEPTHWISE_CONV_2D), 45 (CONV_2D), 46 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op43_block_group_start[2] = { 0, 192 };
+static const mnv2_band op43_block_bands[1] = {
+    { .out_row = 0, .out_rows = 2, .window_row = 0, .window_rows = 2, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 2, .producer_row = 0, .producer_rows = 2, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block12 = {
-    1664, 1536, 768, 0,
-    1792, 0, 0, 0,
-    { 1, 2, 2, 32 }, { 1, 2, 2, 192 }, { 1, 2, 2, 32 },
-    1,
-    { { -17, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, mnv2_block12_producer_filter, mnv2_block12_producer_bias, mnv2_block12_producer_multiplier, mnv2_block12_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, mnv2_block12_depthwise_filter, mnv2_block12_depthwise_bias, mnv2_block12_depthwise_multiplier, mnv2_block12_depthwise_shift, 0 },
-    { { 128, 3, 1, 1, 0, 0, 1, 1, -128, 127 }, { 32, 1, 1, 192 }, mnv2_block12_project_filter, mnv2_block12_project_bias, mnv2_block12_project_multiplier, mnv2_block12_project_shift, 0 },
-    1, { -17, 1073741824, 0, -3, 1736356306, -1, 20, -6, 1717272394, -19, -128, 127 },
-    1, block12_group_start,
+static const mnv2_fused_unit op43_block = {
+    .x_offset = 1664, .y_offset = 1536, .window_offset = 768, .dw_out_offset = 0,
+    .shortcut_offset = 1792, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 2, .w = 2, .c = 32 }, .e_dims = { .n = 1, .h = 2, .w = 2, .c = 192 },
+    .y_dims = { .n = 1, .h = 2, .w = 2, .c = 32 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = 0, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 192, .h = 1, .w = 1, .c = 32 },
+        .filter = mnv2_op43_block_producer_filter, .bias = mnv2_op43_block_producer_bias,
+        .multiplier = mnv2_op43_block_producer_multiplier, .shift = mnv2_op43_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 192 },
+        .filter = mnv2_op43_block_depthwise_filter, .bias = mnv2_op43_block_depthwise_bias,
+        .multiplier = mnv2_op43_block_depthwise_multiplier,
+        .shift = mnv2_op43_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -16, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 32, .h = 1, .w = 1, .c = 192 },
+        .filter = mnv2_op43_block_project_filter, .bias = mnv2_op43_block_project_bias,
+        .multiplier = mnv2_op43_block_project_multiplier, .shift = mnv2_op43_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = 0, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 16, .input_2_multiplier = 1592013383, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 3, .output_multiplier = 1825796955, .output_shift = -19,
+        .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op43_block_group_start,
 };
-/* step 13: block13, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
-static const int16_t block13_group_start[2] = { 0, 192 };
-static const mnv2_band block13_bands[1] = {
-    { 0, 1, 0, 2, 0, 0, 0, 2, 0, 2, 0 },
+/* step 13: op47_block, fused operators 47 (CONV_2D), 48 (DEPTHWISE_CONV_2D), 49 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op47_block_group_start[2] = { 0, 192 };
+static const mnv2_band op47_block_bands[1] = {
+    { .out_row = 0, .out_rows = 1, .window_row = 0, .window_rows = 2, .window_pad_top = 0, .keep_from = 0, .keep_rows = 0, .new_rows = 2, .producer_row = 0, .producer_rows = 2, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block13 = {
-    1536, 960, 0, 768,
-    0, 0, 0, 0,
-    { 1, 2, 2, 32 }, { 1, 2, 2, 192 }, { 1, 1, 1, 56 },
-    1,
-    { { 6, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 192, 1, 1, 32 }, mnv2_block13_producer_filter, mnv2_block13_producer_bias, mnv2_block13_producer_multiplier, mnv2_block13_producer_shift, 0 },
-    { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 192 }, mnv2_block13_depthwise_filter, mnv2_block13_depthwise_bias, mnv2_block13_depthwise_multiplier, mnv2_block13_depthwise_shift, 0 },
-    { { 128, 0, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 192 }, mnv2_block13_project_filter, mnv2_block13_project_bias, mnv2_block13_project_multiplier, mnv2_block13_project_shift, 0 },
-    0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-    1, block13_group_start,
+static const mnv2_fused_unit op47_block = {
+    .x_offset = 1536, .y_offset = 960, .window_offset = 0, .dw_out_offset = 768,
+    .shortcut_offset = 0, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 2, .w = 2, .c = 32 }, .e_dims = { .n = 1, .h = 2, .w = 2, .c = 192 },
+    .y_dims = { .n = 1, .h = 1, .w = 1, .c = 56 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = -3, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 192, .h = 1, .w = 1, .c = 32 },
+        .filter = mnv2_op47_block_producer_filter, .bias = mnv2_op47_block_producer_bias,
+        .multiplier = mnv2_op47_block_producer_multiplier, .shift = mnv2_op47_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 2, .stride_w = 2, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 192 },
+        .filter = mnv2_op47_block_depthwise_filter, .bias = mnv2_op47_block_depthwise_bias,
+        .multiplier = mnv2_op47_block_depthwise_multiplier,
+        .shift = mnv2_op47_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = 3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 56, .h = 1, .w = 1, .c = 192 },
+        .filter = mnv2_op47_block_project_filter, .bias = mnv2_op47_block_project_bias,
+        .multiplier = mnv2_op47_block_project_multiplier, .shift = mnv2_op47_block_project_shift,
+    },
+    .has_add = 0, .groups = 1, .group_start = op47_block_group_start,
 };
-/* step 14: block14, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
-static const int16_t block14_group_start[2] = { 0, 336 };
-static const mnv2_band block14_bands[1] = {
-    { 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0 },
+/* step 14: op50_block, fused operators 50 (CONV_2D), 51 (DEPTHWISE_CONV_2D), 52 (CONV_2D), 53 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op50_block_group_start[2] = { 0, 336 };
+static const mnv2_band op50_block_bands[1] = {
+    { .out_row = 0, .out_rows = 1, .window_row = 0, .window_rows = 1, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 1, .producer_row = 0, .producer_rows = 1, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block14 = {
-    960, 736, 336, 0,
-    672, 0, 0, 0,
-    { 1, 1, 1, 56 }, { 1, 1, 1, 336 }, { 1, 1, 1, 56 },
-    1,
-    { { 0, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, mnv2_block14_producer_filter, mnv2_block14_producer_bias, mnv2_block14_producer_multiplier, mnv2_block14_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, mnv2_block14_depthwise_filter, mnv2_block14_depthwise_bias, mnv2_block14_depthwise_multiplier, mnv2_block14_depthwise_shift, 0 },
-    { { 128, 9, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, mnv2_block14_project_filter, mnv2_block14_project_bias, mnv2_block14_project_multiplier, mnv2_block14_project_shift, 0 },
-    1, { 0, 1073741824, 0, -9, 1893870133, -1, 20, -3, 1649930351, -19, -128, 127 },
-    1, block14_group_start,
+static const mnv2_fused_unit op50_block = {
+    .x_offset = 960, .y_offset = 736, .window_offset = 336, .dw_out_offset = 0,
+    .shortcut_offset = 672, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 1, .w = 1, .c = 56 }, .e_dims = { .n = 1, .h = 1, .w = 1, .c = 336 },
+    .y_dims = { .n = 1, .h = 1, .w = 1, .c = 56 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = -3, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 336, .h = 1, .w = 1, .c = 56 },
+        .filter = mnv2_op50_block_producer_filter, .bias = mnv2_op50_block_producer_bias,
+        .multiplier = mnv2_op50_block_producer_multiplier, .shift = mnv2_op50_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 336 },
+        .filter = mnv2_op50_block_depthwise_filter, .bias = mnv2_op50_block_depthwise_bias,
+        .multiplier = mnv2_op50_block_depthwise_multiplier,
+        .shift = mnv2_op50_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -3, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 56, .h = 1, .w = 1, .c = 336 },
+        .filter = mnv2_op50_block_project_filter, .bias = mnv2_op50_block_project_bias,
+        .multiplier = mnv2_op50_block_project_multiplier, .shift = mnv2_op50_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = -3, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 3, .input_2_multiplier = 1978644881, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 0, .output_multiplier = 1742445904, .output_shift = -19,
+        .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op50_block_group_start,
 };
-/* step 15: block15, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
-static const int16_t block15_group_start[2] = { 0, 336 };
-static const mnv2_band block15_bands[1] = {
-    { 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0 },
+/* step 15: op54_block, fused operators 54 (CONV_2D), 55 (DEPTHWISE_CONV_2D), 56 (CONV_2D), 57 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op54_block_group_start[2] = { 0, 336 };
+static const mnv2_band op54_block_bands[1] = {
+    { .out_row = 0, .out_rows = 1, .window_row = 0, .window_rows = 1, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 1, .producer_row = 0, .producer_rows = 1, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block15 = {
-    736, 800, 336, 0,
-    672, 0, 0, 0,
-    { 1, 1, 1, 56 }, { 1, 1, 1, 336 }, { 1, 1, 1, 56 },
-    1,
-    { { 3, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, mnv2_block15_producer_filter, mnv2_block15_producer_bias, mnv2_block15_producer_multiplier, mnv2_block15_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, mnv2_block15_depthwise_filter, mnv2_block15_depthwise_bias, mnv2_block15_depthwise_multiplier, mnv2_block15_depthwise_shift, 0 },
-    { { 128, -10, 1, 1, 0, 0, 1, 1, -128, 127 }, { 56, 1, 1, 336 }, mnv2_block15_project_filter, mnv2_block15_project_bias, mnv2_block15_project_multiplier, mnv2_block15_project_shift, 0 },
-    1, { 3, 1073741824, 0, 10, 1440530134, -1, 20, 1, 1624184739, -19, -128, 127 },
-    1, block15_group_start,
+static const mnv2_fused_unit op54_block = {
+    .x_offset = 736, .y_offset = 800, .window_offset = 336, .dw_out_offset = 0,
+    .shortcut_offset = 672, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 1, .w = 1, .c = 56 }, .e_dims = { .n = 1, .h = 1, .w = 1, .c = 336 },
+    .y_dims = { .n = 1, .h = 1, .w = 1, .c = 56 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = 0, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 336, .h = 1, .w = 1, .c = 56 },
+        .filter = mnv2_op54_block_producer_filter, .bias = mnv2_op54_block_producer_bias,
+        .multiplier = mnv2_op54_block_producer_multiplier, .shift = mnv2_op54_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 336 },
+        .filter = mnv2_op54_block_depthwise_filter, .bias = mnv2_op54_block_depthwise_bias,
+        .multiplier = mnv2_op54_block_depthwise_multiplier,
+        .shift = mnv2_op54_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = -5, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 56, .h = 1, .w = 1, .c = 336 },
+        .filter = mnv2_op54_block_project_filter, .bias = mnv2_op54_block_project_bias,
+        .multiplier = mnv2_op54_block_project_multiplier, .shift = mnv2_op54_block_project_shift,
+    },
+    .has_add = 1,
+    .add = {
+        .input_1_offset = 0, .input_1_multiplier = 1073741824, .input_1_shift = 0,
+        .input_2_offset = 5, .input_2_multiplier = 1725049478, .input_2_shift = -1,
+        .left_shift = 20, .output_offset = 11, .output_multiplier = 1713989977, .output_shift = -19,
+        .activation_min = -128, .activation_max = 127,
+    },
+    .groups = 1, .group_start = op54_block_group_start,
 };
-/* step 16: block16, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
-static const int16_t block16_group_start[2] = { 0, 336 };
-static const mnv2_band block16_bands[1] = {
-    { 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0 },
+/* step 16: op58_block, fused operators 58 (CONV_2D), 59 (DEPTHWISE_CONV_2D), 60 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
+/* channel bounds of E's 1 channel group(s) */
+static const int16_t op58_block_group_start[2] = { 0, 336 };
+static const mnv2_band op58_block_bands[1] = {
+    { .out_row = 0, .out_rows = 1, .window_row = 0, .window_rows = 1, .window_pad_top = 1, .keep_from = 0, .keep_rows = 0, .new_rows = 1, .producer_row = 0, .producer_rows = 1, .producer_pad_top = 0 },
 };
-static const mnv2_fused_unit block16 = {
-    800, 1280, 336, 0,
-    0, 0, 0, 0,
-    { 1, 1, 1, 56 }, { 1, 1, 1, 336 }, { 1, 1, 1, 112 },
-    1,
-    { { -1, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 336, 1, 1, 56 }, mnv2_block16_producer_filter, mnv2_block16_producer_bias, mnv2_block16_producer_multiplier, mnv2_block16_producer_shift, 0 },
-    { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 336 }, mnv2_block16_depthwise_filter, mnv2_block16_depthwise_bias, mnv2_block16_depthwise_multiplier, mnv2_block16_depthwise_shift, 0 },
-    { { 128, 12, 1, 1, 0, 0, 1, 1, -128, 127 }, { 112, 1, 1, 336 }, mnv2_block16_project_filter, mnv2_block16_project_bias, mnv2_block16_project_multiplier, mnv2_block16_project_shift, 0 },
-    0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-    1, block16_group_start,
+static const mnv2_fused_unit op58_block = {
+    .x_offset = 800, .y_offset = 1280, .window_offset = 336, .dw_out_offset = 0,
+    .shortcut_offset = 0, .acc_offset = 0, .scratch_offset = 0, .scratch_bytes = 0,
+    .x_dims = { .n = 1, .h = 1, .w = 1, .c = 56 }, .e_dims = { .n = 1, .h = 1, .w = 1, .c = 336 },
+    .y_dims = { .n = 1, .h = 1, .w = 1, .c = 112 }, .producer_kind = 1,
+    .producer = {
+        .params = {
+            .input_offset = -11, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 336, .h = 1, .w = 1, .c = 56 },
+        .filter = mnv2_op58_block_producer_filter, .bias = mnv2_op58_block_producer_bias,
+        .multiplier = mnv2_op58_block_producer_multiplier, .shift = mnv2_op58_block_producer_shift,
+    },
+    .depthwise = {
+        .params = {
+            .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 1,
+            .pad_left = 1, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 336 },
+        .filter = mnv2_op58_block_depthwise_filter, .bias = mnv2_op58_block_depthwise_bias,
+        .multiplier = mnv2_op58_block_depthwise_multiplier,
+        .shift = mnv2_op58_block_depthwise_shift,
+    },
+    .project = {
+        .params = {
+            .input_offset = 128, .output_offset = 12, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+            .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128,
+            .activation_max = 127,
+        },
+        .filter_dims = { .n = 112, .h = 1, .w = 1, .c = 336 },
+        .filter = mnv2_op58_block_project_filter, .bias = mnv2_op58_block_project_bias,
+        .multiplier = mnv2_op58_block_project_multiplier, .shift = mnv2_op58_block_project_shift,
+    },
+    .has_add = 0, .groups = 1, .group_start = op58_block_group_start,
 };
-/* step 17: op61_conv_2d, CONV_2D (operator 61 (CONV_2D)) */
-static const mnv2_conv_params op61_conv_2d_params = { -12, -128, 1, 1, 0, 0, 1, 1, -128, 127 };
-static const mnv2_dims op61_conv_2d_input_dims = { 1, 1, 1, 112 };
-static const mnv2_dims op61_conv_2d_filter_dims = { 1280, 1, 1, 112 };
-static const mnv2_dims op61_conv_2d_output_dims = { 1, 1, 1, 1280 };
-/* step 18: op62_mean, MEAN (operator 62 (MEAN)) */
+/* step 17: op61_conv_2d, operator 61 (CONV_2D) */
+static const mnv2_conv_params op61_conv_2d_params = {
+    .input_offset = -12, .output_offset = -128, .stride_h = 1, .stride_w = 1, .pad_top = 0,
+    .pad_left = 0, .dilation_h = 1, .dilation_w = 1, .activation_min = -128, .activation_max = 127,
+};
+static const mnv2_dims op61_conv_2d_input_dims = { .n = 1, .h = 1, .w = 1, .c = 112 };
+static const mnv2_dims op61_conv_2d_filter_dims = { .n = 1280, .h = 1, .w = 1, .c = 112 };
+static const mnv2_dims op61_conv_2d_output_dims = { .n = 1, .h = 1, .w = 1, .c = 1280 };
+/* step 18: op62_mean, operator 62 (MEAN) */
 
-/* step 19: op63_fully_connected, FULLY_CONNECTED (operator 63 (FULLY_CONNECTED)) */
-static const mnv2_fc_params op63_fully_connected_params = { 128, 0, 17, -128, 127 };
-/* step 20: op64_softmax, SOFTMAX (operator 64 (SOFTMAX)) */
+/* step 19: op63_fully_connected, operator 63 (FULLY_CONNECTED) */
+static const mnv2_fc_params op63_fully_connected_params = {
+    .input_offset = 128, .filter_offset = 0, .output_offset = -34, .activation_min = -128,
+    .activation_max = 127,
+};
+/* step 20: op64_softmax, operator 64 (SOFTMAX) */
 
 mnv2_input_t *mnv2_input(void)
 {
@@ -509,226 +1123,258 @@ static int mnv2_run_steps(void)
 {
     int32_t status = MNV2_OK;
 
-    /* step 0: segment0, depth-first over 1 unit(s) reading a whole input: block0 (fused, tiles of 2 column(s)); 17 row steps */
-    mnv2_segment_begin(&segment0, mnv2_arena);
-    status = mnv2_segment_run(&segment0, 0, 17, mnv2_arena);
+    /* step 0: op0_segment, depth-first over 1 unit(s) reading a whole input, 17 row steps: op0_block (fused): operators 0 (CONV_2D), 1 (DEPTHWISE_CONV_2D), 2 (CONV_2D), tiles of 2 column(s) */
+    mnv2_segment_begin(&op0_segment, mnv2_arena);
+    for (int32_t entry = 0; entry < 17 && status == MNV2_OK; ++entry)
+    {
+        status = mnv2_segment_run(&op0_segment, entry, entry + 1, mnv2_arena);
+        MNV2_YIELD(0, entry);
+    }
     MNV2_PROFILE_POINT(0);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(0);
     }
 
-    /* step 1: segment1, depth-first over 1 unit(s) reading a whole input: block1 (fused, tiles of 2 column(s)); 9 row steps */
-    mnv2_segment_begin(&segment1, mnv2_arena);
-    status = mnv2_segment_run(&segment1, 0, 9, mnv2_arena);
+    /* step 1: op3_segment, depth-first over 1 unit(s) reading a whole input, 9 row steps: op3_block (fused): operators 3 (CONV_2D), 4 (DEPTHWISE_CONV_2D), 5 (CONV_2D), tiles of 2 column(s) */
+    mnv2_segment_begin(&op3_segment, mnv2_arena);
+    for (int32_t entry = 0; entry < 9 && status == MNV2_OK; ++entry)
+    {
+        status = mnv2_segment_run(&op3_segment, entry, entry + 1, mnv2_arena);
+        MNV2_YIELD(1, entry);
+    }
     MNV2_PROFILE_POINT(1);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(1);
     }
 
-    /* step 2: block2, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 3 bands of 3 row(s), 1 channel group(s) */
+    /* step 2: op6_block, fused operators 6 (CONV_2D), 7 (DEPTHWISE_CONV_2D), 8 (CONV_2D), 9 (ADD); 3 band(s) of 3 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 3 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block2, &block2_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op6_block, &op6_block_bands[band], mnv2_arena);
+        MNV2_YIELD(2, band);
     }
     MNV2_PROFILE_POINT(2);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(2);
     }
 
-    /* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 2 bands of 2 row(s), 1 channel group(s) */
+    /* step 3: op10_block, fused operators 10 (CONV_2D), 11 (DEPTHWISE_CONV_2D), 12 (CONV_2D); 2 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 2 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block3, &block3_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op10_block, &op10_block_bands[band], mnv2_arena);
+        MNV2_YIELD(3, band);
     }
     MNV2_PROFILE_POINT(3);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(3);
     }
 
-    /* step 4: block4, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
+    /* step 4: op13_block, fused operators 13 (CONV_2D), 14 (DEPTHWISE_CONV_2D), 15 (CONV_2D), 16 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block4, &block4_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op13_block, &op13_block_bands[band], mnv2_arena);
+        MNV2_YIELD(4, band);
     }
     MNV2_PROFILE_POINT(4);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(4);
     }
 
-    /* step 5: block5, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
+    /* step 5: op17_block, fused operators 17 (CONV_2D), 18 (DEPTHWISE_CONV_2D), 19 (CONV_2D), 20 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block5, &block5_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op17_block, &op17_block_bands[band], mnv2_arena);
+        MNV2_YIELD(5, band);
     }
     MNV2_PROFILE_POINT(5);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(5);
     }
 
-    /* step 6: block6, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 6: op21_block, fused operators 21 (CONV_2D), 22 (DEPTHWISE_CONV_2D), 23 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block6, &block6_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op21_block, &op21_block_bands[band], mnv2_arena);
+        MNV2_YIELD(6, band);
     }
     MNV2_PROFILE_POINT(6);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(6);
     }
 
-    /* step 7: block7, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 7: op24_block, fused operators 24 (CONV_2D), 25 (DEPTHWISE_CONV_2D), 26 (CONV_2D), 27 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block7, &block7_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op24_block, &op24_block_bands[band], mnv2_arena);
+        MNV2_YIELD(7, band);
     }
     MNV2_PROFILE_POINT(7);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(7);
     }
 
-    /* step 8: block8, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 8: op28_block, fused operators 28 (CONV_2D), 29 (DEPTHWISE_CONV_2D), 30 (CONV_2D), 31 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block8, &block8_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op28_block, &op28_block_bands[band], mnv2_arena);
+        MNV2_YIELD(8, band);
     }
     MNV2_PROFILE_POINT(8);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(8);
     }
 
-    /* step 9: block9, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 9: op32_block, fused operators 32 (CONV_2D), 33 (DEPTHWISE_CONV_2D), 34 (CONV_2D), 35 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block9, &block9_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op32_block, &op32_block_bands[band], mnv2_arena);
+        MNV2_YIELD(9, band);
     }
     MNV2_PROFILE_POINT(9);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(9);
     }
 
-    /* step 10: block10, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 10: op36_block, fused operators 36 (CONV_2D), 37 (DEPTHWISE_CONV_2D), 38 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block10, &block10_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op36_block, &op36_block_bands[band], mnv2_arena);
+        MNV2_YIELD(10, band);
     }
     MNV2_PROFILE_POINT(10);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(10);
     }
 
-    /* step 11: block11, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 11: op39_block, fused operators 39 (CONV_2D), 40 (DEPTHWISE_CONV_2D), 41 (CONV_2D), 42 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block11, &block11_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op39_block, &op39_block_bands[band], mnv2_arena);
+        MNV2_YIELD(11, band);
     }
     MNV2_PROFILE_POINT(11);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(11);
     }
 
-    /* step 12: block12, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 12: op43_block, fused operators 43 (CONV_2D), 44 (DEPTHWISE_CONV_2D), 45 (CONV_2D), 46 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block12, &block12_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op43_block, &op43_block_bands[band], mnv2_arena);
+        MNV2_YIELD(12, band);
     }
     MNV2_PROFILE_POINT(12);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(12);
     }
 
-    /* step 13: block13, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
+    /* step 13: op47_block, fused operators 47 (CONV_2D), 48 (DEPTHWISE_CONV_2D), 49 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block13, &block13_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op47_block, &op47_block_bands[band], mnv2_arena);
+        MNV2_YIELD(13, band);
     }
     MNV2_PROFILE_POINT(13);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(13);
     }
 
-    /* step 14: block14, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
+    /* step 14: op50_block, fused operators 50 (CONV_2D), 51 (DEPTHWISE_CONV_2D), 52 (CONV_2D), 53 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block14, &block14_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op50_block, &op50_block_bands[band], mnv2_arena);
+        MNV2_YIELD(14, band);
     }
     MNV2_PROFILE_POINT(14);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(14);
     }
 
-    /* step 15: block15, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
+    /* step 15: op54_block, fused operators 54 (CONV_2D), 55 (DEPTHWISE_CONV_2D), 56 (CONV_2D), 57 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block15, &block15_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op54_block, &op54_block_bands[band], mnv2_arena);
+        MNV2_YIELD(15, band);
     }
     MNV2_PROFILE_POINT(15);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(15);
     }
 
-    /* step 16: block16, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
+    /* step 16: op58_block, fused operators 58 (CONV_2D), 59 (DEPTHWISE_CONV_2D), 60 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_fused_band(&block16, &block16_bands[band], mnv2_arena);
+        status = mnv2_fused_band(&op58_block, &op58_block_bands[band], mnv2_arena);
+        MNV2_YIELD(16, band);
     }
     MNV2_PROFILE_POINT(16);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(16);
     }
 
-    /* step 17: op61_conv_2d, CONV_2D (operator 61 (CONV_2D)) */
+    /* step 17: op61_conv_2d, operator 61 (CONV_2D) */
     status = mnv2_conv_s8(&op61_conv_2d_params, mnv2_op61_conv_2d_multiplier, mnv2_op61_conv_2d_shift,
         &op61_conv_2d_input_dims, mnv2_arena + 1280, &op61_conv_2d_filter_dims, mnv2_op61_conv_2d_filter,
-        mnv2_op61_conv_2d_bias, &op61_conv_2d_output_dims, mnv2_arena + 0, 0, 0);
+        mnv2_op61_conv_2d_bias, &op61_conv_2d_output_dims, mnv2_arena + 0, /* scratch */ 0,
+        /* scratch_bytes */ 0);
+    MNV2_YIELD(17, 0);
     MNV2_PROFILE_POINT(17);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(17);
     }
 
-    /* step 18: op62_mean, MEAN (operator 62 (MEAN)) */
-    status = mnv2_mean_s8(mnv2_arena + 0, 1, 1, 1280,
-        128, 1073741824, 1, -128, mnv2_arena + 1280);
+    /* step 18: op62_mean, operator 62 (MEAN) */
+    status = mnv2_mean_s8(mnv2_arena + 0, /* outer */ 1, /* reduce */ 1,
+        /* inner */ 1280, /* input_offset */ 128,
+        /* multiplier */ 1073741824, /* shift */ 1,
+        /* output_offset */ -128, mnv2_arena + 1280);
+    MNV2_YIELD(18, 0);
     MNV2_PROFILE_POINT(18);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(18);
     }
 
-    /* step 19: op63_fully_connected, FULLY_CONNECTED (operator 63 (FULLY_CONNECTED)) */
+    /* step 19: op63_fully_connected, operator 63 (FULLY_CONNECTED) */
     status = mnv2_fully_connected_s8(&op63_fully_connected_params, mnv2_op63_fully_connected_multiplier, mnv2_op63_fully_connected_shift,
-        0, 1, 1280, mnv2_arena + 1280,
-        4, mnv2_op63_fully_connected_filter, mnv2_op63_fully_connected_bias, mnv2_arena + 0, 0,
-        0);
+        /* per_channel */ 0, /* batches */ 1,
+        /* in_features */ 1280, mnv2_arena + 1280, /* out_features */ 4,
+        mnv2_op63_fully_connected_filter, mnv2_op63_fully_connected_bias, mnv2_arena + 0, /* scratch */ 0,
+        /* scratch_bytes */ 0);
+    MNV2_YIELD(19, 0);
     MNV2_PROFILE_POINT(19);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(19);
     }
 
-    /* step 20: op64_softmax, SOFTMAX (operator 64 (SOFTMAX)) */
-    status = mnv2_softmax_s8(mnv2_arena + 0, 1, 4, 1154219904,
-        23, -248, mnv2_arena + 16);
+    /* step 20: op64_softmax, operator 64 (SOFTMAX) */
+    status = mnv2_softmax_s8(mnv2_arena + 0, /* rows */ 1, /* row_size */ 4,
+        /* input_beta_multiplier */ 2131956352, /* input_beta_left_shift */ 22,
+        /* diff_min */ -496, mnv2_arena + 16);
+    MNV2_YIELD(20, 0);
     MNV2_PROFILE_POINT(20);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(20);
     }
     (void)status;
     return MNV2_STATUS_OK;

@@ -59,15 +59,77 @@ typedef int8_t mnv2_input_t;
 
 typedef int8_t mnv2_output_t;
 
-/** Return codes of mnv2_invoke / mnv2_run. */
+/**
+ * Steps: one inference runs MNV2_STEP_COUNT steps in order, step k being the unit
+ * mnv2_step_names[k] of plan.json and REPORT.md. A unit is named by the index (in the model
+ * file) of the first operator it runs and what it is: "op12_block" is the fused block
+ * beginning at operator 12, "op0_segment" a depth-first segment beginning at operator 0,
+ * "op61_conv_2d" operator 61 alone; operators mnv2gen added are "added_<kind>".
+ * mnv2_step_bands[k] is how many bands step k runs (a fused block's row bands, a segment's
+ * row steps, 1 for a single operator): the yield hook's `band` counts them.
+ */
+#define MNV2_STEP_COUNT 21
+/** Bands of all steps together: the yield hook's calls per inference. */
+#define MNV2_BAND_COUNT 48
+extern const char *const mnv2_step_names[MNV2_STEP_COUNT];
+extern const uint16_t mnv2_step_bands[MNV2_STEP_COUNT];
+
+/**
+ * Return codes of mnv2_invoke and mnv2_run (and of mnv2_set_arena and the
+ * pixel helper where they exist); every failure is negative:
+ *      0              MNV2_STATUS_OK
+ *     -2              MNV2_STATUS_BAD_ARGUMENT      pixel helper: NULL pixels or a short stride
+ *     -3              MNV2_STATUS_NOT_BEGUN         streamed input: rows before mnv2_begin
+ *     -4              MNV2_STATUS_BAD_ROWS          streamed input: a bad row count or NULL rows
+ *     -10             MNV2_STATUS_NO_ARENA          runtime arena mode: no arena handed over
+ *     -11             MNV2_STATUS_ARENA_TOO_SMALL   mnv2_set_arena refused the buffer
+ *     -12             MNV2_STATUS_ARENA_MISALIGNED  mnv2_set_arena refused the buffer
+ *     -1000 - k       MNV2_STATUS_STEP_ERROR(k)     a kernel of step k refused its arguments
+ *                                                   (a bug: please report it with the model);
+ *                                                   MNV2_STATUS_FAILED_STEP(status) returns k
+ *                                                   and mnv2_step_names[k] names it
+ */
 #define MNV2_STATUS_OK 0
-#define MNV2_STATUS_KERNEL_ERROR (-1)
 /** Runtime arena mode: no arena handed over yet (mnv2_set_arena), nothing was run. */
 #define MNV2_STATUS_NO_ARENA (-10)
 /** mnv2_set_arena: the buffer is smaller than MNV2_ARENA_BYTES (refused). */
 #define MNV2_STATUS_ARENA_TOO_SMALL (-11)
 /** mnv2_set_arena: the buffer is not 16-byte aligned (refused). */
 #define MNV2_STATUS_ARENA_MISALIGNED (-12)
+/** Step k (0 <= k < MNV2_STEP_COUNT) failed: MNV2_STATUS_STEP_ERROR_BASE - k. */
+#define MNV2_STATUS_STEP_ERROR_BASE (-1000)
+#define MNV2_STATUS_STEP_ERROR(step) (MNV2_STATUS_STEP_ERROR_BASE - (step))
+/** Return the step a status names (0 .. MNV2_STEP_COUNT - 1), or -1 for any other status. */
+#define MNV2_STATUS_FAILED_STEP(status)                                                      \
+    ((status) <= MNV2_STATUS_STEP_ERROR_BASE && (status) > MNV2_STATUS_STEP_ERROR_BASE - MNV2_STEP_COUNT \
+         ? MNV2_STATUS_STEP_ERROR_BASE - (status)                                            \
+         : -1)
+
+/**
+ * Profiling hook: build the library (mnv2_model.c) with -DMNV2_PROFILE and define
+ *     void mnv2_profile_point(int32_t step) { times[step] = DWT->CYCCNT; }
+ * It is called once per inference after step `step` (0 .. MNV2_STEP_COUNT - 1, in order)
+ * has finished, from the thread that runs the inference; the time since the previous call
+ * (or since the inference began, for step 0) is step `step`'s. Without MNV2_PROFILE it
+ * costs nothing. (mnv2gen.verify.verify(profile=True) uses it for per-step instruction
+ * counts.)
+ */
+#ifdef MNV2_PROFILE
+void mnv2_profile_point(int32_t step);
+#endif
+
+/**
+ * Yield hook: mnv2_yield(step, band) is called after each band of each step (band 0 ..
+ * mnv2_step_bands[step] - 1; MNV2_BAND_COUNT calls per inference), e.g. to let an RTOS run
+ * other tasks during a long inference (taskYIELD(), or feeding a watchdog). It runs on the
+ * inference's thread with the arena in use: it must not call this library's functions
+ * (other libraries' are fine). The library defines an empty weak default (GCC, Clang,
+ * Arm Compiler 6: __attribute__((weak)); IAR: __weak); define mnv2_yield in the
+ * application to override it. -DMNV2_NO_YIELD compiles the calls out. With a compiler
+ * without weak symbols the calls are compiled only with -DMNV2_YIELD_HOOK, and then the
+ * application must define mnv2_yield.
+ */
+void mnv2_yield(int32_t step, int32_t band);
 
 /**
  * Arena ownership, MNV2_ARENA_MODE (chosen with mnv2gen build --arena; defining
@@ -114,7 +176,8 @@ int mnv2_set_arena(int8_t *arena, size_t size_bytes);
  *  arena mode before mnv2_set_arena). */
 mnv2_input_t *mnv2_input(void);
 
-/** Run the model on the input in place; return MNV2_STATUS_OK or a kernel error. */
+/** Run the model on the input in place; return MNV2_STATUS_OK, MNV2_STATUS_NO_ARENA or
+ *  MNV2_STATUS_STEP_ERROR(k) naming the failing step k. */
 int mnv2_invoke(void);
 
 /** Return output 0 (MNV2_OUTPUT_BYTES, inside the arena; its bytes are valid until the
