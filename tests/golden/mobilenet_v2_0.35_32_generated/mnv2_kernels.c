@@ -200,28 +200,28 @@ static MNV2_GEN_INSTANCE void mnv2_gk22(const int8_t *x, void *out, int32_t pixe
 }
 
 
-/* step 0: segment0, depth-first over 1 unit(s) reading a whole input: block0 (fused, tiles of 2 column(s)); 17 row steps */
-int32_t mnv2_gw_segment0_s0_project(const int8_t *input, int8_t *output, int32_t pixels)
+/* step 0: op0_segment, depth-first over 1 unit(s) reading a whole input, 17 row steps: op0_block (fused): operators 0 (CONV_2D), 1 (DEPTHWISE_CONV_2D), 2 (CONV_2D), tiles of 2 column(s) */
+int32_t mnv2_gw_op0_segment_s0_project(const int8_t *input, int8_t *output, int32_t pixels)
 {
-    mnv2_gk0(input, output, pixels, mnv2_segment0_s0_project_gw, 8);
+    mnv2_gk0(input, output, pixels, mnv2_op0_segment_s0_project_gw, 8);
     return MNV2_OK;
 }
 
-/* step 1: segment1, depth-first over 1 unit(s) reading a whole input: block1 (fused, tiles of 2 column(s)); 9 row steps */
-int32_t mnv2_gw_segment1_s0_producer(const int8_t *input, int8_t *output, int32_t pixels)
+/* step 1: op3_segment, depth-first over 1 unit(s) reading a whole input, 9 row steps: op3_block (fused): operators 3 (CONV_2D), 4 (DEPTHWISE_CONV_2D), 5 (CONV_2D), tiles of 2 column(s) */
+int32_t mnv2_gw_op3_segment_s0_producer(const int8_t *input, int8_t *output, int32_t pixels)
 {
-    mnv2_gk1(input, output, pixels, mnv2_segment1_s0_producer_gw, 48);
+    mnv2_gk1(input, output, pixels, mnv2_op3_segment_s0_producer_gw, 48);
     return MNV2_OK;
 }
 
-int32_t mnv2_gw_segment1_s0_project(const int8_t *input, int8_t *output, int32_t pixels)
+int32_t mnv2_gw_op3_segment_s0_project(const int8_t *input, int8_t *output, int32_t pixels)
 {
-    mnv2_gk2(input, output, pixels, mnv2_segment1_s0_project_gw, 8);
+    mnv2_gk2(input, output, pixels, mnv2_op3_segment_s0_project_gw, 8);
     return MNV2_OK;
 }
 
-/* step 2: block2, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 3 bands of 3 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block2(const mnv2_band *b, int8_t *arena)
+/* step 2: op6_block, fused operators 6 (CONV_2D), 7 (DEPTHWISE_CONV_2D), 8 (CONV_2D), 9 (ADD); 3 band(s) of 3 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op6_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 0;
     int8_t *const y = arena + 0 + (int32_t)b->out_row * 64;
@@ -239,16 +239,16 @@ int32_t mnv2_gs_block2(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk1(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_block2_producer_gw, 48);
+        mnv2_gk1(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_op6_block_producer_gw, 48);
     }
-    mnv2_gk3(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block2_depthwise_gw);
-    mnv2_gk2(dw_out, projected, pixels, mnv2_block2_project_gw, 8);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 8, mnv2_block2_add_gt1, mnv2_block2_add_gt2, mnv2_block2_add_gq);
+    mnv2_gk3(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op6_block_depthwise_gw);
+    mnv2_gk2(dw_out, projected, pixels, mnv2_op6_block_project_gw, 8);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 8, mnv2_op6_block_add_gt1, mnv2_op6_block_add_gt2, mnv2_op6_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 2 bands of 2 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block3(const mnv2_band *b, int8_t *arena)
+/* step 3: op10_block, fused operators 10 (CONV_2D), 11 (DEPTHWISE_CONV_2D), 12 (CONV_2D); 2 band(s) of 2 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op10_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 0;
     int8_t *const y = arena + 3072 + (int32_t)b->out_row * 64;
@@ -266,15 +266,15 @@ int32_t mnv2_gs_block3(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk1(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_block3_producer_gw, 48);
+        mnv2_gk1(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_op10_block_producer_gw, 48);
     }
-    mnv2_gk5(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block3_depthwise_gw);
-    mnv2_gk6(dw_out, projected, pixels, mnv2_block3_project_gw, 16);
+    mnv2_gk5(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op10_block_depthwise_gw);
+    mnv2_gk6(dw_out, projected, pixels, mnv2_op10_block_project_gw, 16);
     return MNV2_OK;
 }
 
-/* step 4: block4, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block4(const mnv2_band *b, int8_t *arena)
+/* step 4: op13_block, fused operators 13 (CONV_2D), 14 (DEPTHWISE_CONV_2D), 15 (CONV_2D), 16 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op13_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 3072;
     int8_t *const y = arena + 3328 + (int32_t)b->out_row * 64;
@@ -292,16 +292,16 @@ int32_t mnv2_gs_block4(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block4_producer_gw, 96);
+        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_op13_block_producer_gw, 96);
     }
-    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block4_depthwise_gw);
-    mnv2_gk9(dw_out, projected, pixels, mnv2_block4_project_gw, 16);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_block4_add_gt1, mnv2_block4_add_gt2, mnv2_block4_add_gq);
+    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op13_block_depthwise_gw);
+    mnv2_gk9(dw_out, projected, pixels, mnv2_op13_block_project_gw, 16);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_op13_block_add_gt1, mnv2_op13_block_add_gt2, mnv2_op13_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 5: block5, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block5(const mnv2_band *b, int8_t *arena)
+/* step 5: op17_block, fused operators 17 (CONV_2D), 18 (DEPTHWISE_CONV_2D), 19 (CONV_2D), 20 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op17_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 3328;
     int8_t *const y = arena + 3072 + (int32_t)b->out_row * 64;
@@ -319,16 +319,16 @@ int32_t mnv2_gs_block5(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block5_producer_gw, 96);
+        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_op17_block_producer_gw, 96);
     }
-    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block5_depthwise_gw);
-    mnv2_gk9(dw_out, projected, pixels, mnv2_block5_project_gw, 16);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_block5_add_gt1, mnv2_block5_add_gt2, mnv2_block5_add_gq);
+    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op17_block_depthwise_gw);
+    mnv2_gk9(dw_out, projected, pixels, mnv2_op17_block_project_gw, 16);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_op17_block_add_gt1, mnv2_op17_block_add_gt2, mnv2_op17_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 6: block6, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block6(const mnv2_band *b, int8_t *arena)
+/* step 6: op21_block, fused operators 21 (CONV_2D), 22 (DEPTHWISE_CONV_2D), 23 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op21_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 3072;
     int8_t *const y = arena + 1920 + (int32_t)b->out_row * 48;
@@ -346,15 +346,15 @@ int32_t mnv2_gs_block6(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_block6_producer_gw, 96);
+        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_op21_block_producer_gw, 96);
     }
-    mnv2_gk10(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block6_depthwise_gw);
-    mnv2_gk9(dw_out, projected, pixels, mnv2_block6_project_gw, 24);
+    mnv2_gk10(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op21_block_depthwise_gw);
+    mnv2_gk9(dw_out, projected, pixels, mnv2_op21_block_project_gw, 24);
     return MNV2_OK;
 }
 
-/* step 7: block7, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block7(const mnv2_band *b, int8_t *arena)
+/* step 7: op24_block, fused operators 24 (CONV_2D), 25 (DEPTHWISE_CONV_2D), 26 (CONV_2D), 27 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op24_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 1920;
     int8_t *const y = arena + 1152 + (int32_t)b->out_row * 48;
@@ -372,16 +372,16 @@ int32_t mnv2_gs_block7(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block7_producer_gw, 144);
+        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op24_block_producer_gw, 144);
     }
-    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block7_depthwise_gw);
-    mnv2_gk13(dw_out, projected, pixels, mnv2_block7_project_gw, 24);
-    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block7_add_gt1, mnv2_block7_add_gt2, mnv2_block7_add_gq);
+    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op24_block_depthwise_gw);
+    mnv2_gk13(dw_out, projected, pixels, mnv2_op24_block_project_gw, 24);
+    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_op24_block_add_gt1, mnv2_op24_block_add_gt2, mnv2_op24_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 8: block8, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block8(const mnv2_band *b, int8_t *arena)
+/* step 8: op28_block, fused operators 28 (CONV_2D), 29 (DEPTHWISE_CONV_2D), 30 (CONV_2D), 31 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op28_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 1152;
     int8_t *const y = arena + 1248 + (int32_t)b->out_row * 48;
@@ -399,16 +399,16 @@ int32_t mnv2_gs_block8(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block8_producer_gw, 144);
+        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op28_block_producer_gw, 144);
     }
-    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block8_depthwise_gw);
-    mnv2_gk13(dw_out, projected, pixels, mnv2_block8_project_gw, 24);
-    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block8_add_gt1, mnv2_block8_add_gt2, mnv2_block8_add_gq);
+    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op28_block_depthwise_gw);
+    mnv2_gk13(dw_out, projected, pixels, mnv2_op28_block_project_gw, 24);
+    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_op28_block_add_gt1, mnv2_op28_block_add_gt2, mnv2_op28_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 9: block9, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block9(const mnv2_band *b, int8_t *arena)
+/* step 9: op32_block, fused operators 32 (CONV_2D), 33 (DEPTHWISE_CONV_2D), 34 (CONV_2D), 35 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op32_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 1248;
     int8_t *const y = arena + 1152 + (int32_t)b->out_row * 48;
@@ -426,16 +426,16 @@ int32_t mnv2_gs_block9(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block9_producer_gw, 144);
+        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op32_block_producer_gw, 144);
     }
-    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block9_depthwise_gw);
-    mnv2_gk13(dw_out, projected, pixels, mnv2_block9_project_gw, 24);
-    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_block9_add_gt1, mnv2_block9_add_gt2, mnv2_block9_add_gq);
+    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op32_block_depthwise_gw);
+    mnv2_gk13(dw_out, projected, pixels, mnv2_op32_block_project_gw, 24);
+    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_op32_block_add_gt1, mnv2_op32_block_add_gt2, mnv2_op32_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 10: block10, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block10(const mnv2_band *b, int8_t *arena)
+/* step 10: op36_block, fused operators 36 (CONV_2D), 37 (DEPTHWISE_CONV_2D), 38 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op36_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 1152;
     int8_t *const y = arena + 1536 + (int32_t)b->out_row * 64;
@@ -453,15 +453,15 @@ int32_t mnv2_gs_block10(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_block10_producer_gw, 144);
+        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op36_block_producer_gw, 144);
     }
-    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block10_depthwise_gw);
-    mnv2_gk13(dw_out, projected, pixels, mnv2_block10_project_gw, 32);
+    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op36_block_depthwise_gw);
+    mnv2_gk13(dw_out, projected, pixels, mnv2_op36_block_project_gw, 32);
     return MNV2_OK;
 }
 
-/* step 11: block11, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block11(const mnv2_band *b, int8_t *arena)
+/* step 11: op39_block, fused operators 39 (CONV_2D), 40 (DEPTHWISE_CONV_2D), 41 (CONV_2D), 42 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op39_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 1536;
     int8_t *const y = arena + 1664 + (int32_t)b->out_row * 64;
@@ -479,16 +479,16 @@ int32_t mnv2_gs_block11(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block11_producer_gw, 192);
+        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_op39_block_producer_gw, 192);
     }
-    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block11_depthwise_gw);
-    mnv2_gk16(dw_out, projected, pixels, mnv2_block11_project_gw, 32);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_block11_add_gt1, mnv2_block11_add_gt2, mnv2_block11_add_gq);
+    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op39_block_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_op39_block_project_gw, 32);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_op39_block_add_gt1, mnv2_op39_block_add_gt2, mnv2_op39_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 12: block12, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block12(const mnv2_band *b, int8_t *arena)
+/* step 12: op43_block, fused operators 43 (CONV_2D), 44 (DEPTHWISE_CONV_2D), 45 (CONV_2D), 46 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op43_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 1664;
     int8_t *const y = arena + 1536 + (int32_t)b->out_row * 64;
@@ -506,16 +506,16 @@ int32_t mnv2_gs_block12(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block12_producer_gw, 192);
+        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_op43_block_producer_gw, 192);
     }
-    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block12_depthwise_gw);
-    mnv2_gk16(dw_out, projected, pixels, mnv2_block12_project_gw, 32);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_block12_add_gt1, mnv2_block12_add_gt2, mnv2_block12_add_gq);
+    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op43_block_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_op43_block_project_gw, 32);
+    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_op43_block_add_gt1, mnv2_op43_block_add_gt2, mnv2_op43_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 13: block13, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block13(const mnv2_band *b, int8_t *arena)
+/* step 13: op47_block, fused operators 47 (CONV_2D), 48 (DEPTHWISE_CONV_2D), 49 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op47_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 1536;
     int8_t *const y = arena + 960 + (int32_t)b->out_row * 56;
@@ -533,15 +533,15 @@ int32_t mnv2_gs_block13(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_block13_producer_gw, 192);
+        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_op47_block_producer_gw, 192);
     }
-    mnv2_gk17(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block13_depthwise_gw);
-    mnv2_gk16(dw_out, projected, pixels, mnv2_block13_project_gw, 56);
+    mnv2_gk17(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op47_block_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_op47_block_project_gw, 56);
     return MNV2_OK;
 }
 
-/* step 14: block14, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block14(const mnv2_band *b, int8_t *arena)
+/* step 14: op50_block, fused operators 50 (CONV_2D), 51 (DEPTHWISE_CONV_2D), 52 (CONV_2D), 53 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op50_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 960;
     int8_t *const y = arena + 736 + (int32_t)b->out_row * 56;
@@ -559,16 +559,16 @@ int32_t mnv2_gs_block14(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block14_producer_gw, 336);
+        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_op50_block_producer_gw, 336);
     }
-    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block14_depthwise_gw);
-    mnv2_gk20(dw_out, projected, pixels, mnv2_block14_project_gw, 56);
-    mnv2_gk4(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_block14_add_gt1, mnv2_block14_add_gt2, mnv2_block14_add_gq);
+    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op50_block_depthwise_gw);
+    mnv2_gk20(dw_out, projected, pixels, mnv2_op50_block_project_gw, 56);
+    mnv2_gk4(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_op50_block_add_gt1, mnv2_op50_block_add_gt2, mnv2_op50_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 15: block15, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block15(const mnv2_band *b, int8_t *arena)
+/* step 15: op54_block, fused operators 54 (CONV_2D), 55 (DEPTHWISE_CONV_2D), 56 (CONV_2D), 57 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op54_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 736;
     int8_t *const y = arena + 800 + (int32_t)b->out_row * 56;
@@ -586,16 +586,16 @@ int32_t mnv2_gs_block15(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block15_producer_gw, 336);
+        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_op54_block_producer_gw, 336);
     }
-    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block15_depthwise_gw);
-    mnv2_gk20(dw_out, projected, pixels, mnv2_block15_project_gw, 56);
-    mnv2_gk4(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_block5_add_gt1, mnv2_block15_add_gt2, mnv2_block15_add_gq);
+    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op54_block_depthwise_gw);
+    mnv2_gk20(dw_out, projected, pixels, mnv2_op54_block_project_gw, 56);
+    mnv2_gk4(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_op43_block_add_gt1, mnv2_op54_block_add_gt2, mnv2_op54_block_add_gq);
     return MNV2_OK;
 }
 
-/* step 16: block16, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
-int32_t mnv2_gs_block16(const mnv2_band *b, int8_t *arena)
+/* step 16: op58_block, fused operators 58 (CONV_2D), 59 (DEPTHWISE_CONV_2D), 60 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
+int32_t mnv2_gs_op58_block(const mnv2_band *b, int8_t *arena)
 {
     const int8_t *const x = arena + 800;
     int8_t *const y = arena + 1280 + (int32_t)b->out_row * 112;
@@ -613,21 +613,21 @@ int32_t mnv2_gs_block16(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_block16_producer_gw, 336);
+        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_op58_block_producer_gw, 336);
     }
-    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_block16_depthwise_gw);
-    mnv2_gk20(dw_out, projected, pixels, mnv2_block16_project_gw, 112);
+    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op58_block_depthwise_gw);
+    mnv2_gk20(dw_out, projected, pixels, mnv2_op58_block_project_gw, 112);
     return MNV2_OK;
 }
 
-/* step 17: op61_conv_2d, CONV_2D (operator 61 (CONV_2D)) */
+/* step 17: op61_conv_2d, operator 61 (CONV_2D) */
 int32_t mnv2_gs_op61_conv_2d(int8_t *arena)
 {
     mnv2_gk21(arena + 1280, arena + 0, 1, mnv2_op61_conv_2d_gw, 1280);
     return MNV2_OK;
 }
 
-/* step 19: op63_fully_connected, FULLY_CONNECTED (operator 63 (FULLY_CONNECTED)) */
+/* step 19: op63_fully_connected, operator 63 (FULLY_CONNECTED) */
 int32_t mnv2_gs_op63_fully_connected(int8_t *arena)
 {
     mnv2_gk22(arena + 1280, arena + 0, 1, mnv2_op63_fully_connected_gw, 4);

@@ -16,24 +16,24 @@
 extern "C" {
 #endif
 
-int32_t mnv2_gw_segment0_s0_project(const int8_t *input, int8_t *output, int32_t pixels);
-int32_t mnv2_gw_segment1_s0_producer(const int8_t *input, int8_t *output, int32_t pixels);
-int32_t mnv2_gw_segment1_s0_project(const int8_t *input, int8_t *output, int32_t pixels);
-int32_t mnv2_gs_block2(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block3(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block4(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block5(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block6(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block7(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block8(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block9(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block10(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block11(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block12(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block13(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block14(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block15(const mnv2_band *b, int8_t *arena);
-int32_t mnv2_gs_block16(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gw_op0_segment_s0_project(const int8_t *input, int8_t *output, int32_t pixels);
+int32_t mnv2_gw_op3_segment_s0_producer(const int8_t *input, int8_t *output, int32_t pixels);
+int32_t mnv2_gw_op3_segment_s0_project(const int8_t *input, int8_t *output, int32_t pixels);
+int32_t mnv2_gs_op6_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op10_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op13_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op17_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op21_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op24_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op28_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op32_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op36_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op39_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op43_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op47_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op50_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op54_block(const mnv2_band *b, int8_t *arena);
+int32_t mnv2_gs_op58_block(const mnv2_band *b, int8_t *arena);
 int32_t mnv2_gs_op61_conv_2d(int8_t *arena);
 int32_t mnv2_gs_op63_fully_connected(int8_t *arena);
 

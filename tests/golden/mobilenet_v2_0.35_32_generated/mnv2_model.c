@@ -14,12 +14,79 @@
 #include "mnv2_weights.h"
 
 #ifdef MNV2_PROFILE
-/* Called after every step with its number, e.g. to read a cycle counter (optional). */
-void mnv2_profile_point(int32_t step);
 #define MNV2_PROFILE_POINT(step) mnv2_profile_point(step)
 #else
 #define MNV2_PROFILE_POINT(step)
 #endif
+
+/* The yield hook (mnv2_model.h): a weak, empty default the application may override. */
+#if defined(MNV2_NO_YIELD)
+#define MNV2_YIELD(step, band) ((void)0)
+#elif defined(__GNUC__) || defined(__clang__) || defined(__ARMCC_VERSION) || defined(__ICCARM__)
+#if defined(__ICCARM__)
+__weak void mnv2_yield(int32_t step, int32_t band)
+#else
+__attribute__((weak)) void mnv2_yield(int32_t step, int32_t band)
+#endif
+{
+    (void)step;
+    (void)band;
+}
+#define MNV2_YIELD(step, band) mnv2_yield(step, band)
+#elif defined(MNV2_YIELD_HOOK)
+#define MNV2_YIELD(step, band) mnv2_yield(step, band) /* the application defines it */
+#else
+#define MNV2_YIELD(step, band) ((void)0) /* no weak symbols: -DMNV2_YIELD_HOOK enables it */
+#endif
+
+/* Step k's unit (plan.json, REPORT.md), named by the index of its first operator in the
+ * model file, and how many bands it yields after. */
+const char *const mnv2_step_names[MNV2_STEP_COUNT] = {
+    [0] = "op0_segment",
+    [1] = "op3_segment",
+    [2] = "op6_block",
+    [3] = "op10_block",
+    [4] = "op13_block",
+    [5] = "op17_block",
+    [6] = "op21_block",
+    [7] = "op24_block",
+    [8] = "op28_block",
+    [9] = "op32_block",
+    [10] = "op36_block",
+    [11] = "op39_block",
+    [12] = "op43_block",
+    [13] = "op47_block",
+    [14] = "op50_block",
+    [15] = "op54_block",
+    [16] = "op58_block",
+    [17] = "op61_conv_2d",
+    [18] = "op62_mean",
+    [19] = "op63_fully_connected",
+    [20] = "op64_softmax",
+};
+const uint16_t mnv2_step_bands[MNV2_STEP_COUNT] = {
+    [0] = 17,
+    [1] = 9,
+    [2] = 3,
+    [3] = 2,
+    [4] = 1,
+    [5] = 1,
+    [6] = 1,
+    [7] = 1,
+    [8] = 1,
+    [9] = 1,
+    [10] = 1,
+    [11] = 1,
+    [12] = 1,
+    [13] = 1,
+    [14] = 1,
+    [15] = 1,
+    [16] = 1,
+    [17] = 1,
+    [18] = 1,
+    [19] = 1,
+    [20] = 1,
+};
 
 /* The arena; MNV2_ARENA_MODE (mnv2_model.h) says who owns it. */
 #if MNV2_ARENA_MODE == MNV2_ARENA_MODE_STATIC
@@ -54,240 +121,285 @@ int mnv2_set_arena(int8_t *arena, size_t size_bytes)
 #error MNV2_ARENA_MODE must be MNV2_ARENA_MODE_STATIC, MNV2_ARENA_MODE_EXTERNAL or MNV2_ARENA_MODE_RUNTIME
 #endif
 
-/* step 0: segment0, depth-first over 1 unit(s) reading a whole input: block0 (fused, tiles of 2 column(s)); 17 row steps */
-/* stage 0 tiles: c0, cn, ea, en, pad_left, halo, xa, xn, xpad (mnv2_seg_tile) */
-static const mnv2_seg_tile segment0_s0_tiles[8] = {
-    { 0, 2, 0, 3, 1, 0, 0, 7, 0 },
-    { 2, 2, 1, 4, 0, 2, 6, 5, 0 },
-    { 4, 2, 3, 4, 0, 2, 10, 5, 0 },
-    { 6, 2, 5, 4, 0, 2, 14, 5, 0 },
-    { 8, 2, 7, 4, 0, 2, 18, 5, 0 },
-    { 10, 2, 9, 4, 0, 2, 22, 5, 0 },
-    { 12, 2, 11, 4, 0, 2, 26, 5, 0 },
-    { 14, 2, 13, 3, 0, 2, 30, 2, 0 },
+/* step 0: op0_segment, depth-first over 1 unit(s) reading a whole input, 17 row steps: op0_block (fused): operators 0 (CONV_2D), 1 (DEPTHWISE_CONV_2D), 2 (CONV_2D), tiles of 2 column(s) */
+/* stage 0: column tiles, output rows, rows of E */
+static const mnv2_seg_tile op0_segment_s0_tiles[8] = {
+    { .c0 = 0, .cn = 2, .ea = 0, .en = 3, .pad_left = 1, .halo = 0, .xa = 0, .xn = 7, .xpad = 0 },
+    { .c0 = 2, .cn = 2, .ea = 1, .en = 4, .pad_left = 0, .halo = 2, .xa = 6, .xn = 5, .xpad = 0 },
+    { .c0 = 4, .cn = 2, .ea = 3, .en = 4, .pad_left = 0, .halo = 2, .xa = 10, .xn = 5, .xpad = 0 },
+    { .c0 = 6, .cn = 2, .ea = 5, .en = 4, .pad_left = 0, .halo = 2, .xa = 14, .xn = 5, .xpad = 0 },
+    { .c0 = 8, .cn = 2, .ea = 7, .en = 4, .pad_left = 0, .halo = 2, .xa = 18, .xn = 5, .xpad = 0 },
+    { .c0 = 10, .cn = 2, .ea = 9, .en = 4, .pad_left = 0, .halo = 2, .xa = 22, .xn = 5, .xpad = 0 },
+    { .c0 = 12, .cn = 2, .ea = 11, .en = 4, .pad_left = 0, .halo = 2, .xa = 26, .xn = 5, .xpad = 0 },
+    { .c0 = 14, .cn = 2, .ea = 13, .en = 3, .pad_left = 0, .halo = 2, .xa = 30, .xn = 2, .xpad = 0 },
 };
-/* stage 0 output rows: lo, rows, pad_top, old (mnv2_seg_row) */
-static const mnv2_seg_row segment0_s0_rows[16] = {
-    { 0, 2, 1, 1 },
-    { 0, 3, 0, 2 },
-    { 1, 3, 0, 2 },
-    { 2, 3, 0, 2 },
-    { 3, 3, 0, 2 },
-    { 4, 3, 0, 2 },
-    { 5, 3, 0, 2 },
-    { 6, 3, 0, 2 },
-    { 7, 3, 0, 2 },
-    { 8, 3, 0, 2 },
-    { 9, 3, 0, 2 },
-    { 10, 3, 0, 2 },
-    { 11, 3, 0, 2 },
-    { 12, 3, 0, 2 },
-    { 13, 3, 0, 2 },
-    { 14, 2, 0, 2 },
+static const mnv2_seg_row op0_segment_s0_rows[16] = {
+    { .lo = 0, .rows = 2, .pad_top = 1, .old = 1 },
+    { .lo = 0, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 1, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 2, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 3, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 4, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 5, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 6, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 7, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 8, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 9, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 10, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 11, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 12, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 13, .rows = 3, .pad_top = 0, .old = 2 },
+    { .lo = 14, .rows = 2, .pad_top = 0, .old = 2 },
 };
-/* stage 0 rows of E: ring_row, p0, pn, pad_top (mnv2_seg_erow) */
-static const mnv2_seg_erow segment0_s0_erows[16] = {
-    { 0, 0, 3, 0 },
-    { 1, 2, 3, 0 },
-    { 2, 4, 3, 0 },
-    { 3, 6, 3, 0 },
-    { 4, 8, 3, 0 },
-    { 5, 10, 3, 0 },
-    { 6, 12, 3, 0 },
-    { 7, 14, 3, 0 },
-    { 8, 16, 3, 0 },
-    { 9, 18, 3, 0 },
-    { 10, 20, 3, 0 },
-    { 11, 22, 3, 0 },
-    { 12, 24, 3, 0 },
-    { 13, 26, 3, 0 },
-    { 14, 28, 3, 0 },
-    { 15, 30, 2, 0 },
+static const mnv2_seg_erow op0_segment_s0_erows[16] = {
+    { .ring_row = 0, .p0 = 0, .pn = 3, .pad_top = 0 },
+    { .ring_row = 1, .p0 = 2, .pn = 3, .pad_top = 0 },
+    { .ring_row = 2, .p0 = 4, .pn = 3, .pad_top = 0 },
+    { .ring_row = 3, .p0 = 6, .pn = 3, .pad_top = 0 },
+    { .ring_row = 4, .p0 = 8, .pn = 3, .pad_top = 0 },
+    { .ring_row = 5, .p0 = 10, .pn = 3, .pad_top = 0 },
+    { .ring_row = 6, .p0 = 12, .pn = 3, .pad_top = 0 },
+    { .ring_row = 7, .p0 = 14, .pn = 3, .pad_top = 0 },
+    { .ring_row = 8, .p0 = 16, .pn = 3, .pad_top = 0 },
+    { .ring_row = 9, .p0 = 18, .pn = 3, .pad_top = 0 },
+    { .ring_row = 10, .p0 = 20, .pn = 3, .pad_top = 0 },
+    { .ring_row = 11, .p0 = 22, .pn = 3, .pad_top = 0 },
+    { .ring_row = 12, .p0 = 24, .pn = 3, .pad_top = 0 },
+    { .ring_row = 13, .p0 = 26, .pn = 3, .pad_top = 0 },
+    { .ring_row = 14, .p0 = 28, .pn = 3, .pad_top = 0 },
+    { .ring_row = 15, .p0 = 30, .pn = 2, .pad_top = 0 },
 };
-/* kind, rows; input, output, E ring (offset, capacity, width, channels); E channels,
- * producer and op kinds; window, patch, depthwise and output tile offsets; scratch;
- * producer, op, projection; shortcut add; requantisation; pool finish; tables */
-static const mnv2_seg_stage segment0_stages[1] = {
+static const mnv2_seg_stage op0_segment_stages[1] = {
     {
-        1, 16,
-        { 0, 1024, 32, 3 }, { 0, 256, 16, 8 }, { 3072, 32, 16, 16 },
-        16, 1, 2,
-        3584, 3776, 3840, 3872, 0, 0,
-        { { 1, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 16, 3, 3, 3 }, mnv2_segment0_s0_producer_filter, mnv2_segment0_s0_producer_bias, mnv2_segment0_s0_producer_multiplier, mnv2_segment0_s0_producer_shift, 0 },
-        { { 128, -128, 1, 1, 1, 1, 1, 1, -128, 127 }, { 1, 3, 3, 16 }, mnv2_segment0_s0_op_filter, mnv2_segment0_s0_op_bias, mnv2_segment0_s0_op_multiplier, mnv2_segment0_s0_op_shift, 0 },
-        { { 128, 12, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 16 }, 0, 0, 0, 0, mnv2_gw_segment0_s0_project },
-        0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-        { 0, 0, 0, 0, 0 }, { 0, 0, 0, 0, 0, 0, 0, 0 },
-        8, segment0_s0_tiles, segment0_s0_rows,
-        segment0_s0_erows,
+        .kind = MNV2_STAGE_FUSED, .rows_count = 16,
+        .in = { .offset = 0, .capacity = 1024, .width = 32, .channels = 3 },
+        .out = { .offset = 0, .capacity = 256, .width = 16, .channels = 8 },
+        .e = { .offset = 3072, .capacity = 32, .width = 16, .channels = 16 }, .e_channels = 16,
+        .producer_kind = 1, .op_kind = 2, .window = 3584, .patch = 3776, .dw_out = 3840,
+        .out_tile = 3872, .scratch = 0, .scratch_bytes = 0,
+        .producer = {
+            .params = {
+                .input_offset = 1, .output_offset = -128, .stride_h = 2, .stride_w = 2,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 16, .h = 3, .w = 3, .c = 3 },
+            .filter = mnv2_op0_segment_s0_producer_filter,
+            .bias = mnv2_op0_segment_s0_producer_bias,
+            .multiplier = mnv2_op0_segment_s0_producer_multiplier,
+            .shift = mnv2_op0_segment_s0_producer_shift,
+        },
+        .op = {
+            .params = {
+                .input_offset = 128, .output_offset = -128, .stride_h = 1, .stride_w = 1,
+                .pad_top = 1, .pad_left = 1, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 16 },
+            .filter = mnv2_op0_segment_s0_op_filter, .bias = mnv2_op0_segment_s0_op_bias,
+            .multiplier = mnv2_op0_segment_s0_op_multiplier, .shift = mnv2_op0_segment_s0_op_shift,
+        },
+        .project = {
+            .params = {
+                .input_offset = 128, .output_offset = -11, .stride_h = 1, .stride_w = 1,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 8, .h = 1, .w = 1, .c = 16 }, .filter = 0, .bias = 0,
+            .multiplier = 0, .shift = 0, .kernel = mnv2_gw_op0_segment_s0_project,
+        },
+        .has_add = 0, .tiles_count = 8, .tiles = op0_segment_s0_tiles, .rows = op0_segment_s0_rows,
+        .erows = op0_segment_s0_erows,
     },
 };
-/* schedule: stage, kind (0 output row, 1 row of E ahead of time), row (mnv2_seg_entry) */
-static const mnv2_seg_entry segment0_entries[17] = {
-    { 0, 1, 0 },
-    { 0, 0, 0 },
-    { 0, 0, 1 },
-    { 0, 0, 2 },
-    { 0, 0, 3 },
-    { 0, 0, 4 },
-    { 0, 0, 5 },
-    { 0, 0, 6 },
-    { 0, 0, 7 },
-    { 0, 0, 8 },
-    { 0, 0, 9 },
-    { 0, 0, 10 },
-    { 0, 0, 11 },
-    { 0, 0, 12 },
-    { 0, 0, 13 },
-    { 0, 0, 14 },
-    { 0, 0, 15 },
+/* the schedule: each entry computes one output row of a stage (kind 0) or a row of E
+ * ahead of time (kind 1) */
+static const mnv2_seg_entry op0_segment_entries[17] = {
+    { .stage = 0, .kind = 1, .row = 0 },
+    { .stage = 0, .kind = 0, .row = 0 },
+    { .stage = 0, .kind = 0, .row = 1 },
+    { .stage = 0, .kind = 0, .row = 2 },
+    { .stage = 0, .kind = 0, .row = 3 },
+    { .stage = 0, .kind = 0, .row = 4 },
+    { .stage = 0, .kind = 0, .row = 5 },
+    { .stage = 0, .kind = 0, .row = 6 },
+    { .stage = 0, .kind = 0, .row = 7 },
+    { .stage = 0, .kind = 0, .row = 8 },
+    { .stage = 0, .kind = 0, .row = 9 },
+    { .stage = 0, .kind = 0, .row = 10 },
+    { .stage = 0, .kind = 0, .row = 11 },
+    { .stage = 0, .kind = 0, .row = 12 },
+    { .stage = 0, .kind = 0, .row = 13 },
+    { .stage = 0, .kind = 0, .row = 14 },
+    { .stage = 0, .kind = 0, .row = 15 },
 };
-static const mnv2_segment segment0 = {
-    1, segment0_stages, 17, segment0_entries,
-    0, -1,
+static const mnv2_segment op0_segment = {
+    .stages_count = 1, .stages = op0_segment_stages, .entries_count = 17,
+    .entries = op0_segment_entries, .rows_needed = 0, .acc = -1,
 };
-/* step 1: segment1, depth-first over 1 unit(s) reading a whole input: block1 (fused, tiles of 2 column(s)); 9 row steps */
-/* stage 0 tiles: c0, cn, ea, en, pad_left, halo, xa, xn, xpad (mnv2_seg_tile) */
-static const mnv2_seg_tile segment1_s0_tiles[4] = {
-    { 0, 2, 0, 5, 0, 0, 0, 5, 0 },
-    { 2, 2, 4, 5, 0, 1, 5, 4, 0 },
-    { 4, 2, 8, 5, 0, 1, 9, 4, 0 },
-    { 6, 2, 12, 4, 0, 1, 13, 3, 0 },
+/* step 1: op3_segment, depth-first over 1 unit(s) reading a whole input, 9 row steps: op3_block (fused): operators 3 (CONV_2D), 4 (DEPTHWISE_CONV_2D), 5 (CONV_2D), tiles of 2 column(s) */
+/* stage 0: column tiles, output rows, rows of E */
+static const mnv2_seg_tile op3_segment_s0_tiles[4] = {
+    { .c0 = 0, .cn = 2, .ea = 0, .en = 5, .pad_left = 0, .halo = 0, .xa = 0, .xn = 5, .xpad = 0 },
+    { .c0 = 2, .cn = 2, .ea = 4, .en = 5, .pad_left = 0, .halo = 1, .xa = 5, .xn = 4, .xpad = 0 },
+    { .c0 = 4, .cn = 2, .ea = 8, .en = 5, .pad_left = 0, .halo = 1, .xa = 9, .xn = 4, .xpad = 0 },
+    { .c0 = 6, .cn = 2, .ea = 12, .en = 4, .pad_left = 0, .halo = 1, .xa = 13, .xn = 3, .xpad = 0 },
 };
-/* stage 0 output rows: lo, rows, pad_top, old (mnv2_seg_row) */
-static const mnv2_seg_row segment1_s0_rows[8] = {
-    { 0, 3, 0, 1 },
-    { 2, 3, 0, 1 },
-    { 4, 3, 0, 1 },
-    { 6, 3, 0, 1 },
-    { 8, 3, 0, 1 },
-    { 10, 3, 0, 1 },
-    { 12, 3, 0, 1 },
-    { 14, 2, 0, 1 },
+static const mnv2_seg_row op3_segment_s0_rows[8] = {
+    { .lo = 0, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 2, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 4, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 6, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 8, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 10, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 12, .rows = 3, .pad_top = 0, .old = 1 },
+    { .lo = 14, .rows = 2, .pad_top = 0, .old = 1 },
 };
-/* stage 0 rows of E: ring_row, p0, pn, pad_top (mnv2_seg_erow) */
-static const mnv2_seg_erow segment1_s0_erows[16] = {
-    { 0, 0, 1, 0 },
-    { -1, 1, 1, 0 },
-    { 1, 2, 1, 0 },
-    { -1, 3, 1, 0 },
-    { 2, 4, 1, 0 },
-    { -1, 5, 1, 0 },
-    { 3, 6, 1, 0 },
-    { -1, 7, 1, 0 },
-    { 4, 8, 1, 0 },
-    { -1, 9, 1, 0 },
-    { 5, 10, 1, 0 },
-    { -1, 11, 1, 0 },
-    { 6, 12, 1, 0 },
-    { -1, 13, 1, 0 },
-    { 7, 14, 1, 0 },
-    { -1, 15, 1, 0 },
+static const mnv2_seg_erow op3_segment_s0_erows[16] = {
+    { .ring_row = 0, .p0 = 0, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 1, .pn = 1, .pad_top = 0 },
+    { .ring_row = 1, .p0 = 2, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 3, .pn = 1, .pad_top = 0 },
+    { .ring_row = 2, .p0 = 4, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 5, .pn = 1, .pad_top = 0 },
+    { .ring_row = 3, .p0 = 6, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 7, .pn = 1, .pad_top = 0 },
+    { .ring_row = 4, .p0 = 8, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 9, .pn = 1, .pad_top = 0 },
+    { .ring_row = 5, .p0 = 10, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 11, .pn = 1, .pad_top = 0 },
+    { .ring_row = 6, .p0 = 12, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 13, .pn = 1, .pad_top = 0 },
+    { .ring_row = 7, .p0 = 14, .pn = 1, .pad_top = 0 },
+    { .ring_row = -1, .p0 = 15, .pn = 1, .pad_top = 0 },
 };
-/* kind, rows; input, output, E ring (offset, capacity, width, channels); E channels,
- * producer and op kinds; window, patch, depthwise and output tile offsets; scratch;
- * producer, op, projection; shortcut add; requantisation; pool finish; tables */
-static const mnv2_seg_stage segment1_stages[1] = {
+static const mnv2_seg_stage op3_segment_stages[1] = {
     {
-        1, 8,
-        { 0, 256, 16, 8 }, { 0, 64, 8, 8 }, { 2928, 16, 16, 48 },
-        48, 1, 2,
-        2048, 2768, 2816, 2912, 0, 0,
-        { { -12, -128, 1, 1, 0, 0, 1, 1, -128, 127 }, { 48, 1, 1, 8 }, 0, 0, 0, 0, mnv2_gw_segment1_s0_producer },
-        { { 128, -128, 2, 2, 0, 0, 1, 1, -128, 127 }, { 1, 3, 3, 48 }, mnv2_segment1_s0_op_filter, mnv2_segment1_s0_op_bias, mnv2_segment1_s0_op_multiplier, mnv2_segment1_s0_op_shift, 0 },
-        { { 128, -4, 1, 1, 0, 0, 1, 1, -128, 127 }, { 8, 1, 1, 48 }, 0, 0, 0, 0, mnv2_gw_segment1_s0_project },
-        0, { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
-        { 0, 0, 0, 0, 0 }, { 0, 0, 0, 0, 0, 0, 0, 0 },
-        4, segment1_s0_tiles, segment1_s0_rows,
-        segment1_s0_erows,
+        .kind = MNV2_STAGE_FUSED, .rows_count = 8,
+        .in = { .offset = 0, .capacity = 256, .width = 16, .channels = 8 },
+        .out = { .offset = 0, .capacity = 64, .width = 8, .channels = 8 },
+        .e = { .offset = 2928, .capacity = 16, .width = 16, .channels = 48 }, .e_channels = 48,
+        .producer_kind = 1, .op_kind = 2, .window = 2048, .patch = 2768, .dw_out = 2816,
+        .out_tile = 2912, .scratch = 0, .scratch_bytes = 0,
+        .producer = {
+            .params = {
+                .input_offset = 11, .output_offset = -128, .stride_h = 1, .stride_w = 1,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 48, .h = 1, .w = 1, .c = 8 }, .filter = 0, .bias = 0,
+            .multiplier = 0, .shift = 0, .kernel = mnv2_gw_op3_segment_s0_producer,
+        },
+        .op = {
+            .params = {
+                .input_offset = 128, .output_offset = -128, .stride_h = 2, .stride_w = 2,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 48 },
+            .filter = mnv2_op3_segment_s0_op_filter, .bias = mnv2_op3_segment_s0_op_bias,
+            .multiplier = mnv2_op3_segment_s0_op_multiplier, .shift = mnv2_op3_segment_s0_op_shift,
+        },
+        .project = {
+            .params = {
+                .input_offset = 128, .output_offset = -22, .stride_h = 1, .stride_w = 1,
+                .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
+                .activation_min = -128, .activation_max = 127,
+            },
+            .filter_dims = { .n = 8, .h = 1, .w = 1, .c = 48 }, .filter = 0, .bias = 0,
+            .multiplier = 0, .shift = 0, .kernel = mnv2_gw_op3_segment_s0_project,
+        },
+        .has_add = 0, .tiles_count = 4, .tiles = op3_segment_s0_tiles, .rows = op3_segment_s0_rows,
+        .erows = op3_segment_s0_erows,
     },
 };
-/* schedule: stage, kind (0 output row, 1 row of E ahead of time), row (mnv2_seg_entry) */
-static const mnv2_seg_entry segment1_entries[9] = {
-    { 0, 1, 0 },
-    { 0, 0, 0 },
-    { 0, 0, 1 },
-    { 0, 0, 2 },
-    { 0, 0, 3 },
-    { 0, 0, 4 },
-    { 0, 0, 5 },
-    { 0, 0, 6 },
-    { 0, 0, 7 },
+/* the schedule: each entry computes one output row of a stage (kind 0) or a row of E
+ * ahead of time (kind 1) */
+static const mnv2_seg_entry op3_segment_entries[9] = {
+    { .stage = 0, .kind = 1, .row = 0 },
+    { .stage = 0, .kind = 0, .row = 0 },
+    { .stage = 0, .kind = 0, .row = 1 },
+    { .stage = 0, .kind = 0, .row = 2 },
+    { .stage = 0, .kind = 0, .row = 3 },
+    { .stage = 0, .kind = 0, .row = 4 },
+    { .stage = 0, .kind = 0, .row = 5 },
+    { .stage = 0, .kind = 0, .row = 6 },
+    { .stage = 0, .kind = 0, .row = 7 },
 };
-static const mnv2_segment segment1 = {
-    1, segment1_stages, 9, segment1_entries,
-    0, -1,
+static const mnv2_segment op3_segment = {
+    .stages_count = 1, .stages = op3_segment_stages, .entries_count = 9,
+    .entries = op3_segment_entries, .rows_needed = 0, .acc = -1,
 };
-/* step 2: block2, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 3 bands of 3 row(s), 1 channel group(s) */
-static const mnv2_band block2_bands[3] = {
+/* step 2: op6_block, fused operators 6 (CONV_2D), 7 (DEPTHWISE_CONV_2D), 8 (CONV_2D), 9 (ADD); 3 band(s) of 3 row(s), 1 channel group(s) */
+static const mnv2_band op6_block_bands[3] = {
     { 0, 3, 0, 4, 1, 0, 0, 4, 0, 4, 0 },
     { 3, 3, 2, 5, 0, 2, 2, 3, 4, 3, 0 },
     { 6, 2, 5, 3, 0, 3, 2, 1, 7, 1, 0 },
 };
-/* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 2 bands of 2 row(s), 1 channel group(s) */
-static const mnv2_band block3_bands[2] = {
+/* step 3: op10_block, fused operators 10 (CONV_2D), 11 (DEPTHWISE_CONV_2D), 12 (CONV_2D); 2 band(s) of 2 row(s), 1 channel group(s) */
+static const mnv2_band op10_block_bands[2] = {
     { 0, 2, 0, 5, 0, 0, 0, 5, 0, 5, 0 },
     { 2, 2, 4, 4, 0, 4, 1, 3, 5, 3, 0 },
 };
-/* step 4: block4, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
-static const mnv2_band block4_bands[1] = {
+/* step 4: op13_block, fused operators 13 (CONV_2D), 14 (DEPTHWISE_CONV_2D), 15 (CONV_2D), 16 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
+static const mnv2_band op13_block_bands[1] = {
     { 0, 4, 0, 4, 1, 0, 0, 4, 0, 4, 0 },
 };
-/* step 5: block5, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
-static const mnv2_band block5_bands[1] = {
+/* step 5: op17_block, fused operators 17 (CONV_2D), 18 (DEPTHWISE_CONV_2D), 19 (CONV_2D), 20 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
+static const mnv2_band op17_block_bands[1] = {
     { 0, 4, 0, 4, 1, 0, 0, 4, 0, 4, 0 },
 };
-/* step 6: block6, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
-static const mnv2_band block6_bands[1] = {
+/* step 6: op21_block, fused operators 21 (CONV_2D), 22 (DEPTHWISE_CONV_2D), 23 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
+static const mnv2_band op21_block_bands[1] = {
     { 0, 2, 0, 4, 0, 0, 0, 4, 0, 4, 0 },
 };
-/* step 7: block7, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const mnv2_band block7_bands[1] = {
+/* step 7: op24_block, fused operators 24 (CONV_2D), 25 (DEPTHWISE_CONV_2D), 26 (CONV_2D), 27 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+static const mnv2_band op24_block_bands[1] = {
     { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
 };
-/* step 8: block8, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const mnv2_band block8_bands[1] = {
+/* step 8: op28_block, fused operators 28 (CONV_2D), 29 (DEPTHWISE_CONV_2D), 30 (CONV_2D), 31 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+static const mnv2_band op28_block_bands[1] = {
     { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
 };
-/* step 9: block9, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const mnv2_band block9_bands[1] = {
+/* step 9: op32_block, fused operators 32 (CONV_2D), 33 (DEPTHWISE_CONV_2D), 34 (CONV_2D), 35 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+static const mnv2_band op32_block_bands[1] = {
     { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
 };
-/* step 10: block10, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
-static const mnv2_band block10_bands[1] = {
+/* step 10: op36_block, fused operators 36 (CONV_2D), 37 (DEPTHWISE_CONV_2D), 38 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
+static const mnv2_band op36_block_bands[1] = {
     { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
 };
-/* step 11: block11, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const mnv2_band block11_bands[1] = {
+/* step 11: op39_block, fused operators 39 (CONV_2D), 40 (DEPTHWISE_CONV_2D), 41 (CONV_2D), 42 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+static const mnv2_band op39_block_bands[1] = {
     { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
 };
-/* step 12: block12, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
-static const mnv2_band block12_bands[1] = {
+/* step 12: op43_block, fused operators 43 (CONV_2D), 44 (DEPTHWISE_CONV_2D), 45 (CONV_2D), 46 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
+static const mnv2_band op43_block_bands[1] = {
     { 0, 2, 0, 2, 1, 0, 0, 2, 0, 2, 0 },
 };
-/* step 13: block13, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
-static const mnv2_band block13_bands[1] = {
+/* step 13: op47_block, fused operators 47 (CONV_2D), 48 (DEPTHWISE_CONV_2D), 49 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
+static const mnv2_band op47_block_bands[1] = {
     { 0, 1, 0, 2, 0, 0, 0, 2, 0, 2, 0 },
 };
-/* step 14: block14, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
-static const mnv2_band block14_bands[1] = {
+/* step 14: op50_block, fused operators 50 (CONV_2D), 51 (DEPTHWISE_CONV_2D), 52 (CONV_2D), 53 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
+static const mnv2_band op50_block_bands[1] = {
     { 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0 },
 };
-/* step 15: block15, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
-static const mnv2_band block15_bands[1] = {
+/* step 15: op54_block, fused operators 54 (CONV_2D), 55 (DEPTHWISE_CONV_2D), 56 (CONV_2D), 57 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
+static const mnv2_band op54_block_bands[1] = {
     { 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0 },
 };
-/* step 16: block16, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
-static const mnv2_band block16_bands[1] = {
+/* step 16: op58_block, fused operators 58 (CONV_2D), 59 (DEPTHWISE_CONV_2D), 60 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
+static const mnv2_band op58_block_bands[1] = {
     { 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0 },
 };
-/* step 17: op61_conv_2d, CONV_2D (operator 61 (CONV_2D)) */
+/* step 17: op61_conv_2d, operator 61 (CONV_2D) */
 
-/* step 18: op62_mean, MEAN (operator 62 (MEAN)) */
+/* step 18: op62_mean, operator 62 (MEAN) */
 
-/* step 19: op63_fully_connected, FULLY_CONNECTED (operator 63 (FULLY_CONNECTED)) */
+/* step 19: op63_fully_connected, operator 63 (FULLY_CONNECTED) */
 
-/* step 20: op64_softmax, SOFTMAX (operator 64 (SOFTMAX)) */
+/* step 20: op64_softmax, operator 64 (SOFTMAX) */
 
 mnv2_input_t *mnv2_input(void)
 {
@@ -327,221 +439,251 @@ static int mnv2_run_steps(void)
 {
     int32_t status = MNV2_OK;
 
-    /* step 0: segment0, depth-first over 1 unit(s) reading a whole input: block0 (fused, tiles of 2 column(s)); 17 row steps */
-    mnv2_segment_begin(&segment0, mnv2_arena);
-    status = mnv2_segment_run(&segment0, 0, 17, mnv2_arena);
+    /* step 0: op0_segment, depth-first over 1 unit(s) reading a whole input, 17 row steps: op0_block (fused): operators 0 (CONV_2D), 1 (DEPTHWISE_CONV_2D), 2 (CONV_2D), tiles of 2 column(s) */
+    mnv2_segment_begin(&op0_segment, mnv2_arena);
+    for (int32_t entry = 0; entry < 17 && status == MNV2_OK; ++entry)
+    {
+        status = mnv2_segment_run(&op0_segment, entry, entry + 1, mnv2_arena);
+        MNV2_YIELD(0, entry);
+    }
     MNV2_PROFILE_POINT(0);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(0);
     }
 
-    /* step 1: segment1, depth-first over 1 unit(s) reading a whole input: block1 (fused, tiles of 2 column(s)); 9 row steps */
-    mnv2_segment_begin(&segment1, mnv2_arena);
-    status = mnv2_segment_run(&segment1, 0, 9, mnv2_arena);
+    /* step 1: op3_segment, depth-first over 1 unit(s) reading a whole input, 9 row steps: op3_block (fused): operators 3 (CONV_2D), 4 (DEPTHWISE_CONV_2D), 5 (CONV_2D), tiles of 2 column(s) */
+    mnv2_segment_begin(&op3_segment, mnv2_arena);
+    for (int32_t entry = 0; entry < 9 && status == MNV2_OK; ++entry)
+    {
+        status = mnv2_segment_run(&op3_segment, entry, entry + 1, mnv2_arena);
+        MNV2_YIELD(1, entry);
+    }
     MNV2_PROFILE_POINT(1);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(1);
     }
 
-    /* step 2: block2, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 3 bands of 3 row(s), 1 channel group(s) */
+    /* step 2: op6_block, fused operators 6 (CONV_2D), 7 (DEPTHWISE_CONV_2D), 8 (CONV_2D), 9 (ADD); 3 band(s) of 3 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 3 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block2(&block2_bands[band], mnv2_arena);
+        status = mnv2_gs_op6_block(&op6_block_bands[band], mnv2_arena);
+        MNV2_YIELD(2, band);
     }
     MNV2_PROFILE_POINT(2);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(2);
     }
 
-    /* step 3: block3, fused conv_2d -> depthwise_conv_2d -> conv_2d; 2 bands of 2 row(s), 1 channel group(s) */
+    /* step 3: op10_block, fused operators 10 (CONV_2D), 11 (DEPTHWISE_CONV_2D), 12 (CONV_2D); 2 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 2 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block3(&block3_bands[band], mnv2_arena);
+        status = mnv2_gs_op10_block(&op10_block_bands[band], mnv2_arena);
+        MNV2_YIELD(3, band);
     }
     MNV2_PROFILE_POINT(3);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(3);
     }
 
-    /* step 4: block4, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
+    /* step 4: op13_block, fused operators 13 (CONV_2D), 14 (DEPTHWISE_CONV_2D), 15 (CONV_2D), 16 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block4(&block4_bands[band], mnv2_arena);
+        status = mnv2_gs_op13_block(&op13_block_bands[band], mnv2_arena);
+        MNV2_YIELD(4, band);
     }
     MNV2_PROFILE_POINT(4);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(4);
     }
 
-    /* step 5: block5, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 4 row(s), 1 channel group(s) */
+    /* step 5: op17_block, fused operators 17 (CONV_2D), 18 (DEPTHWISE_CONV_2D), 19 (CONV_2D), 20 (ADD); 1 band(s) of 4 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block5(&block5_bands[band], mnv2_arena);
+        status = mnv2_gs_op17_block(&op17_block_bands[band], mnv2_arena);
+        MNV2_YIELD(5, band);
     }
     MNV2_PROFILE_POINT(5);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(5);
     }
 
-    /* step 6: block6, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 6: op21_block, fused operators 21 (CONV_2D), 22 (DEPTHWISE_CONV_2D), 23 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block6(&block6_bands[band], mnv2_arena);
+        status = mnv2_gs_op21_block(&op21_block_bands[band], mnv2_arena);
+        MNV2_YIELD(6, band);
     }
     MNV2_PROFILE_POINT(6);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(6);
     }
 
-    /* step 7: block7, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 7: op24_block, fused operators 24 (CONV_2D), 25 (DEPTHWISE_CONV_2D), 26 (CONV_2D), 27 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block7(&block7_bands[band], mnv2_arena);
+        status = mnv2_gs_op24_block(&op24_block_bands[band], mnv2_arena);
+        MNV2_YIELD(7, band);
     }
     MNV2_PROFILE_POINT(7);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(7);
     }
 
-    /* step 8: block8, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 8: op28_block, fused operators 28 (CONV_2D), 29 (DEPTHWISE_CONV_2D), 30 (CONV_2D), 31 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block8(&block8_bands[band], mnv2_arena);
+        status = mnv2_gs_op28_block(&op28_block_bands[band], mnv2_arena);
+        MNV2_YIELD(8, band);
     }
     MNV2_PROFILE_POINT(8);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(8);
     }
 
-    /* step 9: block9, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 9: op32_block, fused operators 32 (CONV_2D), 33 (DEPTHWISE_CONV_2D), 34 (CONV_2D), 35 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block9(&block9_bands[band], mnv2_arena);
+        status = mnv2_gs_op32_block(&op32_block_bands[band], mnv2_arena);
+        MNV2_YIELD(9, band);
     }
     MNV2_PROFILE_POINT(9);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(9);
     }
 
-    /* step 10: block10, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 10: op36_block, fused operators 36 (CONV_2D), 37 (DEPTHWISE_CONV_2D), 38 (CONV_2D); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block10(&block10_bands[band], mnv2_arena);
+        status = mnv2_gs_op36_block(&op36_block_bands[band], mnv2_arena);
+        MNV2_YIELD(10, band);
     }
     MNV2_PROFILE_POINT(10);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(10);
     }
 
-    /* step 11: block11, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 11: op39_block, fused operators 39 (CONV_2D), 40 (DEPTHWISE_CONV_2D), 41 (CONV_2D), 42 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block11(&block11_bands[band], mnv2_arena);
+        status = mnv2_gs_op39_block(&op39_block_bands[band], mnv2_arena);
+        MNV2_YIELD(11, band);
     }
     MNV2_PROFILE_POINT(11);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(11);
     }
 
-    /* step 12: block12, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 2 row(s), 1 channel group(s) */
+    /* step 12: op43_block, fused operators 43 (CONV_2D), 44 (DEPTHWISE_CONV_2D), 45 (CONV_2D), 46 (ADD); 1 band(s) of 2 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block12(&block12_bands[band], mnv2_arena);
+        status = mnv2_gs_op43_block(&op43_block_bands[band], mnv2_arena);
+        MNV2_YIELD(12, band);
     }
     MNV2_PROFILE_POINT(12);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(12);
     }
 
-    /* step 13: block13, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
+    /* step 13: op47_block, fused operators 47 (CONV_2D), 48 (DEPTHWISE_CONV_2D), 49 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block13(&block13_bands[band], mnv2_arena);
+        status = mnv2_gs_op47_block(&op47_block_bands[band], mnv2_arena);
+        MNV2_YIELD(13, band);
     }
     MNV2_PROFILE_POINT(13);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(13);
     }
 
-    /* step 14: block14, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
+    /* step 14: op50_block, fused operators 50 (CONV_2D), 51 (DEPTHWISE_CONV_2D), 52 (CONV_2D), 53 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block14(&block14_bands[band], mnv2_arena);
+        status = mnv2_gs_op50_block(&op50_block_bands[band], mnv2_arena);
+        MNV2_YIELD(14, band);
     }
     MNV2_PROFILE_POINT(14);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(14);
     }
 
-    /* step 15: block15, fused conv_2d -> depthwise_conv_2d -> conv_2d -> add; 1 bands of 1 row(s), 1 channel group(s) */
+    /* step 15: op54_block, fused operators 54 (CONV_2D), 55 (DEPTHWISE_CONV_2D), 56 (CONV_2D), 57 (ADD); 1 band(s) of 1 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block15(&block15_bands[band], mnv2_arena);
+        status = mnv2_gs_op54_block(&op54_block_bands[band], mnv2_arena);
+        MNV2_YIELD(15, band);
     }
     MNV2_PROFILE_POINT(15);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(15);
     }
 
-    /* step 16: block16, fused conv_2d -> depthwise_conv_2d -> conv_2d; 1 bands of 1 row(s), 1 channel group(s) */
+    /* step 16: op58_block, fused operators 58 (CONV_2D), 59 (DEPTHWISE_CONV_2D), 60 (CONV_2D); 1 band(s) of 1 row(s), 1 channel group(s) */
     for (int32_t band = 0; band < 1 && status == MNV2_OK; ++band)
     {
-        status = mnv2_gs_block16(&block16_bands[band], mnv2_arena);
+        status = mnv2_gs_op58_block(&op58_block_bands[band], mnv2_arena);
+        MNV2_YIELD(16, band);
     }
     MNV2_PROFILE_POINT(16);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(16);
     }
 
-    /* step 17: op61_conv_2d, CONV_2D (operator 61 (CONV_2D)) */
+    /* step 17: op61_conv_2d, operator 61 (CONV_2D) */
     status = mnv2_gs_op61_conv_2d(mnv2_arena);
+    MNV2_YIELD(17, 0);
     MNV2_PROFILE_POINT(17);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(17);
     }
 
-    /* step 18: op62_mean, MEAN (operator 62 (MEAN)) */
-    status = mnv2_mean_s8(mnv2_arena + 0, 1, 1, 1280,
-        128, 1073741824, 1, -128, mnv2_arena + 1280);
+    /* step 18: op62_mean, operator 62 (MEAN) */
+    status = mnv2_mean_s8(mnv2_arena + 0, /* outer */ 1, /* reduce */ 1,
+        /* inner */ 1280, /* input_offset */ 128,
+        /* multiplier */ 1073741824, /* shift */ 1,
+        /* output_offset */ -128, mnv2_arena + 1280);
+    MNV2_YIELD(18, 0);
     MNV2_PROFILE_POINT(18);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(18);
     }
 
-    /* step 19: op63_fully_connected, FULLY_CONNECTED (operator 63 (FULLY_CONNECTED)) */
+    /* step 19: op63_fully_connected, operator 63 (FULLY_CONNECTED) */
     status = mnv2_gs_op63_fully_connected(mnv2_arena);
+    MNV2_YIELD(19, 0);
     MNV2_PROFILE_POINT(19);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(19);
     }
 
-    /* step 20: op64_softmax, SOFTMAX (operator 64 (SOFTMAX)) */
-    status = mnv2_softmax_s8(mnv2_arena + 0, 1, 4, 1154219904,
-        23, -248, mnv2_arena + 16);
+    /* step 20: op64_softmax, operator 64 (SOFTMAX) */
+    status = mnv2_softmax_s8(mnv2_arena + 0, /* rows */ 1, /* row_size */ 4,
+        /* input_beta_multiplier */ 2131956352, /* input_beta_left_shift */ 22,
+        /* diff_min */ -496, mnv2_arena + 16);
+    MNV2_YIELD(20, 0);
     MNV2_PROFILE_POINT(20);
     if (status != MNV2_OK)
     {
-        return MNV2_STATUS_KERNEL_ERROR;
+        return MNV2_STATUS_STEP_ERROR(20);
     }
     (void)status;
     return MNV2_STATUS_OK;
