@@ -1,6 +1,6 @@
 """Measure synthesized models in QEMU and fit targets/calibration.toml.
 
-    python benchmarks/calibrate.py [--target T]... [--kernels portable|cmsis-nn]...
+    python benchmarks/calibrate.py [--target T]... [--kernels generated|portable|cmsis-nn]...
         [--cmsis-nn PATH] [--data DIR] [--jobs N] [--shared DIR] [--no-write]
 
 For every target and kernel backend: build each model of `calibration_models.py` with the
@@ -204,7 +204,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", action="append", help="default: the Cortex-M targets")
-    parser.add_argument("--kernels", action="append", choices=["portable", "cmsis-nn"])
+    parser.add_argument("--kernels", action="append",
+                        choices=["generated", "portable", "cmsis-nn"])
     parser.add_argument("--cmsis-nn", default=None, help="CMSIS-NN checkout (cmsis-nn only)")
     parser.add_argument("--data", default="/tmp/mnv2gen-calibration",
                         help="cache of measurements (JSON lines)")

@@ -218,9 +218,10 @@ def _parse_bytes(value: str | None) -> int | None:
               "per step; auto = also chains of units run depth-first row by row.")
 @click.option("--ram-budget", help="Pick the cheapest plan that fits this many bytes "
               "(e.g. 131072, 128k).")
-@click.option("--kernel-set", type=click.Choice(["portable", "cmsis-c", "cmsis-dsp",
-                                                  "cmsis-mve"]), default="portable",
-              show_default=True, help="Kernel scratch rules to plan for.")
+@click.option("--kernel-set", type=click.Choice(["generated", "portable", "cmsis-c",
+                                                  "cmsis-dsp", "cmsis-mve"]),
+              default="generated", show_default=True,
+              help="Kernel set to plan for: its scratch rules and instruction costs.")
 @click.option("--tflm/--no-tflm", "ask_tflm", default=True, show_default=True,
               help="Also ask TFLite Micro (the tflm extra, in a child process) for its arena "
                    "of the same model.")
@@ -377,9 +378,10 @@ def _compile_options(func):
         click.option("--target", "target", required=True,
                      help="cortex-m0, cortex-m3, cortex-m33, cortex-m4, cortex-m7, cortex-m55, "
                           "stm32f405 or host."),
-        click.option("--kernels", type=click.Choice(["cmsis-nn", "portable"]),
-                     help="Kernel backend (default: cmsis-nn when a CMSIS-NN path is known, "
-                          "else portable)."),
+        click.option("--kernels", type=click.Choice(["generated", "cmsis-nn", "portable"]),
+                     help="Kernel backend (default: generated, mnv2gen's own kernels "
+                          "specialised per layer; on cortex-m55 cmsis-nn when a CMSIS-NN "
+                          "path is known)."),
         click.option("--cmsis-nn", "cmsis_nn", type=click.Path(file_okay=False),
                      help="Your CMSIS-NN v7 checkout (default: $CMSIS_NN_PATH)."),
         click.option("--scheme", type=click.Choice(["layer", "bottleneck", "auto"]),
@@ -558,7 +560,8 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--target", "targets", multiple=True,
               help="Target(s), repeatable or a comma list [default: the Cortex-M targets].")
 @click.option("--kernels", default="portable", show_default=True,
-              help="portable or cmsis-nn: the kernel set decides scratch, code and speed.")
+              help="portable, generated or cmsis-nn: the kernel set decides scratch, code "
+                   "and speed (generated: no instruction calibration yet, use --measure).")
 @click.option("--cmsis-nn", "cmsis_nn", type=click.Path(file_okay=False),
               help="Your CMSIS-NN v7 checkout, to measure cmsis-nn code size and with "
                    "--measure (default: $CMSIS_NN_PATH).")
@@ -595,9 +598,9 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
         require_path(html_path, "--html")
     if png_dir is not None:
         check_output_directory(png_dir, option="--png", force=force)
-    if kernels not in ("portable", "cmsis-nn"):
+    if kernels not in ("generated", "portable", "cmsis-nn"):
         raise MnvError(f"--kernels {quoted(kernels)} is not a kernel backend",
-                       "choose portable or cmsis-nn")
+                       "choose generated, portable or cmsis-nn")
     configurations = cfg.configurations(
         model, arch, cfg.parse_list("--alpha", alpha, float),
         cfg.parse_list("--resolution", resolution, int),

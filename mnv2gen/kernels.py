@@ -8,8 +8,10 @@ with the same signature, so the generated schedule never depends on the backend.
 
 Backends: "portable" compiles mnv2_ops_portable.c; "cmsis-nn" compiles mnv2_ops_cmsis.c,
 which #includes mnv2_ops_portable.c (one copy of each kernel), plus the CMSIS-NN
-library. Requantisation is TFLite's double rounding in both (CMSIS_NN_USE_SINGLE_ROUNDING
-must stay undefined).
+library; "generated" compiles the model's own mnv2_kernels.c (kernels specialised per
+layer shape, mnv2gen.codegen.generated) and the portable kernels for whatever it does not
+specialise. Requantisation is TFLite's double rounding in all three
+(CMSIS_NN_USE_SINGLE_ROUNDING must stay undefined).
 """
 
 from __future__ import annotations
@@ -98,6 +100,10 @@ BACKENDS: dict[str, Backend] = {
                         ("mnv2_ops_portable.c",), False),
     "cmsis-nn": Backend("cmsis-nn", ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c"),
                         ("mnv2_ops_cmsis.c",), True),
+    "generated": Backend("generated", ("mnv2_ops.h", "mnv2_ops_portable.c",
+                                       "mnv2_gen_kernels.h", "mnv2_gen_common.h",
+                                       "mnv2_gen_pw.h", "mnv2_gen_dw.h", "mnv2_gen_conv.h"),
+                         ("mnv2_ops_portable.c", "mnv2_kernels.c"), False),
 }
 
 
@@ -106,8 +112,8 @@ def kernel_set(backend: str, dsp: bool, mve: bool) -> str:
     if backend not in BACKENDS:
         raise MnvError(f"unknown kernel backend {quoted(backend)}",
                        f"backends: {', '.join(BACKENDS)}")
-    if backend == "portable":
-        return "portable"
+    if backend in ("portable", "generated"):
+        return backend
     return "cmsis-mve" if mve else "cmsis-dsp" if dsp else "cmsis-c"
 
 

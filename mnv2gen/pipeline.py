@@ -41,21 +41,20 @@ class Compiled:
         return self.plan.graph
 
 
-def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None) -> tuple[str, str, str]:
+def resolve_kernels(kernels: str | None, cmsis_nn_path: str | None,
+                    mve: bool = False) -> tuple[str, str, str]:
     """Return (kernels, CMSIS-NN path, notice) from the options and CMSIS_NN_PATH.
 
-    Default: cmsis-nn when a CMSIS-NN path is known, else portable with a one-line notice.
+    Default: generated (mnv2gen's own per-layer kernels), except on Helium cores (`mve`)
+    with a CMSIS-NN path known: there CMSIS-NN's MVE kernels are faster.
     """
     path = cmsis_nn_path or os.environ.get("CMSIS_NN_PATH", "")
+    notice = ""
     if kernels is None:
-        kernels = "cmsis-nn" if path else "portable"
-        notice = "" if path else ("note: no CMSIS-NN path given (--cmsis-nn or CMSIS_NN_PATH); "
-                                  "using mnv2gen's portable C kernels")
-    else:
-        notice = ""
+        kernels = "cmsis-nn" if path and mve else "generated"
     if kernels not in KERNEL_CHOICES:
         raise MnvError(f"unknown kernels {quoted(kernels)}",
-                       f"choose {' or '.join(KERNEL_CHOICES)}")
+                       f"choose {', '.join(KERNEL_CHOICES)}")
     if kernels == "cmsis-nn":
         if not path:
             raise MnvError("--kernels cmsis-nn needs the path of your CMSIS-NN checkout",
@@ -83,8 +82,8 @@ def compile_graph(full: Graph, target: str | Target, kernels: str | None = None,
     """Return a loaded (passed) graph planned for `target` (a name or a Target)."""
     # 1. the target decides the kernel set, hence the kernels' scratch sizes
     tgt = target if isinstance(target, Target) else load_target(target)
-    kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path)
-    kernel_set = "portable" if kernels == "portable" else (
+    kernels, path, notice = resolve_kernels(kernels, cmsis_nn_path, tgt.mve)
+    kernel_set = kernels if kernels in ("portable", "generated") else (
         "cmsis-c" if tgt.is_host else tgt.kernel_set)
     # 2. float edges are left to the caller: the device runs the integer core, which
     #    code generation must be able to produce entirely

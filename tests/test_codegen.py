@@ -82,10 +82,12 @@ def test_every_shared_model_is_bit_exact_on_host(path):
 @pytest.mark.qemu
 @pytest.mark.parametrize("path", model_params())
 def test_every_shared_model_is_bit_exact_on_cortex_m7(path):
+    """With the default kernels (generated); the portable ones run the small models below."""
     need_toolchain("cortex-m7")
     graph = logits_graph(load_model(path))
-    report = verify(compile_graph(graph, "cortex-m7", kernels="portable"), _inputs(graph, 1))
+    report = verify(compile_graph(graph, "cortex-m7"), _inputs(graph, 1))
     assert report["bit_exact"] and report["instructions"] > 0
+    assert report["kernels"] == "generated"
     assert report["elf_sizes"]["regions"]["RAM"] > report["peak_bytes"]
 
 
@@ -95,7 +97,7 @@ def test_imagenet_model_verifies_on_cortex_m7_through_the_cli(shared_model, run_
     need_toolchain("cortex-m7")
     path = shared_model("aquapapaya_keras_mobilenet_v2_1.0_224")
     code, out, err = run_cli("verify", path, "--target", "cortex-m7", "--inputs", "3",
-                             "--json", "--kernels", "portable")
+                             "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["bit_exact"] is True and report["mismatched_bytes"] == 0
@@ -117,7 +119,8 @@ def test_qdq_onnx_model_is_bit_exact(shared_models, target):
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("target", ["cortex-m3", "cortex-m4", "cortex-m55", "stm32f405"])
+@pytest.mark.parametrize("target", ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m55",
+                                    "stm32f405"])
 def test_small_model_is_bit_exact_on_every_core(shared_model, target):
     need_toolchain(target)
     graph = logits_graph(load_model(shared_model("tflm_person_detect")))
@@ -129,8 +132,7 @@ def test_small_model_is_bit_exact_on_every_core(shared_model, target):
 def test_mobilenet_v2_035_96_fits_and_runs_on_stm32f405(shared_model):
     need_toolchain("stm32f405")
     graph = load_model(shared_model("ei_singtown_mask_mobilenet_v2_0.35_96"))
-    report = verify(compile_graph(logits_graph(graph), "stm32f405", kernels="portable"),
-                    _inputs(graph, 2))
+    report = verify(compile_graph(logits_graph(graph), "stm32f405"), _inputs(graph, 2))
     assert report["bit_exact"]
     regions = report["elf_sizes"]["regions"]
     assert regions["RAM"] <= 128 * 1024 and regions["FLASH"] <= 1024 * 1024
@@ -149,7 +151,7 @@ def test_build_cli_writes_the_library(shared_model, tmp_path, run_cli, monkeypat
     path = shared_model("tflm_person_detect")
     code, out, err = run_cli("build", path, "--target", "cortex-m4", "-o", tmp_path / "lib")
     assert code == 0, err
-    assert "portable C kernels" in err  # the one-line notice without a CMSIS-NN path
+    assert "generated kernels" in out and err == ""  # the default, no CMSIS-NN needed
     plan = json.loads((tmp_path / "lib" / "plan.json").read_text())
     header = (tmp_path / "lib" / "mnv2_model.h").read_text()
     assert f"#define MNV2_ARENA_BYTES {plan['peak_bytes']}" in header

@@ -203,6 +203,7 @@ def test_verify_keeps_its_harness_in_a_hostile_folder(run_cli, tmp_path):
     model = tmp_path / "m.tflite"
     model.write_bytes(consistent_tflite(3, seed=5))
     keep = tmp_path / 'k"ep\\ ??/ $(x) caf\u00e9'
+    keep.parent.mkdir()  # a --keep folder's parent must exist (the folder rules of build -o)
     code, out, err = run_cli("verify", model, "--target", "host", "--kernels", "portable",
                              "--inputs", "1", "--keep", keep)
     assert code == 0 and "bit-exact" in out, err

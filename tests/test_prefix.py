@@ -169,12 +169,13 @@ def test_every_generated_file_carries_the_prefix(tiny, tmp_path, kernels, model)
     assert "cat_arena" in undefined.stdout  # the old macro still selects the external mode
 
 
-def test_make_builds_the_prefixed_archive(tiny, tmp_path):
+@pytest.mark.parametrize("kernels", ["portable", "generated"])
+def test_make_builds_the_prefixed_archive(tiny, tmp_path, kernels):
     need_toolchain("host")
     if shutil.which("make") is None:
         pytest.skip("needs make (apt-get install make)")
     out = tmp_path / "dog"
-    write_library(compile_graph(tiny, "host", kernels="portable"), out, compile_it=False,
+    write_library(compile_graph(tiny, "host", kernels=kernels), out, compile_it=False,
                   options=LibraryOptions("dog"))
     done = subprocess.run(["make", "-s", "CC=gcc", "AR=ar"], cwd=out, capture_output=True,
                           text=True)
@@ -222,10 +223,23 @@ def test_section_names_are_kept_verbatim_under_another_prefix(tiny, tmp_path):
     assert "`.bss.mnv2_a`" in report and "`cat_model.h`, every symbol `cat_*`" in report
 
 
-def test_a_family_model_with_several_outputs_verifies_with_a_prefix_and_a_runtime_arena():
+@pytest.mark.parametrize("kernels", ["portable", "generated"])
+def test_a_family_model_with_several_outputs_verifies_with_a_prefix_and_a_runtime_arena(
+        kernels):
+    """With the generated kernels the family operators run on the portable fallback."""
     need_toolchain("host")
     graph = heads_model()
-    compiled = compile_graph(graph, "host", kernels="portable")
+    compiled = compile_graph(graph, "host", kernels=kernels)
     report = verify(compiled, [random_inputs(graph, 3)],
                     options=LibraryOptions("cat", arena="runtime"))
     assert report["bit_exact"], report
+
+
+@pytest.mark.parametrize("arena", ["static", "external", "runtime"])
+def test_generated_kernels_verify_with_a_prefix_in_every_arena_mode(tiny, arena):
+    """The generated kernel and step functions are renamed like every mnv2_ symbol."""
+    need_toolchain("host")
+    compiled = compile_graph(tiny, "host", kernels="generated")
+    report = verify(compiled, [random_inputs(tiny, 1)],
+                    options=LibraryOptions("cat", arena=arena))
+    assert report["bit_exact"] and report["kernels"] == "generated", report

@@ -46,12 +46,14 @@ class ConstPool:
     def __init__(self) -> None:
         self.arrays: list[ConstArray] = []
         self._by_content: dict[tuple, str] = {}
+        self._symbols: set[str] = set()
 
     def add(self, symbol: str, values, dtype, comment: str = "") -> str:
         """Return the symbol under which `values` (cast to `dtype`) can be referenced:
         `symbol` with the library prefix `mnv2_` in front (the arrays are external symbols).
 
-        Arrays are padded with zeros to a multiple of 16 bytes plus 16 bytes: Helium
+        A symbol already taken by other values gets a numeric suffix. Arrays are padded
+        with zeros to a multiple of 16 bytes plus 16 bytes: Helium
         kernels may read up to 3 elements past the end of per-channel arrays. Integer
         values outside `dtype`'s range and float values that are not finite in `dtype`
         raise InternalError (a cast would change them silently); `comment` goes through
@@ -75,6 +77,10 @@ class ConstPool:
         padded_bytes = -(-array.nbytes // 16) * 16 + 16
         padded = np.zeros(padded_bytes // itemsize, dtype=array.dtype)
         padded[:array.size] = array
+        base, n = symbol, 1
+        while symbol in self._symbols:
+            symbol, n = f"{base}_{n}", n + 1
+        self._symbols.add(symbol)
         self.arrays.append(ConstArray(symbol, _CTYPES[array.dtype], padded, array.size,
                                       comment_text(comment)))
         self._by_content[key] = symbol

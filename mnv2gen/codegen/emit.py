@@ -18,6 +18,8 @@ from mnv2gen import __version__
 from mnv2gen.codegen.cinit import Initialiser, runtime_structs
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.footprint import Footprint
+from mnv2gen.codegen.generated.instances import InstanceSet
+from mnv2gen.codegen.generated.lower import lower_generated
 from mnv2gen.codegen.lower import lower_unit
 from mnv2gen.codegen.lower_family import output_ctype
 from mnv2gen.codegen.options import LibraryOptions
@@ -45,9 +47,15 @@ from mnv2gen.toolchain.targets import Target, package_dir
 RUNTIME_FILES = ("mnv2_ops.h", "mnv2_ops_portable.c", "mnv2_ops_cmsis.c", "mnv2_fused.h",
                  "mnv2_fused.c", "mnv2_segment.h", "mnv2_segment.c", "mnv2_ops_family.h",
                  "mnv2_ops_family.c", "mnv2_ops_cmsis_family.c")
+#: Runtime files of the generated backend: the portable kernels run what it does not
+#: specialise (mnv2_kernels.c/.h are rendered per model).
+GENERATED_KERNEL_HEADERS = ("mnv2_gen_kernels.h", "mnv2_gen_common.h", "mnv2_gen_pw.h",
+                            "mnv2_gen_dw.h", "mnv2_gen_conv.h")
+GENERATED_RUNTIME_FILES = (*(f for f in RUNTIME_FILES if "cmsis" not in f),
+                           *GENERATED_KERNEL_HEADERS)
 # The generated library's own C sources (plus one of the kernel backends).
 LIBRARY_SOURCES = ("mnv2_model.c", "mnv2_weights.c", "mnv2_fused.c", "mnv2_segment.c")
-KERNEL_CHOICES = ("portable", "cmsis-nn")
+KERNEL_CHOICES = ("generated", "portable", "cmsis-nn")
 #: Generated files renamed as build files (the others: C sources and headers, or data).
 BUILD_FILES = ("Makefile", "CMakeLists.txt", "REPORT.md")
 
@@ -55,6 +63,8 @@ BUILD_FILES = ("Makefile", "CMakeLists.txt", "REPORT.md")
 def library_sources(kernels: str) -> tuple[str, ...]:
     """Return the C files of a generated library that are compiled (CMSIS-NN's aside), with
     the default prefix (Generated.sources has them as written)."""
+    if kernels == "generated":
+        return (*LIBRARY_SOURCES, "mnv2_ops_portable.c", "mnv2_kernels.c")
     return (*LIBRARY_SOURCES,
             "mnv2_ops_cmsis.c" if kernels == "cmsis-nn" else "mnv2_ops_portable.c")
 
@@ -184,18 +194,28 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     check_supported(graph)
     env = _environment()
     pool = ConstPool()
-    units = []
+    instances = InstanceSet()
+    units, steps = [], []
     for up in plan.units:
-        template, context = lower_unit(plan, up, pool)
-        check_context(f"step {up.step} ({up.name})", context, template)
+        if kernels == "generated":
+            lowered = lower_generated(plan, up, pool, instances)
+            template, context = lowered.template, lowered.context
+        else:
+            (template, context), lowered = lower_unit(plan, up, pool), None
+            template = f"ops/{template}"
+        check_context(f"step {up.step} ({up.name})", context, template.split("/")[-1])
         context = _with_inner(env, {**context, "step": up.step})
-        module = env.get_template(f"ops/{template}").module
+        module = env.get_template(template).module
         units.append({"step": up.step, "name": up.name, "bands": step_bands(up),
                       "layer": not isinstance(up, SegmentPlan) and not isinstance(
                           up.unit, FusedUnit),
                       "comment": comment_text(describe_step(up), 1000),
                       "definitions": str(module.define(up.name, context)).rstrip(),
                       "call": str(module.call(up.name, context)).rstrip("\n")})
+        if lowered is not None and lowered.prototype:
+            steps.append({"step": up.step, "comment": comment_text(describe_step(up), 1000),
+                          "text": str(module.step(up.name, context)).strip(),
+                          "prototype": lowered.prototype})
     check_arena(plan.peak_bytes, pool.total_bytes)
     report = plan_report(plan, baseline, tflm_arena_bytes)
     model = safe_basename(full.name)
@@ -224,6 +244,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "ar": "ar" if target.is_host else "arm-none-eabi-ar", "cross": not target.is_host,
         "target_flags": " ".join(target.machine_flags), "opt_flags": " ".join(OPT_FLAGS),
         "cmsis_nn_path": build_file_path(cmsis_nn_path, "--cmsis-nn"),
+        "generated": kernels == "generated", "sources": library_sources(kernels),
+        "steps": steps, "instances": instances.definitions(env),
         "pixels": pixel_context(graph, pixels), **options.context(),
     }
     rendered = {
@@ -231,6 +253,9 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
         "mnv2_weights.h": "model/mnv2_weights.h.j2", "mnv2_weights.c": "model/mnv2_weights.c.j2",
         "Makefile": "build/Makefile.j2", "CMakeLists.txt": "build/CMakeLists.txt.j2",
     }
+    if kernels == "generated":
+        rendered |= {"mnv2_kernels.c": "gen/mnv2_kernels.c.j2",
+                     "mnv2_kernels.h": "gen/mnv2_kernels.h.j2"}
     texts = {name: env.get_template(template).render(**common)
              for name, template in rendered.items()}
     report_context = {**common, **_estimates(plan, target, kernels, report)}
@@ -241,7 +266,8 @@ def generate(full: Graph, plan: Plan, baseline: Plan, target: Target, kernels: s
     for name, text in texts.items():
         check_generated_text(name, text)
         (out_dir / name).write_text(text)
-    for name in RUNTIME_FILES:
+    runtime = GENERATED_RUNTIME_FILES if kernels == "generated" else RUNTIME_FILES
+    for name in runtime:
         shutil.copyfile(templates_dir() / "runtime" / name, out_dir / name)
     renamer = apply_prefix(out_dir, options.prefix,
                            (provenance, cmsis_nn_path, *options.free_texts))

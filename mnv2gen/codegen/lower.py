@@ -42,6 +42,7 @@ def _conv_numbers(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> dict:
         "bias": pool.add(f"{symbol}_bias", b.data, np.int32, f"{op.name} bias"),
         "multiplier": pool.add(f"{symbol}_multiplier", mult, np.int32),
         "shift": pool.add(f"{symbol}_shift", shift, np.int32),
+        "kernel": None,  # a specialised kernel (generated backend, segments) or none
     }
 
 
@@ -195,7 +196,7 @@ LAYER_TEMPLATES: dict[OpKind, tuple[str, Callable[[Plan, UnitPlan, ConstPool], d
 
 
 def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return (template name, context) of a layer unit's C code."""
+    """Return (template name under templates/ops/, context) of a layer unit's C code."""
     op = up.unit.op
     if op.kind not in LAYER_TEMPLATES:
         raise UnsupportedError(
@@ -208,7 +209,8 @@ def lower_layer(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
 
 
 def lower_unit(plan: Plan, up: UnitPlan | SegmentPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return (template name, context) of any plan step, adding its constants to `pool`."""
+    """Return (template name under templates/ops/, context) of any plan step on the portable
+    or CMSIS-NN kernels, adding its constants to `pool`."""
     if isinstance(up, SegmentPlan):
         return lower_segment(plan, up, pool, _conv_numbers, add_params)
     return (lower_fused if isinstance(up.unit, FusedUnit) else lower_layer)(plan, up, pool)
@@ -218,6 +220,19 @@ def _group_major(filter_data: np.ndarray, groups, axis: int) -> np.ndarray:
     """Return the filter with each channel group's slice stored contiguously."""
     return np.concatenate([np.take(filter_data, range(a, b), axis=axis).reshape(-1)
                            for a, b in groups])
+
+
+def band_table(up: UnitPlan) -> list[list[int]]:
+    """Return the rows of a fused unit's mnv2_band table (mnv2_fused.h field order)."""
+    rows, previous = [], None
+    for b in up.choice.bands:
+        keep_from = b.window_rows[0] - previous[0] if b.keep_rows else 0
+        rows.append([b.out_rows[0], b.out_rows[1] - b.out_rows[0], b.window_rows[0],
+                     b.window_rows[1] - b.window_rows[0], b.window_pad_top, keep_from,
+                     b.keep_rows, b.new_rows[1] - b.new_rows[0], b.producer_rows[0],
+                     b.producer_rows[1] - b.producer_rows[0], b.producer_pad_top])
+        previous = b.window_rows
+    return rows
 
 
 def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
@@ -239,15 +254,7 @@ def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
         parts[role] = numbers
     offset = plan.offset
     kernel, kernel_bytes = up.scratch.get("kernel", 0), up.scratch.get("kernel", 0)
-    bands = []
-    previous = None
-    for b in choice.bands:
-        keep_from = b.window_rows[0] - previous[0] if b.keep_rows else 0
-        bands.append([b.out_rows[0], b.out_rows[1] - b.out_rows[0], b.window_rows[0],
-                      b.window_rows[1] - b.window_rows[0], b.window_pad_top, keep_from,
-                      b.keep_rows, b.new_rows[1] - b.new_rows[0], b.producer_rows[0],
-                      b.producer_rows[1] - b.producer_rows[0], b.producer_pad_top])
-        previous = b.window_rows
+    bands = band_table(up)
     producer_kind = 0 if unit.producer is None else (
         1 if unit.producer.kind is OpKind.CONV_2D else 2)
     scratch_offsets = {k: (offset(f"{up.name}.{k}") if k in up.scratch else 0)

@@ -96,7 +96,7 @@ def _runtime_objects(target: Target, kernels: str, cmsis_nn_path: str) -> list[P
         runtime = templates_dir() / "runtime"
         sources = [runtime / "mnv2_fused.c", runtime / "mnv2_segment.c",
                    runtime / ("mnv2_ops_cmsis.c" if kernels == "cmsis-nn"
-                              else "mnv2_ops_portable.c")]
+                              else "mnv2_ops_portable.c")]  # generated: its fallbacks
         includes = [runtime]
         if kernels == "cmsis-nn":
             root = Path(cmsis_nn_path)
@@ -179,8 +179,10 @@ def measure_code_bytes(full: Graph, plan: Plan, baseline: Plan,
 def _code_bytes(target: Target, kernels: str, cmsis_nn_path: str, lib: Path, work: Path) -> int:
     work.mkdir()
     runtime = _runtime_objects(target, kernels, cmsis_nn_path)
-    model_objects = _compile(target, [lib / "mnv2_model.c", lib / "weights_stub.c"], [lib],
-                             work / "model_obj")
+    model_sources = [lib / "mnv2_model.c", lib / "weights_stub.c"]
+    if kernels == "generated":
+        model_sources.append(lib / "mnv2_kernels.c")  # this model's own kernels
+    model_objects = _compile(target, model_sources, [lib], work / "model_obj")
     with_model, _ = _flash_bytes(target, _link(target, model_objects + runtime,
                                                _MAIN_WITH_MODEL, work, [lib], "with"))
     key = (target.name, kernels, cmsis_nn_path)

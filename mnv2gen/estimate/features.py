@@ -207,16 +207,34 @@ def executed_macs(features: dict[str, int]) -> int:
 
 
 CODE_FEATURES = ("base", "fused_units", "layer_units", "bands", "has_fused", "has_groups",
-                 "has_add", "has_avgpool", "has_mean", "has_fc", "has_softmax", "has_quantize")
+                 "has_add", "has_avgpool", "has_mean", "has_fc", "has_softmax", "has_quantize",
+                 "gen_pw", "gen_dw", "gen_conv", "gen_other")
 _KIND_FLAGS = {OpKind.ADD: "has_add", OpKind.AVERAGE_POOL_2D: "has_avgpool",
                OpKind.MEAN: "has_mean", OpKind.FULLY_CONNECTED: "has_fc",
                OpKind.SOFTMAX: "has_softmax", OpKind.QUANTIZE: "has_quantize"}
 
 
+def _instance_counts(plan: Plan) -> Counter:
+    """Return the generated backend's kernel instances per kind (gen_* code features)."""
+    from mnv2gen.codegen.consts import ConstPool
+    from mnv2gen.codegen.generated.instances import InstanceSet
+    from mnv2gen.codegen.generated.lower import lower_generated
+
+    pool, instances = ConstPool(), InstanceSet()
+    for up in plan.units:
+        lower_generated(plan, up, pool, instances)
+    kinds = Counter(i.kind for i in instances.instances())
+    return Counter({"gen_pw": kinds["pw"], "gen_dw": kinds["dw"], "gen_conv": kinds["conv"],
+                    "gen_other": kinds["add"] + kinds["requant_acc"]})
+
+
 def code_features(plan: Plan) -> dict[str, int]:
     """Return what the generated code's size depends on: units and bands (call sites and
-    tables in mnv2_model.c) and which kernels get linked (CODE_FEATURES)."""
+    tables in mnv2_model.c), which kernels get linked and, for the generated backend, its
+    kernel instances per kind (CODE_FEATURES)."""
     counts = Counter({"base": 1})
+    if plan.kernel_set == "generated":
+        counts.update(_instance_counts(plan))
     for up in plan.units:
         if isinstance(up, SegmentPlan):  # a segment's tables: like one band per row step
             counts["fused_units"] += len(up.units)

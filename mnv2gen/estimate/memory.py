@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mnv2gen.codegen.consts import ConstPool
+from mnv2gen.codegen.generated.lower import const_bytes as generated_const_bytes
 from mnv2gen.codegen.lower import lower_unit
 from mnv2gen.errors import MnvError
 from mnv2gen.ir import Graph
@@ -36,6 +37,8 @@ def const_pool_bytes(plan: Plan) -> int:
     """Return the flash bytes of the generated constant arrays (weights, biases,
     requantisation tables, channel-group copies) of `plan`, exactly as `write_library`
     reports them, without writing any file."""
+    if plan.kernel_set == "generated":
+        return generated_const_bytes(plan)
     pool = ConstPool()
     for up in plan.units:
         lower_unit(plan, up, pool)

@@ -29,7 +29,7 @@ class Options:
     """How to estimate: targets, kernel backend, measurements, RAM allowance."""
 
     targets: tuple[str, ...]
-    kernels: str = "portable"
+    kernels: str = "portable"  # calibrated; the generated kernels are not yet
     cmsis_nn_path: str = ""
     measure: bool = False
     ram_allowance: int = cat.DEFAULT_RAM_ALLOWANCE
@@ -43,12 +43,12 @@ def work_items(configs: list[Configuration], options: Options) -> int:
 
 
 def _kernel_set(target, kernels: str) -> str:
-    return "portable" if kernels == "portable" else target.kernel_set
+    return kernels if kernels in ("portable", "generated") else target.kernel_set
 
 
 def _can_build(target, options: Options) -> bool:
     return (not options.code_table and can_measure(target)
-            and (options.kernels == "portable" or bool(options.cmsis_nn_path)))
+            and (options.kernels != "cmsis-nn" or bool(options.cmsis_nn_path)))
 
 
 def _measured_code(graph, memories: dict[str, Memory], targets: list, options: Options

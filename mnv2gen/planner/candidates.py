@@ -12,6 +12,7 @@ backends, which is what makes them expensive next to CMSIS-NN's 1x1 convolution.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -43,12 +44,40 @@ _CMSIS = {"pointwise": (1.4, 43.0), "conv": (4.9, 0.0), "depthwise": (8.3, 0.0),
           "accumulate": (6.2, 0.0), "requantize": (0.0, 100.0), "add": (0.0, 11.0),
           "activation": (0.0, 40.0), "scale": (0.0, 8.0), "sum": (0.0, 4.0),
           "call": 1500.0}
-PRICES = {"portable": _PORTABLE, "cmsis-c": _CMSIS, "cmsis-dsp": _CMSIS, "cmsis-mve": _CMSIS}
+# The generated kernels: per-call microbenchmarks of every layer of a few models on
+# Cortex-M7 (benchmarks/planner_prices.py); the grouped projection accumulates with the
+# 1x1 kernel's tiles, so groups cost little more than one 1x1 pass here.
+_GENERATED = {"pointwise": (0.92, 9.7), "conv": (0.0, 40.6), "depthwise": (1.3, 15.6),
+              "accumulate": (0.87, 4.7), "requantize": (0.0, 14.2), "add": (0.0, 15.0),
+              # no generated kernel: the portable fallback's prices
+              "activation": (0.0, 40.0), "scale": (0.0, 25.0), "sum": (0.0, 4.0),
+              "call": 160.0}
+PRICES = {"portable": _PORTABLE, "generated": _GENERATED, "cmsis-c": _CMSIS,
+          "cmsis-dsp": _CMSIS, "cmsis-mve": _CMSIS}
 
 
 def _price(kernel_set: str, kind: str, macs: float, outputs: float) -> float:
     per_mac, per_output = PRICES[kernel_set][kind]
     return per_mac * macs + per_output * outputs
+
+
+def price(kernel_set: str, terms: dict[str, float]) -> float:
+    """Return the instructions `terms` cost under a kernel set: "<kind>.mac" and
+    "<kind>.out" priced per MAC and per output element, "call" per kernel call, "move" per
+    byte a sliding window moves."""
+    table = PRICES[kernel_set]
+    total = 0.0
+    for term, count in terms.items():
+        if term == "call":
+            total += table["call"] * count
+        elif term == "move":
+            total += MOVE_COST * count
+        else:
+            kind, unit = term.split(".")
+            total += table[kind][0 if unit == "mac" else 1] * count
+    return total
+
+
 ALIGNMENT = 16
 _ROWS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 _GROUPS = (1, 2, 3, 4, 6, 8)
@@ -68,6 +97,7 @@ class Candidate:
     macs: int
     calls: int
     cost: float
+    terms: dict[str, int]      # the work counts `cost` prices (see price())
 
 
 def _row_bytes(graph: Graph, name: str) -> int:
@@ -157,38 +187,38 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
     project_macs = height_o * width_o * dw_channels * out_c
     outputs = height_o * width_o * out_c
     front_macs = produce_macs + dw_macs
-    front = (_price(kernel_set, producer_kind, produce_macs,
-                    produced_rows * width_e * channels_e)
-             + _price(kernel_set, "depthwise", dw_macs, 0)
-             + _price(kernel_set, "activation", 0,
-                      (unit.producer_act is not None) * produced_rows * width_e * channels_e
-                      + (unit.depthwise_act is not None) * dw_outputs))
-    front_calls = len(band_list) * chunking.groups * (
+    front = Counter({f"{producer_kind}.mac": produce_macs,
+                     f"{producer_kind}.out": produced_rows * width_e * channels_e,
+                     "depthwise.mac": dw_macs, "depthwise.out": dw_outputs,
+                     "activation.out": (unit.producer_act is not None) * produced_rows
+                     * width_e * channels_e + (unit.depthwise_act is not None) * dw_outputs})
+    front["call"] = len(band_list) * chunking.groups * (
         1 + (unit.producer is not None) + (unit.producer_act is not None)
         + (unit.depthwise_act is not None)) + sum(1 for b in band_list if b.keep_rows)
-    moved = sum(b.keep_rows for b in band_list) * width_e * channels_e
+    front["move"] = sum(b.keep_rows for b in band_list) * width_e * channels_e
+    terms = Counter(front)
     if chunking.groups > 1:
-        back = (_price(kernel_set, "accumulate", project_macs, 0)
-                + _price(kernel_set, "requantize", 0, outputs))
-    else:
-        back = _price(kernel_set, "pointwise", project_macs, outputs)
+        terms.update({"accumulate.mac": project_macs,
+                      "accumulate.out": outputs * chunking.groups, "requantize.out": outputs})
+    else:  # adds to a 1x1 producer's own pointwise terms
+        terms.update({"pointwise.mac": project_macs, "pointwise.out": outputs})
     if unit.add is not None:
-        back += _price(kernel_set, "add", 0, outputs)
-    back_calls = len(band_list) * ((unit.add is not None) + (chunking.groups > 1)
-                                   + (1 if chunking.groups == 1 else chunking.groups))
+        terms["add.out"] += outputs
+    terms["call"] += len(band_list) * ((unit.add is not None) + (chunking.groups > 1)
+                                       + (1 if chunking.groups == 1 else chunking.groups))
     macs = front_macs + project_macs
-    cost, calls = front + back, front_calls + back_calls
     if unit.se is not None:
         passes = 1 if materialise else 2
         excite_macs = sum(_layer_macs(graph, op) for op in unit.se.excite)
         macs += (passes - 1) * front_macs + excite_macs
-        cost += (passes - 1) * front + _price(kernel_set, "sum", 0, dw_outputs) \
-            + _price(kernel_set, "scale", 0, dw_outputs) \
-            + _price(kernel_set, "pointwise", excite_macs, 0)
-        calls += (passes - 1) * front_calls + 2 * len(band_list) + 1 + len(unit.se.excite)
-        moved *= passes
-    cost += PRICES[kernel_set]["call"] * calls + MOVE_COST * moved
-    cost += _leftover_cost(graph, unit, band_list, chunking, kernel_set)
+        for term, count in front.items():
+            terms[term] += (passes - 1) * count
+        terms.update({"sum.out": dw_outputs, "scale.out": dw_outputs,
+                      "pointwise.mac": excite_macs,
+                      "call": 2 * len(band_list) + 1 + len(unit.se.excite)})
+    calls = terms["call"]
+    cost = price(kernel_set, terms) + _leftover_cost(graph, unit, band_list, chunking,
+                                                     kernel_set)
 
     # what the output's bands read of the input: with a materialised SE the whole input
     # was read by the first pass (only the shortcut reads it again)
@@ -205,7 +235,7 @@ def _candidate(graph: Graph, unit: FusedUnit, chunking: Chunking, kernel_set: st
                              + graph.tensor(unit.output).size_bytes)
         local = pair + scratch_total
     return Candidate(chunking, band_list, groups, scratch, trail, pair, local, macs, calls,
-                     cost)
+                     cost, dict(terms))
 
 
 def _layer_macs(graph: Graph, op) -> int:

@@ -18,7 +18,8 @@ OVERHEAD_BOUND = 0.02
 # on each call's shape (pixels, widths, padding) more than its prices say (bands and
 # tiles measured 2-5x the overhead priced), but a tighter bound for it costs far more
 # RAM than it saves time, so the bound is the same.
-OVERHEAD_BOUNDS = {"portable": OVERHEAD_BOUND, "cmsis-c": OVERHEAD_BOUND,
+OVERHEAD_BOUNDS = {"portable": OVERHEAD_BOUND, "generated": OVERHEAD_BOUND,
+                   "cmsis-c": OVERHEAD_BOUND,
                    "cmsis-dsp": OVERHEAD_BOUND, "cmsis-mve": OVERHEAD_BOUND}
 
 

@@ -25,6 +25,7 @@ from mnv2gen.errors import IRError, MnvError, file_label, quoted
 from mnv2gen.ir import Graph
 from mnv2gen.planner import assemble
 from mnv2gen.planner.arena import Placement
+from mnv2gen.planner.candidates import candidates
 from mnv2gen.planner.check import plan_problems
 from mnv2gen.planner.choose import OVERHEAD_BOUNDS, choose, smallest_peak
 from mnv2gen.planner.options import Option, segment_options, stage_kernel_bytes, unit_options
@@ -35,6 +36,11 @@ from mnv2gen.planner.stages import chains
 from mnv2gen.planner.steps import INPUT_MODES, SegmentPlan, Step, UnitPlan, segment_scratch
 
 SCHEMES = ("layer", "bottleneck", "auto")
+# Kernel sets whose plans keep the memory of another set's plans: the generated kernels
+# need no scratch, like the portable ones, and run the portable plan (the same steps and
+# segments, at most its arena bytes) with the chunking inside each fused unit's memory
+# picked by their own prices.
+MEMORY_REFERENCE = {"generated": "portable"}
 ALIGNMENT = 16
 
 __all__ = ["Plan", "plan_model", "plan_problems", "UnitPlan", "SegmentPlan", "SCHEMES",
@@ -144,6 +150,10 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
     """
     if scheme not in SCHEMES:
         raise MnvError(f"unknown scheme {quoted(scheme)}", f"schemes: {', '.join(SCHEMES)}")
+    if kernel_set in MEMORY_REFERENCE:
+        reference = plan_model(graph, scheme, MEMORY_REFERENCE[kernel_set], ram_budget,
+                               forced, input_mode)
+        return _with_own_prices(graph, reference, kernel_set, forced)
     if input_mode not in INPUT_MODES:
         raise MnvError(f"unknown input mode {quoted(input_mode)}",
                        f"input modes: {', '.join(INPUT_MODES)}")
@@ -190,6 +200,26 @@ def plan_model(graph: Graph, scheme: str = "auto", kernel_set: str = "portable",
     if best.peak_bytes <= ram_budget:
         return best
     raise _too_small(graph, ram_budget, best)
+
+
+def _with_own_prices(graph: Graph, reference: Plan, kernel_set: str, forced) -> Plan:
+    """Return `reference` re-costed for `kernel_set` (MEMORY_REFERENCE): the same steps,
+    each fused unit step with the cheapest chunking under `kernel_set`'s prices among
+    those needing no more bytes than the reference's; the reference's own chunkings when
+    that placement would need a larger arena."""
+    steps: list[Step] = []
+    for step in reference.units:
+        if isinstance(step, UnitPlan) and step.choice is not None:
+            fitting = [c for c in candidates(graph, step.unit, kernel_set, forced)
+                       if c.local_bytes <= step.choice.local_bytes]
+            if fitting:
+                best = min(fitting, key=lambda c: (c.cost, c.local_bytes, c.chunking.rows))
+                step = UnitPlan(step.step, step.unit, best, dict(best.scratch))
+        steps.append(step)
+    plan = _build(graph, reference.scheme, kernel_set, tuple(steps), reference.input_mode)
+    if plan.peak_bytes > reference.peak_bytes:
+        plan = replace(reference, kernel_set=kernel_set)
+    return plan
 
 
 REPAIRS = 3

@@ -23,9 +23,12 @@ MOVE_COST = 0.5    # instructions per copied byte (as the planner's window moves
 # Per kernel call of a segment tile; and per MAC of the pixels a 1x1 convolution call
 # leaves over its kernel's block of 4 pixels: CMSIS-NN runs those on a slower path
 # (measured: 7-pixel calls ~1.35x the instructions per MAC of whole-tensor calls);
-# mnv2gen's portable kernels have no such blocks.
-TILE_CALL = {"portable": 340.0, "cmsis-c": 560.0, "cmsis-dsp": 560.0, "cmsis-mve": 560.0}
-LEFTOVER_MAC = {"portable": 0.0, "cmsis-c": 1.15, "cmsis-dsp": 1.15, "cmsis-mve": 1.15}
+# mnv2gen's portable kernels have no such blocks. (Generated plans take their segments
+# from the portable plan, mnv2gen.planner.plan.MEMORY_REFERENCE: priced alike.)
+TILE_CALL = {"portable": 340.0, "generated": 340.0, "cmsis-c": 560.0, "cmsis-dsp": 560.0,
+             "cmsis-mve": 560.0}
+LEFTOVER_MAC = {"portable": 0.0, "generated": 0.0, "cmsis-c": 1.15, "cmsis-dsp": 1.15,
+                "cmsis-mve": 1.15}
 PIXEL_BLOCK = 4
 
 

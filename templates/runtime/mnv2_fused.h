@@ -44,6 +44,10 @@ typedef struct
     int16_t producer_pad_top; /**< padding rows above them */
 } mnv2_band;
 
+/** A kernel specialised for one 1x1 convolution (stride 1, no padding) over `pixels`
+ *  whole pixels of all its channels (the generated backend's mnv2_kernels.c). */
+typedef int32_t (*mnv2_conv_kernel)(const int8_t *input, int8_t *output, int32_t pixels);
+
 /** A convolution inside a fused unit; group slices are found from group_start. */
 typedef struct
 {
@@ -53,6 +57,7 @@ typedef struct
     const int32_t *bias;
     const int32_t *multiplier;
     const int32_t *shift;
+    mnv2_conv_kernel kernel;   /**< segments: run this instead when set (else 0) */
 } mnv2_fused_conv;
 
 /** An activation op inside a fused unit. */

@@ -62,6 +62,10 @@ static int32_t conv_call(int32_t kind, const mnv2_fused_conv *c, const mnv2_conv
                          const mnv2_dims *in, const int8_t *input, const mnv2_dims *out,
                          int8_t *output, int8_t *arena, const mnv2_seg_stage *s)
 {
+    if (c->kernel != 0)
+    {
+        return c->kernel(input, output, out->h * out->w);
+    }
     if (kind == 1)
     {
         return mnv2_conv_s8(params, c->multiplier, c->shift, in, input, &c->filter_dims, c->filter,
