@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,30 @@ def cmsis_nn_path() -> str:
         pytest.skip("CMSIS_NN_PATH is not set: the CMSIS-NN backend tier needs a local "
                     "CMSIS-NN v7 checkout")
     return path
+
+
+def check_golden(compiled, golden: Path, files: tuple[str, ...], tmp_path: Path,
+                 update: bool) -> Path:
+    """Write the library of `compiled` twice, require identical bytes, rewrite `golden`
+    when `update`, then require `files` and the weights' sha256 to equal the golden copy;
+    return the folder of the first write."""
+    import hashlib
+
+    from mnv2gen.pipeline import write_library
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_library(compiled, a, compile_it=False)
+    write_library(compiled, b, compile_it=False)
+    for f in sorted(p.name for p in a.iterdir()):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+    weights_sha = hashlib.sha256((a / "mnv2_weights.c").read_bytes()).hexdigest()
+    if update:
+        golden.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            (golden / f).write_bytes((a / f).read_bytes())
+        (golden / "mnv2_weights.c.sha256").write_text(weights_sha + "\n")
+    for f in files:
+        assert (a / f).read_text() == (golden / f).read_text(), \
+            f"{f} changed: review it and rerun with --update-golden"
+    assert (golden / "mnv2_weights.c.sha256").read_text().strip() == weights_sha
+    return a

@@ -4,13 +4,12 @@ add) on the host and in QEMU, the portable fallback, plan memory and code size."
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from codegen_helpers import logits_graph, need_toolchain
+from codegen_helpers import check_golden, logits_graph, need_toolchain
 from conftest import model_params
 
 from mnv2gen.codegen.generated import kernels
@@ -45,21 +44,8 @@ def _with_plan(compiled, plan):
 def test_generated_code_is_reproducible_and_matches_the_golden_copy(tiny, tmp_path, request):
     compiled = compile_graph(tiny, "cortex-m7")
     assert compiled.kernels == "generated" and compiled.plan.kernel_set == "generated"
-    a, b = tmp_path / "a", tmp_path / "b"
-    write_library(compiled, a, compile_it=False)
-    write_library(compiled, b, compile_it=False)
-    for f in sorted(p.name for p in a.iterdir()):
-        assert (a / f).read_bytes() == (b / f).read_bytes(), f
-    weights_sha = hashlib.sha256((a / "mnv2_weights.c").read_bytes()).hexdigest()
-    if request.config.getoption("--update-golden"):
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        for f in GOLDEN_FILES:
-            (GOLDEN / f).write_bytes((a / f).read_bytes())
-        (GOLDEN / "mnv2_weights.c.sha256").write_text(weights_sha + "\n")
-    for f in GOLDEN_FILES:
-        assert (a / f).read_text() == (GOLDEN / f).read_text(), \
-            f"{f} changed: review it and rerun with --update-golden"
-    assert (GOLDEN / "mnv2_weights.c.sha256").read_text().strip() == weights_sha
+    a = check_golden(compiled, GOLDEN, GOLDEN_FILES, tmp_path,
+                     request.config.getoption("--update-golden"))
     source = (a / "mnv2_kernels.c").read_text()
     assert "malloc" not in source and "float" not in source
     assert not any(op.name in source for op in tiny.ops)  # generated identifiers only
