@@ -43,6 +43,7 @@ def _conv_numbers(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> dict:
         "multiplier": pool.add(f"{symbol}_multiplier", mult, np.int32),
         "shift": pool.add(f"{symbol}_shift", shift, np.int32),
         "kernel": None,  # a specialised kernel (generated backend, segments) or none
+        "window_kernel": None,  # likewise, one output row of a tile
     }
 
 

@@ -280,4 +280,76 @@ MNV2_GEN_INLINE void mnv2_g_dw(const int8_t *x, int32_t in_rows, int32_t pad_top
     }
 }
 
+/* The instance's clipped-pixel function inside a segment tile: as mnv2_g_dw_clip_fn, with
+ * the window's width (pixels per input row) known at run time only. */
+typedef void (*mnv2_g_dw_tile_clip_fn)(const int8_t *xp, int8_t *yp, const int32_t *w,
+                                       int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1,
+                                       int32_t w_in);
+
+/* A clipped output pixel of a tile (mnv2_g_dw_clipped with a run-time row stride): taps
+ * whose columns are all inside unrolled, others clipped at run time. */
+MNV2_GEN_INLINE void mnv2_g_dw_tile_clipped(const int8_t *xp, int8_t *yp, const int32_t *w,
+                                            int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1,
+                                            int32_t w_in, const int32_t C, const int32_t K,
+                                            const int32_t IN_OFF, const int32_t MODE,
+                                            const int32_t OUT_OFF, const int32_t AMIN,
+                                            const int32_t AMAX)
+{
+    if (kx0 == 0 && kx1 == K)
+    {
+        mnv2_g_dw_pixels(xp, yp, w, ky0, ky1, 0, K, 0, 1, C, w_in, K, 1, IN_OFF, MODE, OUT_OFF, AMIN,
+                         AMAX);
+    }
+    else
+    {
+        mnv2_g_dw_pixels(xp, yp, w, ky0, ky1, kx0, kx1, 0, 1, C, w_in, K, 1, IN_OFF, MODE, OUT_OFF,
+                         AMIN, AMAX);
+    }
+}
+
+/*
+ * One output row of a depth-first segment's tile (mnv2_segment.c): as mnv2_g_dw with
+ * out_rows 1, the window's geometry known at run time only. x: int8 [in_rows][in_w][C],
+ * pad_top padding rows above it and rows below in_rows padding; pad_left padding columns
+ * left of it, columns from in_w on padding. y: int8 [out_w][C]. y may not overlap x.
+ */
+MNV2_GEN_INLINE void mnv2_g_dw_tile(const int8_t *x, int32_t in_rows, int32_t in_w,
+                                    int32_t pad_top, int32_t pad_left, int8_t *y, int32_t out_w,
+                                    const int32_t *w, mnv2_g_dw_tile_clip_fn clip, const int32_t C,
+                                    const int32_t K, const int32_t S, const int32_t IN_OFF,
+                                    const int32_t MODE, const int32_t OUT_OFF, const int32_t AMIN,
+                                    const int32_t AMAX)
+{
+    const int32_t lo_raw = (pad_left + S - 1) / S;
+    const int32_t lo = lo_raw < out_w ? lo_raw : out_w;
+    const int32_t hi_raw = in_w - K + pad_left >= 0 ? (in_w - K + pad_left) / S + 1 : 0;
+    const int32_t hi = hi_raw > out_w ? out_w : (hi_raw < lo ? lo : hi_raw);
+    const int32_t iy0 = -pad_top;
+    const int32_t ky0 = iy0 < 0 ? -iy0 : 0;
+    const int32_t ky1 = iy0 + K > in_rows ? in_rows - iy0 : K;
+    const int8_t *const row = x + iy0 * in_w * C;
+    const int32_t full = ky0 == 0 && ky1 == K;
+    for (int32_t ox = 0; ox < out_w; ++ox)
+    {
+        const int32_t ix0 = ox * S - pad_left;
+        if (full && ox >= lo && ox < hi)
+        {
+            if (ox + 1 < hi)
+            {
+                mnv2_g_dw_pixels(row + ix0 * C, y + ox * C, w, 0, K, 0, K, 1, 2, C, in_w, K, S, IN_OFF,
+                                 MODE, OUT_OFF, AMIN, AMAX);
+                ++ox;
+            }
+            else
+            {
+                mnv2_g_dw_pixels(row + ix0 * C, y + ox * C, w, 0, K, 0, K, 1, 1, C, in_w, K, S, IN_OFF,
+                                 MODE, OUT_OFF, AMIN, AMAX);
+            }
+            continue;
+        }
+        clip(row + ix0 * C, y + ox * C, w, ky0, ky1, ix0 < 0 ? -ix0 : 0,
+             ix0 + K > in_w ? in_w - ix0 : K, in_w);
+    }
+}
+
 #endif /* MNV2_GEN_DW_H */

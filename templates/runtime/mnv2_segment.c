@@ -66,6 +66,11 @@ static int32_t conv_call(int32_t kind, const mnv2_fused_conv *c, const mnv2_conv
     {
         return c->kernel(input, output, out->h * out->w);
     }
+    if (c->window_kernel != 0 && out->h == 1)
+    {
+        return c->window_kernel(input, in->h, in->w, params->pad_top, params->pad_left, output,
+                                out->w);
+    }
     if (kind == 1)
     {
         return mnv2_conv_s8(params, c->multiplier, c->shift, in, input, &c->filter_dims, c->filter,

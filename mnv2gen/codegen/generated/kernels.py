@@ -214,10 +214,21 @@ def _windowed(graph: Graph, op: Op, w_oc: np.ndarray):
     return rq, shape, _requant_constants(rq, y.zero_point, *_clamp(graph, op))
 
 
+#: Shape constants a segment tile's kernel takes at run time instead (the tile's window).
+_TILE_RUNTIME = ("W_IN", "W_OUT", "PAD_LEFT")
+
+
+def _tile_shape(shape, tile: bool):
+    return tuple(c for c in shape if c[0] not in _TILE_RUNTIME) if tile else shape
+
+
 def depthwise(graph: Graph, op: Op, pool: ConstPool, symbol: str,
-              channels: tuple[int, int] | None = None) -> Call:
+              channels: tuple[int, int] | None = None, tile: bool = False) -> Call:
     """Return the call of a depthwise convolution (multiplier 1) over channels `channels`
-    (a channel group: its own input and output slices), all if None."""
+    (a channel group: its own input and output slices), all if None.
+
+    tile: the kernel of a segment tile ("dw_tile"), one output row whose window width,
+    output width and left padding are run-time arguments."""
     w = graph.tensor(op.inputs[1]).data  # [1, kh, kw, C]
     c0, c1 = channels or (0, w.shape[3])
     rq, shape, requant = _windowed(graph, op, np.transpose(w, (3, 1, 2, 0)))
@@ -225,13 +236,15 @@ def depthwise(graph: Graph, op: Op, pool: ConstPool, symbol: str,
     stream = pool.add(f"{symbol}_gw", layout.depthwise_stream(w[0, :, :, c0:c1],
                                                               _slice(rq, c0, c1), offset),
                       np.int32, f"depthwise channels {c0}..{c1 - 1}: weights, requantisation")
-    return Call(Instance("dw", (("C", c1 - c0), *shape, *requant)), (stream,))
+    return Call(Instance("dw_tile" if tile else "dw",
+                         (("C", c1 - c0), *_tile_shape(shape, tile), *requant)), (stream,))
 
 
 def conv(graph: Graph, op: Op, pool: ConstPool, symbol: str,
-         outputs: tuple[int, int] | None = None) -> Call:
+         outputs: tuple[int, int] | None = None, tile: bool = False) -> Call:
     """Return the call of a k x k convolution with a small patch (or a depthwise with one
-    input channel) over output channels `outputs` (all if None)."""
+    input channel) over output channels `outputs` (all if None); tile: as depthwise's
+    ("conv_tile")."""
     w_oc = _weights_oc_major(graph, op)
     o0, o1 = outputs or (0, w_oc.shape[0])
     rq, shape, requant = _windowed(graph, op, w_oc)
@@ -240,9 +253,9 @@ def conv(graph: Graph, op: Op, pool: ConstPool, symbol: str,
                       np.int32, f"convolution channels {o0}..{o1 - 1}: weights, requantisation")
     in_c = graph.tensor(op.inputs[0]).shape[3]
     patch = w_oc.shape[1] * w_oc.shape[2] * in_c
-    constants = (("IN_C", in_c), ("OUT_C", o1 - o0), *shape, ("PATCH", patch + patch % 2),
-                 *requant)
-    return Call(Instance("conv", constants), (stream,))
+    constants = (("IN_C", in_c), ("OUT_C", o1 - o0), *_tile_shape(shape, tile),
+                 ("PATCH", patch + patch % 2), *requant)
+    return Call(Instance("conv_tile" if tile else "conv", constants), (stream,))
 
 
 def add(graph: Graph, op: Op, first: str, pool: ConstPool, symbol: str) -> Call:

@@ -50,25 +50,36 @@ def lower_generated(plan: Plan, up: UnitPlan | SegmentPlan, pool: ConstPool,
 
 def _segment(plan: Plan, step: SegmentPlan, pool: ConstPool,
              instances: InstanceSet) -> Lowered:
-    """Return a segment on the portable runtime (mnv2_segment.c) whose 1x1 convolutions
-    (stride 1, no padding: expansions, projections, MobileNetV1's pointwise layers) run
-    generated kernels over each tile's pixels, through mnv2_fused_conv.kernel; depthwise
-    and k x k convolutions keep the portable kernels (their tiles vary in width)."""
+    """Return a segment on the portable runtime (mnv2_segment.c) whose convolutions run
+    generated kernels: 1x1 ones (stride 1, no padding: expansions, projections,
+    MobileNetV1's pointwise layers) over each tile's pixels through
+    mnv2_fused_conv.kernel, depthwise and k x k ones one output row of a tile at a time
+    (the window's width and padding at run time) through mnv2_fused_conv.window_kernel.
+    Convolutions without a generated kernel keep the portable ones."""
     wrappers = []
 
     def numbers(graph, op, pool_, symbol):
-        if kernels.kind_of(graph, op) != "pw":
+        kind = kernels.kind_of(graph, op)
+        if kind not in ("pw", "dw", "conv"):
             return _conv_numbers(graph, op, pool_, symbol)
         result = _conv_numbers(graph, op, ConstPool(), symbol)  # the params, no arrays
-        call = instances.call(kernels.pointwise(graph, op, pool_, symbol.removeprefix("mnv2_")))
-        name = f"mnv2_gw_{symbol.removeprefix('mnv2_')}"
+        short = symbol.removeprefix("mnv2_")
+        make = {"pw": kernels.pointwise, "dw": kernels.depthwise, "conv": kernels.conv}[kind]
+        call = instances.call(make(graph, op, pool_, short) if kind == "pw"
+                              else make(graph, op, pool_, short, tile=True))
+        name = f"mnv2_gw_{short}"
         wrappers.append({"name": name, "call": call})
+        field = "kernel" if kind == "pw" else "window_kernel"
         return {**result, "filter": "0", "bias": "0", "multiplier": "0", "shift": "0",
-                "kernel": name}
+                field: name}
 
     template, context = lower_segment(plan, step, pool, numbers, add_params)
-    prototype = "\n".join(f"int32_t {w['name']}(const int8_t *input, int8_t *output, "
-                          "int32_t pixels);" for w in wrappers)
+    prototype = "\n".join(
+        f"int32_t {w['name']}(const int8_t *input, int8_t *output, int32_t pixels);"
+        if w["call"]["kind"] == "pw" else
+        f"int32_t {w['name']}(const int8_t *input, int32_t in_rows, int32_t in_w, "
+        "int32_t pad_top, int32_t pad_left, int8_t *output, int32_t out_w);"
+        for w in wrappers)
     return Lowered(f"ops/{template}", {**context, "wrappers": wrappers}, prototype or None)
 
 

@@ -17,183 +17,209 @@
 #include "mnv2_kernels.h"
 #include "mnv2_weights.h"
 
-static MNV2_GEN_INSTANCE void mnv2_gk0(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk0(const int8_t *x, int32_t in_rows, int32_t in_w, int32_t pad_top, int32_t pad_left, int8_t *y, int32_t out_w, const int32_t *w)
+{
+    int16_t patch[28] __attribute__((aligned(4)));
+    mnv2_g_conv(x, in_rows, pad_top, y, 1, w, patch, 3, 16, in_w, out_w, 3, 2, pad_left, 1, MNV2_RQ_FAST, 0, -128, 127);
+}
+
+static MNV2_GEN_COLD void mnv2_gk1_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1, int32_t w_in)
+{
+    mnv2_g_dw_tile_clipped(xp, yp, w, ky0, ky1, kx0, kx1, w_in, 16, 3, 128, MNV2_RQ_FAST, 0, -128, 127);
+}
+
+static MNV2_GEN_INSTANCE void mnv2_gk1(const int8_t *x, int32_t in_rows, int32_t in_w, int32_t pad_top, int32_t pad_left, int8_t *y, int32_t out_w, const int32_t *w)
+{
+    mnv2_g_dw_tile(x, in_rows, in_w, pad_top, pad_left, y, out_w, w, mnv2_gk1_clipped, 16, 3, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+}
+
+static MNV2_GEN_INSTANCE void mnv2_gk2(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[24] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 16, 8, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk1(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk3(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[12] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 8, 48, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk2(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_COLD void mnv2_gk4_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1, int32_t w_in)
+{
+    mnv2_g_dw_tile_clipped(xp, yp, w, ky0, ky1, kx0, kx1, w_in, 48, 3, 128, MNV2_RQ_FAST, 0, -128, 127);
+}
+
+static MNV2_GEN_INSTANCE void mnv2_gk4(const int8_t *x, int32_t in_rows, int32_t in_w, int32_t pad_top, int32_t pad_left, int8_t *y, int32_t out_w, const int32_t *w)
+{
+    mnv2_g_dw_tile(x, in_rows, in_w, pad_top, pad_left, y, out_w, w, mnv2_gk4_clipped, 48, 3, 2, 128, MNV2_RQ_FAST, 0, -128, 127);
+}
+
+static MNV2_GEN_INSTANCE void mnv2_gk5(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[72] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 48, 8, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_COLD void mnv2_gk3_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk6_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk3(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk6(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk3_clipped, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk6_clipped, 48, 8, 8, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk4(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t count, const int32_t *t1, const int32_t *t2, const int32_t *q)
+static MNV2_GEN_INSTANCE void mnv2_gk7(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t count, const int32_t *t1, const int32_t *t2, const int32_t *q)
 {
     mnv2_g_add(x1, x2, y, count, t1, t2, q, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_COLD void mnv2_gk5_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk8_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk5(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk8(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk5_clipped, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk8_clipped, 48, 8, 4, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk6(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk9(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[72] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 48, 16, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk7(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk10(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[24] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 16, 96, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_COLD void mnv2_gk8_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk11_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk8(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk11(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk8_clipped, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk11_clipped, 96, 4, 4, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk9(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk12(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[144] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 96, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_COLD void mnv2_gk10_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk13_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk10(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk13(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk10_clipped, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk13_clipped, 96, 4, 2, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk11(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk14(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[36] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 24, 144, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_COLD void mnv2_gk12_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk15_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk12(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk15(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk12_clipped, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk15_clipped, 144, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk13(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk16(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[216] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 144, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk14(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk17(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[48] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 32, 192, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_COLD void mnv2_gk15_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk18_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk15(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk18(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk15_clipped, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk18_clipped, 192, 2, 2, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk16(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk19(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[288] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 192, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_COLD void mnv2_gk17_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk20_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk17(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk20(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk17_clipped, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk20_clipped, 192, 2, 1, 3, 2, 0, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk18(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk21(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[84] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 56, 336, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_COLD void mnv2_gk19_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
+static MNV2_GEN_COLD void mnv2_gk22_clipped(const int8_t *xp, int8_t *yp, const int32_t *w, int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1)
 {
     mnv2_g_dw_clipped(xp, yp, w, ky0, ky1, kx0, kx1, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk19(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
+static MNV2_GEN_INSTANCE void mnv2_gk22(const int8_t *x, int32_t in_rows, int32_t pad_top, int8_t *y, int32_t out_rows, const int32_t *w)
 {
-    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk19_clipped, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
+    mnv2_g_dw(x, in_rows, pad_top, y, out_rows, w, mnv2_gk22_clipped, 336, 1, 1, 3, 1, 1, 128, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk20(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk23(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[504] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 336, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk21(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk24(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     int32_t widened[168] __attribute__((aligned(8)));
     mnv2_g_pw(x, out, pixels, w, widened, 1, 112, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
 }
 
-static MNV2_GEN_INSTANCE void mnv2_gk22(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
+static MNV2_GEN_INSTANCE void mnv2_gk25(const int8_t *x, void *out, int32_t pixels, const int32_t *w, int32_t out_c)
 {
     (void)out_c;
     mnv2_g_pw(x, out, pixels, w, 0, 0, 1280, out_c, 0, MNV2_RQ_FAST, 0, -128, 127);
@@ -201,22 +227,40 @@ static MNV2_GEN_INSTANCE void mnv2_gk22(const int8_t *x, void *out, int32_t pixe
 
 
 /* step 0: op0_segment, depth-first over 1 unit(s) reading a whole input, 17 row steps: op0_block (fused): operators 0 (CONV_2D), 1 (DEPTHWISE_CONV_2D), 2 (CONV_2D), tiles of 2 column(s) */
+int32_t mnv2_gw_op0_segment_s0_producer(const int8_t *input, int32_t in_rows, int32_t in_w, int32_t pad_top, int32_t pad_left, int8_t *output, int32_t out_w)
+{
+    mnv2_gk0(input, in_rows, in_w, pad_top, pad_left, output, out_w, mnv2_op0_segment_s0_producer_gw);
+    return MNV2_OK;
+}
+
+int32_t mnv2_gw_op0_segment_s0_op(const int8_t *input, int32_t in_rows, int32_t in_w, int32_t pad_top, int32_t pad_left, int8_t *output, int32_t out_w)
+{
+    mnv2_gk1(input, in_rows, in_w, pad_top, pad_left, output, out_w, mnv2_op0_segment_s0_op_gw);
+    return MNV2_OK;
+}
+
 int32_t mnv2_gw_op0_segment_s0_project(const int8_t *input, int8_t *output, int32_t pixels)
 {
-    mnv2_gk0(input, output, pixels, mnv2_op0_segment_s0_project_gw, 8);
+    mnv2_gk2(input, output, pixels, mnv2_op0_segment_s0_project_gw, 8);
     return MNV2_OK;
 }
 
 /* step 1: op3_segment, depth-first over 1 unit(s) reading a whole input, 9 row steps: op3_block (fused): operators 3 (CONV_2D), 4 (DEPTHWISE_CONV_2D), 5 (CONV_2D), tiles of 2 column(s) */
 int32_t mnv2_gw_op3_segment_s0_producer(const int8_t *input, int8_t *output, int32_t pixels)
 {
-    mnv2_gk1(input, output, pixels, mnv2_op3_segment_s0_producer_gw, 48);
+    mnv2_gk3(input, output, pixels, mnv2_op3_segment_s0_producer_gw, 48);
+    return MNV2_OK;
+}
+
+int32_t mnv2_gw_op3_segment_s0_op(const int8_t *input, int32_t in_rows, int32_t in_w, int32_t pad_top, int32_t pad_left, int8_t *output, int32_t out_w)
+{
+    mnv2_gk4(input, in_rows, in_w, pad_top, pad_left, output, out_w, mnv2_op3_segment_s0_op_gw);
     return MNV2_OK;
 }
 
 int32_t mnv2_gw_op3_segment_s0_project(const int8_t *input, int8_t *output, int32_t pixels)
 {
-    mnv2_gk2(input, output, pixels, mnv2_op3_segment_s0_project_gw, 8);
+    mnv2_gk5(input, output, pixels, mnv2_op3_segment_s0_project_gw, 8);
     return MNV2_OK;
 }
 
@@ -239,11 +283,11 @@ int32_t mnv2_gs_op6_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk1(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_op6_block_producer_gw, 48);
+        mnv2_gk3(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_op6_block_producer_gw, 48);
     }
-    mnv2_gk3(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op6_block_depthwise_gw);
-    mnv2_gk2(dw_out, projected, pixels, mnv2_op6_block_project_gw, 8);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 8, mnv2_op6_block_add_gt1, mnv2_op6_block_add_gt2, mnv2_op6_block_add_gq);
+    mnv2_gk6(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op6_block_depthwise_gw);
+    mnv2_gk5(dw_out, projected, pixels, mnv2_op6_block_project_gw, 8);
+    mnv2_gk7(x + (int32_t)b->out_row * 64, projected, y, pixels * 8, mnv2_op6_block_add_gt1, mnv2_op6_block_add_gt2, mnv2_op6_block_add_gq);
     return MNV2_OK;
 }
 
@@ -266,10 +310,10 @@ int32_t mnv2_gs_op10_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk1(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_op10_block_producer_gw, 48);
+        mnv2_gk3(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 8, mnv2_op10_block_producer_gw, 48);
     }
-    mnv2_gk5(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op10_block_depthwise_gw);
-    mnv2_gk6(dw_out, projected, pixels, mnv2_op10_block_project_gw, 16);
+    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op10_block_depthwise_gw);
+    mnv2_gk9(dw_out, projected, pixels, mnv2_op10_block_project_gw, 16);
     return MNV2_OK;
 }
 
@@ -292,11 +336,11 @@ int32_t mnv2_gs_op13_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_op13_block_producer_gw, 96);
+        mnv2_gk10(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_op13_block_producer_gw, 96);
     }
-    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op13_block_depthwise_gw);
-    mnv2_gk9(dw_out, projected, pixels, mnv2_op13_block_project_gw, 16);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_op13_block_add_gt1, mnv2_op13_block_add_gt2, mnv2_op13_block_add_gq);
+    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op13_block_depthwise_gw);
+    mnv2_gk12(dw_out, projected, pixels, mnv2_op13_block_project_gw, 16);
+    mnv2_gk7(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_op13_block_add_gt1, mnv2_op13_block_add_gt2, mnv2_op13_block_add_gq);
     return MNV2_OK;
 }
 
@@ -319,11 +363,11 @@ int32_t mnv2_gs_op17_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_op17_block_producer_gw, 96);
+        mnv2_gk10(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_op17_block_producer_gw, 96);
     }
-    mnv2_gk8(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op17_block_depthwise_gw);
-    mnv2_gk9(dw_out, projected, pixels, mnv2_op17_block_project_gw, 16);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_op17_block_add_gt1, mnv2_op17_block_add_gt2, mnv2_op17_block_add_gq);
+    mnv2_gk11(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op17_block_depthwise_gw);
+    mnv2_gk12(dw_out, projected, pixels, mnv2_op17_block_project_gw, 16);
+    mnv2_gk7(x + (int32_t)b->out_row * 64, projected, y, pixels * 16, mnv2_op17_block_add_gt1, mnv2_op17_block_add_gt2, mnv2_op17_block_add_gq);
     return MNV2_OK;
 }
 
@@ -346,10 +390,10 @@ int32_t mnv2_gs_op21_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk7(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_op21_block_producer_gw, 96);
+        mnv2_gk10(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 4, mnv2_op21_block_producer_gw, 96);
     }
-    mnv2_gk10(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op21_block_depthwise_gw);
-    mnv2_gk9(dw_out, projected, pixels, mnv2_op21_block_project_gw, 24);
+    mnv2_gk13(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op21_block_depthwise_gw);
+    mnv2_gk12(dw_out, projected, pixels, mnv2_op21_block_project_gw, 24);
     return MNV2_OK;
 }
 
@@ -372,11 +416,11 @@ int32_t mnv2_gs_op24_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op24_block_producer_gw, 144);
+        mnv2_gk14(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op24_block_producer_gw, 144);
     }
-    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op24_block_depthwise_gw);
-    mnv2_gk13(dw_out, projected, pixels, mnv2_op24_block_project_gw, 24);
-    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_op24_block_add_gt1, mnv2_op24_block_add_gt2, mnv2_op24_block_add_gq);
+    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op24_block_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_op24_block_project_gw, 24);
+    mnv2_gk7(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_op24_block_add_gt1, mnv2_op24_block_add_gt2, mnv2_op24_block_add_gq);
     return MNV2_OK;
 }
 
@@ -399,11 +443,11 @@ int32_t mnv2_gs_op28_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op28_block_producer_gw, 144);
+        mnv2_gk14(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op28_block_producer_gw, 144);
     }
-    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op28_block_depthwise_gw);
-    mnv2_gk13(dw_out, projected, pixels, mnv2_op28_block_project_gw, 24);
-    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_op28_block_add_gt1, mnv2_op28_block_add_gt2, mnv2_op28_block_add_gq);
+    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op28_block_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_op28_block_project_gw, 24);
+    mnv2_gk7(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_op28_block_add_gt1, mnv2_op28_block_add_gt2, mnv2_op28_block_add_gq);
     return MNV2_OK;
 }
 
@@ -426,11 +470,11 @@ int32_t mnv2_gs_op32_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op32_block_producer_gw, 144);
+        mnv2_gk14(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op32_block_producer_gw, 144);
     }
-    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op32_block_depthwise_gw);
-    mnv2_gk13(dw_out, projected, pixels, mnv2_op32_block_project_gw, 24);
-    mnv2_gk4(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_op32_block_add_gt1, mnv2_op32_block_add_gt2, mnv2_op32_block_add_gq);
+    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op32_block_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_op32_block_project_gw, 24);
+    mnv2_gk7(x + (int32_t)b->out_row * 48, projected, y, pixels * 24, mnv2_op32_block_add_gt1, mnv2_op32_block_add_gt2, mnv2_op32_block_add_gq);
     return MNV2_OK;
 }
 
@@ -453,10 +497,10 @@ int32_t mnv2_gs_op36_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk11(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op36_block_producer_gw, 144);
+        mnv2_gk14(x + (int32_t)b->producer_row * 48, window + (int32_t)b->keep_rows * 288, (int32_t)b->new_rows * 2, mnv2_op36_block_producer_gw, 144);
     }
-    mnv2_gk12(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op36_block_depthwise_gw);
-    mnv2_gk13(dw_out, projected, pixels, mnv2_op36_block_project_gw, 32);
+    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op36_block_depthwise_gw);
+    mnv2_gk16(dw_out, projected, pixels, mnv2_op36_block_project_gw, 32);
     return MNV2_OK;
 }
 
@@ -479,11 +523,11 @@ int32_t mnv2_gs_op39_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_op39_block_producer_gw, 192);
+        mnv2_gk17(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_op39_block_producer_gw, 192);
     }
-    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op39_block_depthwise_gw);
-    mnv2_gk16(dw_out, projected, pixels, mnv2_op39_block_project_gw, 32);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_op39_block_add_gt1, mnv2_op39_block_add_gt2, mnv2_op39_block_add_gq);
+    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op39_block_depthwise_gw);
+    mnv2_gk19(dw_out, projected, pixels, mnv2_op39_block_project_gw, 32);
+    mnv2_gk7(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_op39_block_add_gt1, mnv2_op39_block_add_gt2, mnv2_op39_block_add_gq);
     return MNV2_OK;
 }
 
@@ -506,11 +550,11 @@ int32_t mnv2_gs_op43_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_op43_block_producer_gw, 192);
+        mnv2_gk17(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_op43_block_producer_gw, 192);
     }
-    mnv2_gk15(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op43_block_depthwise_gw);
-    mnv2_gk16(dw_out, projected, pixels, mnv2_op43_block_project_gw, 32);
-    mnv2_gk4(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_op43_block_add_gt1, mnv2_op43_block_add_gt2, mnv2_op43_block_add_gq);
+    mnv2_gk18(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op43_block_depthwise_gw);
+    mnv2_gk19(dw_out, projected, pixels, mnv2_op43_block_project_gw, 32);
+    mnv2_gk7(x + (int32_t)b->out_row * 64, projected, y, pixels * 32, mnv2_op43_block_add_gt1, mnv2_op43_block_add_gt2, mnv2_op43_block_add_gq);
     return MNV2_OK;
 }
 
@@ -533,10 +577,10 @@ int32_t mnv2_gs_op47_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk14(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_op47_block_producer_gw, 192);
+        mnv2_gk17(x + (int32_t)b->producer_row * 64, window + (int32_t)b->keep_rows * 384, (int32_t)b->new_rows * 2, mnv2_op47_block_producer_gw, 192);
     }
-    mnv2_gk17(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op47_block_depthwise_gw);
-    mnv2_gk16(dw_out, projected, pixels, mnv2_op47_block_project_gw, 56);
+    mnv2_gk20(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op47_block_depthwise_gw);
+    mnv2_gk19(dw_out, projected, pixels, mnv2_op47_block_project_gw, 56);
     return MNV2_OK;
 }
 
@@ -559,11 +603,11 @@ int32_t mnv2_gs_op50_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_op50_block_producer_gw, 336);
+        mnv2_gk21(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_op50_block_producer_gw, 336);
     }
-    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op50_block_depthwise_gw);
-    mnv2_gk20(dw_out, projected, pixels, mnv2_op50_block_project_gw, 56);
-    mnv2_gk4(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_op50_block_add_gt1, mnv2_op50_block_add_gt2, mnv2_op50_block_add_gq);
+    mnv2_gk22(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op50_block_depthwise_gw);
+    mnv2_gk23(dw_out, projected, pixels, mnv2_op50_block_project_gw, 56);
+    mnv2_gk7(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_op50_block_add_gt1, mnv2_op50_block_add_gt2, mnv2_op50_block_add_gq);
     return MNV2_OK;
 }
 
@@ -586,11 +630,11 @@ int32_t mnv2_gs_op54_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_op54_block_producer_gw, 336);
+        mnv2_gk21(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_op54_block_producer_gw, 336);
     }
-    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op54_block_depthwise_gw);
-    mnv2_gk20(dw_out, projected, pixels, mnv2_op54_block_project_gw, 56);
-    mnv2_gk4(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_op43_block_add_gt1, mnv2_op54_block_add_gt2, mnv2_op54_block_add_gq);
+    mnv2_gk22(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op54_block_depthwise_gw);
+    mnv2_gk23(dw_out, projected, pixels, mnv2_op54_block_project_gw, 56);
+    mnv2_gk7(x + (int32_t)b->out_row * 56, projected, y, pixels * 56, mnv2_op43_block_add_gt1, mnv2_op54_block_add_gt2, mnv2_op54_block_add_gq);
     return MNV2_OK;
 }
 
@@ -613,23 +657,23 @@ int32_t mnv2_gs_op58_block(const mnv2_band *b, int8_t *arena)
     }
     if (b->new_rows)
     {
-        mnv2_gk18(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_op58_block_producer_gw, 336);
+        mnv2_gk21(x + (int32_t)b->producer_row * 56, window + (int32_t)b->keep_rows * 336, (int32_t)b->new_rows * 1, mnv2_op58_block_producer_gw, 336);
     }
-    mnv2_gk19(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op58_block_depthwise_gw);
-    mnv2_gk20(dw_out, projected, pixels, mnv2_op58_block_project_gw, 112);
+    mnv2_gk22(window, b->window_rows, b->window_pad_top, dw_out, b->out_rows, mnv2_op58_block_depthwise_gw);
+    mnv2_gk23(dw_out, projected, pixels, mnv2_op58_block_project_gw, 112);
     return MNV2_OK;
 }
 
 /* step 17: op61_conv_2d, operator 61 (CONV_2D) */
 int32_t mnv2_gs_op61_conv_2d(int8_t *arena)
 {
-    mnv2_gk21(arena + 1280, arena + 0, 1, mnv2_op61_conv_2d_gw, 1280);
+    mnv2_gk24(arena + 1280, arena + 0, 1, mnv2_op61_conv_2d_gw, 1280);
     return MNV2_OK;
 }
 
 /* step 19: op63_fully_connected, operator 63 (FULLY_CONNECTED) */
 int32_t mnv2_gs_op63_fully_connected(int8_t *arena)
 {
-    mnv2_gk22(arena + 1280, arena + 0, 1, mnv2_op63_fully_connected_gw, 4);
+    mnv2_gk25(arena + 1280, arena + 0, 1, mnv2_op63_fully_connected_gw, 4);
     return MNV2_OK;
 }

@@ -16,8 +16,11 @@
 extern "C" {
 #endif
 
+int32_t mnv2_gw_op0_segment_s0_producer(const int8_t *input, int32_t in_rows, int32_t in_w, int32_t pad_top, int32_t pad_left, int8_t *output, int32_t out_w);
+int32_t mnv2_gw_op0_segment_s0_op(const int8_t *input, int32_t in_rows, int32_t in_w, int32_t pad_top, int32_t pad_left, int8_t *output, int32_t out_w);
 int32_t mnv2_gw_op0_segment_s0_project(const int8_t *input, int8_t *output, int32_t pixels);
 int32_t mnv2_gw_op3_segment_s0_producer(const int8_t *input, int8_t *output, int32_t pixels);
+int32_t mnv2_gw_op3_segment_s0_op(const int8_t *input, int32_t in_rows, int32_t in_w, int32_t pad_top, int32_t pad_left, int8_t *output, int32_t out_w);
 int32_t mnv2_gw_op3_segment_s0_project(const int8_t *input, int8_t *output, int32_t pixels);
 int32_t mnv2_gs_op6_block(const mnv2_band *b, int8_t *arena);
 int32_t mnv2_gs_op10_block(const mnv2_band *b, int8_t *arena);

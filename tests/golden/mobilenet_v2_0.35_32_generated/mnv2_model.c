@@ -183,11 +183,8 @@ static const mnv2_seg_stage op0_segment_stages[1] = {
                 .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
                 .activation_min = -128, .activation_max = 127,
             },
-            .filter_dims = { .n = 16, .h = 3, .w = 3, .c = 3 },
-            .filter = mnv2_op0_segment_s0_producer_filter,
-            .bias = mnv2_op0_segment_s0_producer_bias,
-            .multiplier = mnv2_op0_segment_s0_producer_multiplier,
-            .shift = mnv2_op0_segment_s0_producer_shift,
+            .filter_dims = { .n = 16, .h = 3, .w = 3, .c = 3 }, .filter = 0, .bias = 0,
+            .multiplier = 0, .shift = 0, .window_kernel = mnv2_gw_op0_segment_s0_producer,
         },
         .op = {
             .params = {
@@ -195,9 +192,8 @@ static const mnv2_seg_stage op0_segment_stages[1] = {
                 .pad_top = 1, .pad_left = 1, .dilation_h = 1, .dilation_w = 1,
                 .activation_min = -128, .activation_max = 127,
             },
-            .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 16 },
-            .filter = mnv2_op0_segment_s0_op_filter, .bias = mnv2_op0_segment_s0_op_bias,
-            .multiplier = mnv2_op0_segment_s0_op_multiplier, .shift = mnv2_op0_segment_s0_op_shift,
+            .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 16 }, .filter = 0, .bias = 0,
+            .multiplier = 0, .shift = 0, .window_kernel = mnv2_gw_op0_segment_s0_op,
         },
         .project = {
             .params = {
@@ -296,9 +292,8 @@ static const mnv2_seg_stage op3_segment_stages[1] = {
                 .pad_top = 0, .pad_left = 0, .dilation_h = 1, .dilation_w = 1,
                 .activation_min = -128, .activation_max = 127,
             },
-            .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 48 },
-            .filter = mnv2_op3_segment_s0_op_filter, .bias = mnv2_op3_segment_s0_op_bias,
-            .multiplier = mnv2_op3_segment_s0_op_multiplier, .shift = mnv2_op3_segment_s0_op_shift,
+            .filter_dims = { .n = 1, .h = 3, .w = 3, .c = 48 }, .filter = 0, .bias = 0,
+            .multiplier = 0, .shift = 0, .window_kernel = mnv2_gw_op3_segment_s0_op,
         },
         .project = {
             .params = {
