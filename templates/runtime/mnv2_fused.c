@@ -62,6 +62,14 @@ static int32_t depthwise(const mnv2_fused_unit *u, const mnv2_band *b, int8_t *a
 /* An activation op in place over `count` values (kind 0: nothing to do). */
 static int32_t activate(const mnv2_fused_act *a, int8_t *data, int32_t count)
 {
+    if (a->kind != 0 && a->table != 0)
+    {
+        for (int32_t i = 0; i < count; ++i)
+        {
+            data[i] = a->table[(uint8_t)data[i]];
+        }
+        return MNV2_OK;
+    }
     switch (a->kind)
     {
     case 1:

@@ -83,6 +83,8 @@ typedef struct
     int32_t kind;                      /**< 0 none, 1 HARD_SWISH, 2 LOGISTIC */
     mnv2_hard_swish_params hard_swish; /**< kind 1 */
     mnv2_logistic_params logistic;     /**< kind 2 */
+    const int8_t *table;               /**< set: the outputs of all 256 input bytes (the
+                                            generated backend), used instead */
 } mnv2_fused_act;
 
 /** The squeeze-excite of a fused unit: MEAN of the depthwise output, MUL by a vector. */

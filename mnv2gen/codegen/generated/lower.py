@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mnv2gen.codegen.consts import ConstPool
-from mnv2gen.codegen.generated import kernels
+from mnv2gen.codegen.generated import kernels, tables
 from mnv2gen.codegen.generated.instances import InstanceSet
 from mnv2gen.codegen.generated.steps import fused_step, layer_step
 from mnv2gen.codegen.lower import (
@@ -46,13 +48,13 @@ def lower_generated(plan: Plan, up: UnitPlan | SegmentPlan, pool: ConstPool,
         if context is not None:
             return Lowered("gen/fused.c.j2", context,
                            f"int32_t {context['function']}(const mnv2_band *b, int8_t *arena);")
+        if len(up.choice.groups) == 1:
+            return _fused_on_runtime(plan, up, pool, instances)
     else:
         context = layer_step(plan, up, pool, instances)
         if context is not None:
             return Lowered("gen/layer.c.j2", context,
                            f"int32_t {context['function']}(int8_t *arena);")
-        if up.choice is not None and len(up.choice.groups) == 1:
-            return _fused_on_runtime(plan, up, pool, instances)
     template, context = lower_unit(plan, up, pool)
     return Lowered(f"ops/{template}", context)
 
@@ -107,6 +109,12 @@ def _fused_on_runtime(plan: Plan, up: UnitPlan, pool: ConstPool,
     convolutions."""
     wrappers: list = []
     template, context = lower_fused(plan, up, pool, _hook(instances, wrappers, tile=False))
+    for role in ("producer_act", "depthwise_act"):
+        op = getattr(up.unit, role)
+        if tables.has_table(plan.graph, op):
+            symbol = pool.add(f"{up.name}_{role}_table", tables.activation_table(
+                plan.graph, op), np.int8, f"{op.kind.value} of each input byte")
+            context[role] = {**context[role], "table": symbol}
     return Lowered(f"ops/{template}", {**context, "wrappers": wrappers}, _prototypes(wrappers))
 
 
