@@ -15,7 +15,10 @@ signed error per model is stored next to the coefficients: `mnv2gen estimate` re
 Measurements are cached in --data (JSON lines keyed by model, target, backend and a hash
 of the code generator, planner and runtime sources), so a refit after an interrupted or
 partial run measures only what is missing. Rerun after changing kernels, codegen or the
-planner's chunking; the shipped file says when it was measured.
+planner's chunking; the shipped file says when it was measured. The generated kernels'
+tables (what `mnv2gen estimate` prices by default on those targets):
+    python benchmarks/calibrate.py --kernels generated --target cortex-m7 \
+        --target cortex-m4 --target cortex-m3 --target stm32f405
 """
 
 from __future__ import annotations

@@ -87,12 +87,14 @@ def _code(memory: Memory, measured: int | None, calib) -> tuple[int | None, str]
 
 
 def uncalibrated_note(target: str, kernels: str) -> str:
-    """Return the one-line reason `target` has no instruction estimate with `kernels`,
-    naming the targets that have one."""
-    others = [t for t, k in calibrated_pairs() if k == kernels]
-    have = f"calibrated for {', '.join(others)}" if others else "calibrated for no target"
-    return (f"no calibration of the {kernels} kernels for {target} ({have}); use --measure "
-            "or another --kernels")
+    """Return the one-line reason `target` has no instruction estimate with `kernels`:
+    the targets calibrated for `kernels` and the backends calibrated for `target`."""
+    pairs = calibrated_pairs()
+    others = ", ".join(t for t, k in pairs if k == kernels) or "none"
+    own = [k for t, k in pairs if t == target]
+    instead = f"--kernels {' or '.join(own)}" if own else "another target"
+    return (f"no calibration of the {kernels} kernels for {target} (calibrated for: "
+            f"{others}): use --measure or {instead}")
 
 
 def _instructions(memory: Memory, calib, target: str, kernels: str) -> dict:
