@@ -216,6 +216,53 @@ def test_cortex_m7_c_of_both_strategies_is_bit_exact(v3, strategy):
     assert report["bit_exact"] and report["instructions"] > 0, report["per_input"]
 
 
+@pytest.mark.parametrize("target", ["host", pytest.param("cortex-m7", marks=pytest.mark.qemu)])
+@pytest.mark.parametrize("strategy", SQUEEZE_STRATEGIES)
+def test_generated_c_of_both_strategies_is_bit_exact(v3, strategy, target, tmp_path):
+    """The generated backend runs the SE units' convolutions on its own kernels (through
+    the portable band runtime) and their activations through lookup tables."""
+    from mnv2gen.pipeline import write_library
+
+    need_toolchain(target)
+    compiled = compile_graph(v3, target, kernels="generated",
+                             ram_budget=_budget(v3, strategy, "generated"))
+    assert strategy in {u.choice.chunking.squeeze for u in _se_steps(compiled.plan)}
+    write_library(compiled, tmp_path / "lib", compile_it=False)
+    kernels_c = (tmp_path / "lib" / "mnv2_kernels.c").read_text()
+    model_c = (tmp_path / "lib" / "mnv2_model.c").read_text()
+    assert "band_kernel" in model_c and "_act_table" in model_c
+    assert "mnv2_gw_" in kernels_c
+    report = verify(compiled, [random_inputs(v3, 31 + i) for i in range(2)])
+    assert report["bit_exact"] and report["mismatched_bytes"] == 0, report["per_input"]
+
+
+def test_elementwise_tables_of_the_v3_file_equal_the_reference_on_every_byte(v3_file):
+    """MUL and SUB by a scalar (the file's input scaling) and HARD_SWISH become tables."""
+    from mnv2gen.codegen.generated.tables import BY_BYTE, activation_table, has_table
+    from mnv2gen.reference import KERNELS
+
+    ops = [op for op in v3_file.ops if has_table(v3_file, op)]
+    assert {op.kind.value for op in ops} >= {"MUL", "SUB", "HARD_SWISH"}
+    for op in ops:
+        args = [BY_BYTE if not v3_file.tensor(n).is_const
+                else np.asarray(v3_file.tensor(n).data).reshape(()) for n in op.inputs]
+        expected = np.asarray(KERNELS[op.kind](v3_file, op, args), np.int8).reshape(256)
+        assert np.array_equal(activation_table(v3_file, op), expected), op.name
+
+
+def test_activation_tables_equal_the_reference_on_every_input_byte(v3):
+    from mnv2gen.codegen.generated.tables import BY_BYTE, activation_table, has_table
+    from mnv2gen.ir import OpKind
+    from mnv2gen.reference.elementwise import hard_swish
+
+    ops = [op for op in v3.ops if op.kind is OpKind.HARD_SWISH]
+    assert ops and all(has_table(v3, op) for op in ops)
+    for op in ops:
+        table = activation_table(v3, op)
+        for byte, value in enumerate(BY_BYTE):
+            assert table[byte] == hard_swish(v3, op, [np.array([value], np.int8)])[0]
+
+
 @pytest.mark.parametrize("strategy", SQUEEZE_STRATEGIES)
 def test_host_cmsis_nn_c_of_both_strategies_is_bit_exact(v3, strategy):
     cmsis = os.environ.get("CMSIS_NN_PATH", "")

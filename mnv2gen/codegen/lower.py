@@ -44,6 +44,7 @@ def _conv_numbers(graph: Graph, op: Op, pool: ConstPool, symbol: str) -> dict:
         "shift": pool.add(f"{symbol}_shift", shift, np.int32),
         "kernel": None,  # a specialised kernel (generated backend, segments) or none
         "window_kernel": None,  # likewise, one output row of a tile
+        "band_kernel": None,  # likewise, whole-width rows of a fused unit's band
     }
 
 
@@ -236,8 +237,13 @@ def band_table(up: UnitPlan) -> list[list[int]]:
     return rows
 
 
-def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
-    """Return ("fused.c.j2", context) of a fused unit: descriptor numbers and band table."""
+def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool, conv_numbers=None
+                ) -> tuple[str, dict]:
+    """Return ("fused.c.j2", context) of a fused unit: descriptor numbers and band table.
+
+    conv_numbers: what gives a convolution's descriptor numbers (default _conv_numbers;
+    the generated backend's adds its kernel entry points)."""
+    conv_numbers = conv_numbers or _conv_numbers
     graph, unit, choice = plan.graph, up.unit, up.choice
     assert isinstance(unit, FusedUnit)
     grouped = len(choice.groups) > 1
@@ -246,7 +252,7 @@ def lower_fused(plan: Plan, up: UnitPlan, pool: ConstPool) -> tuple[str, dict]:
                      ("project", unit.project)):
         if op is None:
             continue
-        numbers = _conv_numbers(graph, op, pool, f"{up.name}_{role}")
+        numbers = conv_numbers(graph, op, pool, f"{up.name}_{role}")
         if grouped and role in ("depthwise", "project"):
             w = graph.tensor(op.inputs[1]).data
             relaid = _group_major(w, choice.groups, 3)

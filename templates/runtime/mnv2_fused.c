@@ -15,6 +15,14 @@ static int32_t produce(const mnv2_fused_unit *u, const mnv2_band *b, int8_t *are
     const mnv2_dims out = {1, b->new_rows, u->e_dims.w, width};
     mnv2_dims filter = p->filter_dims;
     params.pad_top = b->producer_pad_top;
+    if (u->groups == 1 && p->kernel != 0)
+    {
+        return p->kernel(x, dst, b->new_rows * u->e_dims.w);
+    }
+    if (u->groups == 1 && p->band_kernel != 0)
+    {
+        return p->band_kernel(x, b->producer_rows, b->producer_pad_top, dst, b->new_rows);
+    }
     if (u->producer_kind == 1)
     {
         /* output channels [c0, c0 + width) of a conv are a contiguous block of filters */
@@ -41,6 +49,10 @@ static int32_t depthwise(const mnv2_fused_unit *u, const mnv2_band *b, int8_t *a
     const mnv2_dims out = {1, b->out_rows, u->y_dims.w, out_c};
     mnv2_dims filter = d->filter_dims;
     params.pad_top = b->window_pad_top;
+    if (u->groups == 1 && d->band_kernel != 0)
+    {
+        return d->band_kernel(src, b->window_rows, b->window_pad_top, dst, b->out_rows);
+    }
     filter.c = out_c;
     return mnv2_depthwise_conv_s8(&params, d->multiplier + c0, d->shift + c0, &in, src, &filter,
                                   d->filter + filter.h * filter.w * c0, d->bias ? d->bias + c0 : 0,
@@ -50,6 +62,14 @@ static int32_t depthwise(const mnv2_fused_unit *u, const mnv2_band *b, int8_t *a
 /* An activation op in place over `count` values (kind 0: nothing to do). */
 static int32_t activate(const mnv2_fused_act *a, int8_t *data, int32_t count)
 {
+    if (a->kind != 0 && a->table != 0)
+    {
+        for (int32_t i = 0; i < count; ++i)
+        {
+            data[i] = a->table[(uint8_t)data[i]];
+        }
+        return MNV2_OK;
+    }
     switch (a->kind)
     {
     case 1:
@@ -209,6 +229,10 @@ int32_t mnv2_fused_band(const mnv2_fused_unit *u, const mnv2_band *b, int8_t *ar
                                         u->project.params.output_offset,
                                         u->project.params.activation_min,
                                         u->project.params.activation_max, projected);
+    }
+    else if (u->project.kernel != 0)
+    {
+        status = u->project.kernel(rows, projected, pixels);
     }
     else
     {

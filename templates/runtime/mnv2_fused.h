@@ -48,6 +48,12 @@ typedef struct
  *  whole pixels of all its channels (the generated backend's mnv2_kernels.c). */
 typedef int32_t (*mnv2_conv_kernel)(const int8_t *input, int8_t *output, int32_t pixels);
 
+/** A kernel specialised for one k x k or depthwise convolution over whole-width rows of a
+ *  fused unit's band: input in_rows rows with pad_top padding rows above (rows past them
+ *  padding too), output out_rows rows (the generated backend's mnv2_kernels.c). */
+typedef int32_t (*mnv2_band_kernel)(const int8_t *input, int32_t in_rows, int32_t pad_top,
+                                    int8_t *output, int32_t out_rows);
+
 /** A kernel specialised for one k x k or depthwise convolution computing one output row
  *  of a segment tile: input [in_rows][in_w] pixels with pad_top padding rows above and
  *  pad_left padding columns left of it (rows and columns past it are padding too),
@@ -65,8 +71,10 @@ typedef struct
     const int32_t *bias;
     const int32_t *multiplier;
     const int32_t *shift;
-    mnv2_conv_kernel kernel;   /**< segments: run this instead when set (else 0) */
+    mnv2_conv_kernel kernel;   /**< segments and fused units of one channel group:
+                                    run this instead when set (else 0) */
     mnv2_window_kernel window_kernel; /**< segments, one output row: likewise */
+    mnv2_band_kernel band_kernel;     /**< fused units, whole-width rows: likewise */
 } mnv2_fused_conv;
 
 /** An activation op inside a fused unit. */
@@ -75,6 +83,8 @@ typedef struct
     int32_t kind;                      /**< 0 none, 1 HARD_SWISH, 2 LOGISTIC */
     mnv2_hard_swish_params hard_swish; /**< kind 1 */
     mnv2_logistic_params logistic;     /**< kind 2 */
+    const int8_t *table;               /**< set: the outputs of all 256 input bytes (the
+                                            generated backend), used instead */
 } mnv2_fused_act;
 
 /** The squeeze-excite of a fused unit: MEAN of the depthwise output, MUL by a vector. */

@@ -1,8 +1,8 @@
 /*
  * mnv2_gen_conv.h - k x k convolution with a small input patch (the first layer of a
  * network: 3 or 1 input channels; also a depthwise with one input channel and
- * multiplier M, which is a convolution with M outputs) and the elementwise ADD of
- * mnv2gen's generated kernels.
+ * multiplier M, which is a convolution with M outputs), the elementwise ADD and the
+ * lookup-table elementwise operators of mnv2gen's generated kernels.
  *
  * The input offset is folded into the bias (input_offset * sum(w), exact in wrapping
  * int32) and taps in the padding are gathered as the input zero point, which the folded
@@ -143,6 +143,18 @@ MNV2_GEN_INLINE void mnv2_g_add(const int8_t *x1, const int8_t *x2, int8_t *y, i
     for (int32_t i = 0; i < count; ++i)
     {
         y[i] = mnv2_g_out(t1[u1[i]] + t2[u2[i]], q, MODE, OUT_OFF, AMIN, AMAX);
+    }
+}
+
+/* y[i] = table[x[i] & 0xff]: an elementwise int8 operator of one input byte (the table
+ * holds its output for every byte, see mnv2gen.codegen.generated.tables). y may be x. */
+MNV2_GEN_INLINE void mnv2_g_lut(const int8_t *x, int8_t *y, int32_t count, const int8_t *table)
+{
+    const uint8_t *u = (const uint8_t *)x;
+#pragma GCC unroll 4
+    for (int32_t i = 0; i < count; ++i)
+    {
+        y[i] = table[u[i]];
     }
 }
 

@@ -10,7 +10,7 @@
  * (MNV2_RQ_ACC streams hold the weight words only), so one pointer walks the layer.
  * One 32-bit load of weights feeds, after SXTB16 into halfword pairs, one SMLAD per pixel.
  * With WIDE (Python sets it where 6 * IN_C bytes of stack are acceptable) each group of 3
- * pixels is first widened once into halfword pairs on the stack, laid out [block][pixel]
+ * pixels (and the last 1 or 2) is first widened once into halfword pairs on the stack, laid out [block][pixel]
  * [2 words], so the tiles of every channel pair load them with one LDRD per pixel and
  * block instead of a load and two SXTB16s.
  */
@@ -67,11 +67,11 @@
 #define MNV2_G_LOAD_TAIL(p) mnv2_g_load_tail((p), IN_C % 4)
 
 #if MNV2_GEN_DSP
-/* Block K of the 3 pre-widened pixels at xw (layout [block][pixel][2 words]). */
+/* Block K of the P pre-widened pixels at xw (layout [block][pixel][2 words]). */
 #define MNV2_G_PW_WIDE_PIXEL(J, K)                                                                 \
     do                                                                                             \
     {                                                                                              \
-        const int32_t v_ = xw[6 * (K) + 2 * (J)], vh_ = xw[6 * (K) + 2 * (J) + 1];                 \
+        const int32_t v_ = xw[2 * P * (K) + 2 * (J)], vh_ = xw[2 * P * (K) + 2 * (J) + 1];         \
         a##J = __smlad(v_, w0l_, a##J);                                                            \
         a##J = __smlad(vh_, w0h_, a##J);                                                           \
         b##J = __smlad(v_, w1l_, b##J);                                                            \
@@ -82,8 +82,14 @@
     {                                                                                              \
         MNV2_G_PW_WEIGHTS(wp[2 * (K)], wp[2 * (K) + 1]);                                           \
         MNV2_G_PW_WIDE_PIXEL(0, K);                                                                \
-        MNV2_G_PW_WIDE_PIXEL(1, K);                                                                \
-        MNV2_G_PW_WIDE_PIXEL(2, K);                                                                \
+        if (P > 1)                                                                                 \
+        {                                                                                          \
+            MNV2_G_PW_WIDE_PIXEL(1, K);                                                            \
+        }                                                                                          \
+        if (P > 2)                                                                                 \
+        {                                                                                          \
+            MNV2_G_PW_WIDE_PIXEL(2, K);                                                            \
+        }                                                                                          \
     } while (0)
 #endif
 
@@ -112,7 +118,7 @@
 /*
  * P (1..3) pixels x 2 output channels (the first only, if !two) over all IN_C inputs;
  * sp: the channel pair's stream. out: int8 y (y[j * OUT_C + {0, 1}]) or, MODE ACC,
- * int32 acc updated likewise. WIDE (and P == 3, DSP): xp is the pre-widened buffer.
+ * int32 acc updated likewise. WIDE (DSP): xp is the pre-widened buffer.
  */
 MNV2_GEN_INLINE void mnv2_g_pw_tile(const int8_t *xp, void *out, const int32_t *sp,
                                     const int32_t P, const int32_t two, const int32_t WIDE,
@@ -122,7 +128,7 @@ MNV2_GEN_INLINE void mnv2_g_pw_tile(const int8_t *xp, void *out, const int32_t *
     int8_t *y = (int8_t *)out;
     int32_t *acc = (int32_t *)out;
     const int32_t blocks = IN_C / 4, unrolled = P == 3 && blocks <= 32;
-    const int32_t wide = MNV2_GEN_DSP && WIDE && P == 3;
+    const int32_t wide = MNV2_GEN_DSP && WIDE;
     (void)wide;
     const int32_t *wp = sp + (MODE == MNV2_RQ_ACC ? 0 : 2);
     int32_t a0, a1 = 0, a2 = 0, b0, b1 = 0, b2 = 0;
@@ -152,7 +158,7 @@ MNV2_GEN_INLINE void mnv2_g_pw_tile(const int8_t *xp, void *out, const int32_t *
     {
         const int32_t *xw = (const int32_t *)(const void *)xp;
         const int32_t all = blocks + (IN_C % 4 ? 1 : 0);
-        if (all <= 32)
+        if (all <= 32 && P == 3) /* a call's last 1 or 2 pixels loop: less code */
         {
 #pragma GCC unroll 33
             for (int32_t k = 0; k < all; ++k)
@@ -168,7 +174,7 @@ MNV2_GEN_INLINE void mnv2_g_pw_tile(const int8_t *xp, void *out, const int32_t *
                 MNV2_G_PW_WIDE_BLOCK(1);
                 MNV2_G_PW_WIDE_BLOCK(2);
                 MNV2_G_PW_WIDE_BLOCK(3);
-                xw += 24;
+                xw += 8 * P;
                 wp += 8;
             }
 #pragma GCC unroll 3
@@ -181,8 +187,14 @@ MNV2_GEN_INLINE void mnv2_g_pw_tile(const int8_t *xp, void *out, const int32_t *
         const int32_t *q = wp + 2 * all;
         (void)q;
         MNV2_G_PW_STORE(0);
-        MNV2_G_PW_STORE(1);
-        MNV2_G_PW_STORE(2);
+        if (P > 1)
+        {
+            MNV2_G_PW_STORE(1);
+        }
+        if (P > 2)
+        {
+            MNV2_G_PW_STORE(2);
+        }
         return;
     }
 #endif
@@ -253,28 +265,29 @@ MNV2_GEN_INLINE void mnv2_g_pw_pixels(const int8_t *x, void *out, const int32_t 
 }
 
 #if MNV2_GEN_DSP
-/* Widen 3 pixels x IN_C inputs into halfword pairs, layout [block][pixel][2 words]. */
-MNV2_GEN_INLINE void mnv2_g_pw_widen(const int8_t *x, int32_t *xw, const int32_t IN_C)
+/* Widen P (1..3) pixels x IN_C inputs into halfword pairs, layout [block][pixel][2 words]. */
+MNV2_GEN_INLINE void mnv2_g_pw_widen(const int8_t *x, int32_t *xw, const int32_t P,
+                                     const int32_t IN_C)
 {
 #pragma GCC unroll 4
     for (int32_t k = 0; k < IN_C / 4; ++k)
     {
 #pragma GCC unroll 3
-        for (int32_t j = 0; j < 3; ++j)
+        for (int32_t j = 0; j < P; ++j)
         {
             const int32_t v = mnv2_g_load32(x + j * IN_C + 4 * k);
-            xw[6 * k + 2 * j] = __sxtb16(v);
-            xw[6 * k + 2 * j + 1] = mnv2_g_sxtb16_hi(v);
+            xw[2 * P * k + 2 * j] = __sxtb16(v);
+            xw[2 * P * k + 2 * j + 1] = mnv2_g_sxtb16_hi(v);
         }
     }
     if (IN_C % 4)
     {
 #pragma GCC unroll 3
-        for (int32_t j = 0; j < 3; ++j)
+        for (int32_t j = 0; j < P; ++j)
         {
             const int32_t v = mnv2_g_load_tail(x + j * IN_C + IN_C / 4 * 4, IN_C % 4);
-            xw[6 * (IN_C / 4) + 2 * j] = __sxtb16(v);
-            xw[6 * (IN_C / 4) + 2 * j + 1] = mnv2_g_sxtb16_hi(v);
+            xw[2 * P * (IN_C / 4) + 2 * j] = __sxtb16(v);
+            xw[2 * P * (IN_C / 4) + 2 * j + 1] = mnv2_g_sxtb16_hi(v);
         }
     }
 }
@@ -305,7 +318,7 @@ MNV2_GEN_INLINE void mnv2_g_pw(const int8_t *x, void *out, int32_t pixels, const
 #if MNV2_GEN_DSP
         if (WIDE)
         {
-            mnv2_g_pw_widen(x + p * IN_C, xw, IN_C);
+            mnv2_g_pw_widen(x + p * IN_C, xw, 3, IN_C);
             mnv2_g_pw_pixels((const int8_t *)xw, y + p * OUT_C * size, stream, 3, 1, IN_C, OUT_C, OUT_ODD,
                              MODE, OUT_OFF, AMIN, AMAX);
             continue;
@@ -314,6 +327,27 @@ MNV2_GEN_INLINE void mnv2_g_pw(const int8_t *x, void *out, int32_t pixels, const
         mnv2_g_pw_pixels(x + p * IN_C, y + p * OUT_C * size, stream, 3, 0, IN_C, OUT_C, OUT_ODD, MODE,
                          OUT_OFF, AMIN, AMAX);
     }
+#if MNV2_GEN_DSP
+    /* the last 1 or 2 pixels (a segment tile's whole call, often) widened too */
+    if (WIDE && pixels - p == 2)
+    {
+        mnv2_g_pw_widen(x + p * IN_C, xw, 2, IN_C);
+        mnv2_g_pw_pixels((const int8_t *)xw, y + p * OUT_C * size, stream, 2, 1, IN_C, OUT_C, OUT_ODD,
+                         MODE, OUT_OFF, AMIN, AMAX);
+        return;
+    }
+    if (WIDE && pixels - p == 1)
+    {
+        mnv2_g_pw_widen(x + p * IN_C, xw, 1, IN_C);
+        mnv2_g_pw_pixels((const int8_t *)xw, y + p * OUT_C * size, stream, 1, 1, IN_C, OUT_C, OUT_ODD,
+                         MODE, OUT_OFF, AMIN, AMAX);
+        return;
+    }
+    if (WIDE)
+    {
+        return;
+    }
+#endif
     if (pixels - p == 2)
     {
         mnv2_g_pw_pixels(x + p * IN_C, y + p * OUT_C * size, stream, 2, 0, IN_C, OUT_C, OUT_ODD, MODE,

@@ -42,10 +42,12 @@ def widens_once(in_c: int) -> bool:
 
 def _shape(in_c: int, out_c: int) -> tuple[tuple[str, int | str], ...]:
     """Return the shape constants of a 1x1 instance (OUT_C "out_c": the run-time argument),
-    with WIDE's buffer words (0: none)."""
+    with WIDE's buffer words (0: none; also for at most 2 channel pairs, too few to repay
+    widening the pixels once)."""
     words = 6 * -(-in_c // 4)
+    wide = words if widens_once(in_c) and out_c > 4 else 0
     return (("IN_C", in_c), ("OUT_C", out_c if in_c <= FIXED_OUT_C_MAX_IN_C else "out_c"),
-            ("OUT_ODD", out_c % 2), ("WIDE", words if widens_once(in_c) else 0))
+            ("OUT_ODD", out_c % 2), ("WIDE", wide))
 
 
 @dataclass(frozen=True)

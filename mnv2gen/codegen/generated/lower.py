@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mnv2gen.codegen.consts import ConstPool
-from mnv2gen.codegen.generated import kernels
+from mnv2gen.codegen.generated import kernels, tables
 from mnv2gen.codegen.generated.instances import InstanceSet
 from mnv2gen.codegen.generated.steps import fused_step, layer_step
-from mnv2gen.codegen.lower import _conv_numbers, add_params, band_table, lower_unit
+from mnv2gen.codegen.lower import (
+    _conv_numbers,
+    add_params,
+    band_table,
+    lower_fused,
+    lower_unit,
+)
 from mnv2gen.codegen.lower_segment import lower_segment
 from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
 from mnv2gen.planner.schedule import FusedUnit
@@ -27,18 +35,21 @@ class Lowered:
 def lower_generated(plan: Plan, up: UnitPlan | SegmentPlan, pool: ConstPool,
                     instances: InstanceSet) -> Lowered:
     """Return how a unit is generated under `--kernels generated`, adding its constants to
-    `pool` and its kernel instances to `instances`. Operators without a specialised kernel
-    (the family's heads and edges, for instance) get the portable lowering; so do
-    depth-first segments, except their 1x1 convolutions (see _segment)."""
+    `pool` and its kernel instances to `instances`. Depth-first segments, and fused units
+    with activation ops or squeeze-excite, run on the portable runtime with generated
+    kernels for their convolutions (_segment, _fused_on_runtime; channel-grouped ones of
+    the latter keep the portable kernels). Operators without a specialised kernel (the
+    family's heads and edges, for instance) get the portable lowering."""
     if isinstance(up, SegmentPlan):
         return _segment(plan, up, pool, instances)
     if isinstance(up.unit, FusedUnit):
-        # activation ops and squeeze-excite inside a unit run on the portable runtime
         context = fused_step(plan, up, pool, instances, band_table(up)) \
             if up.unit.plain else None
         if context is not None:
             return Lowered("gen/fused.c.j2", context,
                            f"int32_t {context['function']}(const mnv2_band *b, int8_t *arena);")
+        if len(up.choice.groups) == 1:
+            return _fused_on_runtime(plan, up, pool, instances)
     else:
         context = layer_step(plan, up, pool, instances)
         if context is not None:
@@ -48,15 +59,11 @@ def lower_generated(plan: Plan, up: UnitPlan | SegmentPlan, pool: ConstPool,
     return Lowered(f"ops/{template}", context)
 
 
-def _segment(plan: Plan, step: SegmentPlan, pool: ConstPool,
-             instances: InstanceSet) -> Lowered:
-    """Return a segment on the portable runtime (mnv2_segment.c) whose convolutions run
-    generated kernels: 1x1 ones (stride 1, no padding: expansions, projections,
-    MobileNetV1's pointwise layers) over each tile's pixels through
-    mnv2_fused_conv.kernel, depthwise and k x k ones one output row of a tile at a time
-    (the window's width and padding at run time) through mnv2_fused_conv.window_kernel.
-    Convolutions without a generated kernel keep the portable ones."""
-    wrappers = []
+def _hook(instances: InstanceSet, wrappers: list, tile: bool):
+    """Return a conv_numbers function (mnv2gen.codegen.lower) that gives each convolution
+    with a generated kernel the wrapper the portable runtime calls instead: 1x1 ones
+    through mnv2_fused_conv.kernel, depthwise and k x k ones through window_kernel (one
+    output row of a segment tile: tile) or band_kernel (whole-width band rows)."""
 
     def numbers(graph, op, pool_, symbol):
         kind = kernels.kind_of(graph, op)
@@ -64,23 +71,64 @@ def _segment(plan: Plan, step: SegmentPlan, pool: ConstPool,
             return _conv_numbers(graph, op, pool_, symbol)
         result = _conv_numbers(graph, op, ConstPool(), symbol)  # the params, no arrays
         short = symbol.removeprefix("mnv2_")
-        make = {"pw": kernels.pointwise, "dw": kernels.depthwise, "conv": kernels.conv}[kind]
-        call = instances.call(make(graph, op, pool_, short) if kind == "pw"
-                              else make(graph, op, pool_, short, tile=True))
+        if kind == "pw":
+            made = kernels.pointwise(graph, op, pool_, short)
+        else:
+            make = kernels.depthwise if kind == "dw" else kernels.conv
+            made = make(graph, op, pool_, short, tile=tile)
         name = f"mnv2_gw_{short}"
-        wrappers.append({"name": name, "call": call})
-        field = "kernel" if kind == "pw" else "window_kernel"
+        wrappers.append({"name": name, "call": instances.call(made)})
+        field = "kernel" if kind == "pw" else ("window_kernel" if tile else "band_kernel")
         return {**result, "filter": "0", "bias": "0", "multiplier": "0", "shift": "0",
                 field: name}
 
-    template, context = lower_segment(plan, step, pool, numbers, add_params)
-    prototype = "\n".join(
-        f"int32_t {w['name']}(const int8_t *input, int8_t *output, int32_t pixels);"
-        if w["call"]["kind"] == "pw" else
-        f"int32_t {w['name']}(const int8_t *input, int32_t in_rows, int32_t in_w, "
-        "int32_t pad_top, int32_t pad_left, int8_t *output, int32_t out_w);"
-        for w in wrappers)
-    return Lowered(f"ops/{template}", {**context, "wrappers": wrappers}, prototype or None)
+    return numbers
+
+
+def _prototypes(wrappers: list) -> str | None:
+    """Return the C prototypes of the wrappers (templates/gen/wrappers.c.j2)."""
+    lines = []
+    for w in wrappers:
+        kind = w["call"]["kind"]
+        if kind == "pw":
+            args = "const int8_t *input, int8_t *output, int32_t pixels"
+        elif kind in ("dw_tile", "conv_tile"):
+            args = ("const int8_t *input, int32_t in_rows, int32_t in_w, int32_t pad_top, "
+                    "int32_t pad_left, int8_t *output, int32_t out_w")
+        else:
+            args = ("const int8_t *input, int32_t in_rows, int32_t pad_top, int8_t *output, "
+                    "int32_t out_rows")
+        lines.append(f"int32_t {w['name']}({args});")
+    return "\n".join(lines) or None
+
+
+def _fused_on_runtime(plan: Plan, up: UnitPlan, pool: ConstPool,
+                      instances: InstanceSet) -> Lowered:
+    """Return a fused unit of one channel group that the portable runtime (mnv2_fused.c)
+    runs, for its activation ops or squeeze-excite, with generated kernels for its
+    convolutions."""
+    wrappers: list = []
+    template, context = lower_fused(plan, up, pool, _hook(instances, wrappers, tile=False))
+    for role in ("producer_act", "depthwise_act"):
+        op = getattr(up.unit, role)
+        if tables.has_table(plan.graph, op):
+            symbol = pool.add(f"{up.name}_{role}_table", tables.activation_table(
+                plan.graph, op), np.int8, f"{op.kind.value} of each input byte")
+            context[role] = {**context[role], "table": symbol}
+    return Lowered(f"ops/{template}", {**context, "wrappers": wrappers}, _prototypes(wrappers))
+
+
+def _segment(plan: Plan, step: SegmentPlan, pool: ConstPool,
+             instances: InstanceSet) -> Lowered:
+    """Return a segment on the portable runtime (mnv2_segment.c) whose convolutions run
+    generated kernels: 1x1 ones (stride 1, no padding: expansions, projections,
+    MobileNetV1's pointwise layers) over each tile's pixels, depthwise and k x k ones one
+    output row of a tile at a time (the window's width and padding at run time); see
+    _hook. Convolutions without a generated kernel keep the portable ones."""
+    wrappers: list = []
+    template, context = lower_segment(plan, step, pool, _hook(instances, wrappers, tile=True),
+                                      add_params)
+    return Lowered(f"ops/{template}", {**context, "wrappers": wrappers}, _prototypes(wrappers))
 
 
 def const_bytes(plan: Plan) -> int:

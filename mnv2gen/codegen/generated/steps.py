@@ -4,14 +4,17 @@ A fused unit whose producer, depthwise, projection and add all have a specialise
 (kernels.kind_of) becomes one C function per unit, `mnv2_gs_<unit>(band, arena)`, that
 runs one band exactly as the portable mnv2_fused_band does (sliding window, channel
 groups with int32 partial sums, in-place outputs, shortcut add) but with the kernel
-instances of this model. A conv, depthwise or ADD layer unit becomes `mnv2_gs_<unit>
-(arena)`. Anything else returns None: the caller falls back to the portable lowering.
+instances of this model. A conv, depthwise or ADD layer unit, or an elementwise one a
+lookup table replaces (tables.py), becomes `mnv2_gs_<unit>(arena)`. Anything else returns
+None: the caller falls back to the portable lowering.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from mnv2gen.codegen.consts import ConstPool
-from mnv2gen.codegen.generated import kernels
+from mnv2gen.codegen.generated import kernels, tables
 from mnv2gen.codegen.generated.instances import InstanceSet
 from mnv2gen.ir import Graph, Op
 from mnv2gen.planner.plan import Plan, UnitPlan
@@ -96,10 +99,17 @@ def fused_step(plan: Plan, up: UnitPlan, pool: ConstPool, instances: InstanceSet
 def layer_step(plan: Plan, up: UnitPlan, pool: ConstPool, instances: InstanceSet) -> dict | None:
     """Return the context of templates/gen/layer.c.j2 for a layer unit, or None."""
     graph, op = plan.graph, up.unit.op
+    name = up.name
+    if tables.has_table(graph, op):
+        table = pool.add(f"{name}_table", tables.activation_table(graph, op), np.int8,
+                         f"{op.kind.value} of each input byte")
+        return {"function": f"mnv2_gs_{name}", "kind": "lut", "table": table,
+                "x_offset": plan.offset(tables.table_input(graph, op)),
+                "y_offset": plan.offset(op.outputs[0]),
+                "count": graph.tensor(op.outputs[0]).num_elements}
     kind = kernels.kind_of(graph, op)
     if kind is None:
         return None
-    name = up.name
     context = {"function": f"mnv2_gs_{name}", "kind": kind,
                "y_offset": plan.offset(op.outputs[0])}
     if kind == "add":
