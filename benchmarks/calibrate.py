@@ -15,7 +15,10 @@ signed error per model is stored next to the coefficients: `mnv2gen estimate` re
 Measurements are cached in --data (JSON lines keyed by model, target, backend and a hash
 of the code generator, planner and runtime sources), so a refit after an interrupted or
 partial run measures only what is missing. Rerun after changing kernels, codegen or the
-planner's chunking; the shipped file says when it was measured.
+planner's chunking; the shipped file says when it was measured. The generated kernels'
+tables (what `mnv2gen estimate` prices by default on those targets):
+    python benchmarks/calibrate.py --kernels generated --target cortex-m7 \
+        --target cortex-m4 --target cortex-m3 --target stm32f405
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -46,7 +50,8 @@ from mnv2gen.estimate.features import CODE_FEATURES, FEATURES  # noqa: E402
 
 DEFAULT_TARGETS = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m55", "stm32f405", "cortex-m0",
                    "cortex-m33")
-SHARED = ROOT.parent / "shared" / "models"
+# the shared models' folder: $MNV2GEN_SHARED_MODELS (as the tests), else ../shared/models
+SHARED = Path(os.environ.get("MNV2GEN_SHARED_MODELS") or ROOT.parent / "shared" / "models")
 
 
 def measure_one(job: dict) -> dict:
@@ -142,6 +147,9 @@ def calibrate_pair(target: str, kernels: str, args, stamp: str) -> dict | None:
     cache.parent.mkdir(parents=True, exist_ok=True)
     specs = calibration_specs()
     shared = sorted((Path(args.shared) / "tflite").glob("*.tflite"))
+    if not shared:
+        sys.exit(f"no shared models in {args.shared}/tflite: pass --shared DIR or set "
+                 "MNV2GEN_SHARED_MODELS")
     records = load_cache(cache, None if args.reuse_stale else stamp)
     base = {"target": target, "kernels": kernels, "cmsis_nn": args.cmsis_nn,
             "fingerprint": stamp}

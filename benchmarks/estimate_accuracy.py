@@ -1,7 +1,8 @@
 """Compare `mnv2gen estimate`'s instruction estimate with QEMU on the shared real models.
 
-    python benchmarks/estimate_accuracy.py [--target cortex-m7] [--kernels portable|cmsis-nn]
-        [--cmsis-nn PATH] [--shared ../shared/models] [--max-error 15] [MODEL ...]
+    python benchmarks/estimate_accuracy.py [--target cortex-m7]
+        [--kernels portable|generated|cmsis-nn] [--cmsis-nn PATH] [--shared ../shared/models]
+        [--max-error 15] [MODEL ...]
 
 For each model: the estimate (targets/calibration.toml applied to the plan `build` makes)
 and the QEMU -icount instruction count of one inference of the generated code (random
@@ -33,9 +34,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="cortex-m7")
-    parser.add_argument("--kernels", default="portable", choices=["portable", "cmsis-nn"])
+    parser.add_argument("--kernels", default="portable",
+                        choices=["portable", "generated", "cmsis-nn"])
     parser.add_argument("--cmsis-nn", default=os.environ.get("CMSIS_NN_PATH"))
-    parser.add_argument("--shared", default=str(ROOT.parent / "shared" / "models"))
+    parser.add_argument("--shared", default=os.environ.get("MNV2GEN_SHARED_MODELS")
+                        or str(ROOT.parent / "shared" / "models"))
     parser.add_argument("--max-error", type=float, default=15.0)
     parser.add_argument("models", nargs="*", help="model files (default: the shared models)")
     args = parser.parse_args()
@@ -47,7 +50,8 @@ def main() -> int:
     paths = [Path(p) for p in args.models] or sorted((Path(args.shared) / "tflite")
                                                       .glob("*.tflite"))
     target = load_target(args.target)
-    kernel_set = "portable" if args.kernels == "portable" else target.kernel_set
+    kernel_set = args.kernels if args.kernels in ("portable", "generated") else \
+        target.kernel_set
     print(f"target {args.target}, {args.kernels} kernels; calibration measured "
           f"{calib.measured}")
     print("instructions per inference: estimate vs QEMU -icount count (not cycles)\n")

@@ -559,9 +559,10 @@ def verify(model, target, kernels, cmsis_nn, scheme, ram_budget, count, input_pa
 @click.option("--classes", help="Output classes, e.g. 1000 or 2,1000 [default: 1000].")
 @click.option("--target", "targets", multiple=True,
               help="Target(s), repeatable or a comma list [default: the Cortex-M targets].")
-@click.option("--kernels", default="portable", show_default=True,
-              help="portable, generated or cmsis-nn: the kernel set decides scratch, code "
-                   "and speed (generated: no instruction calibration yet, use --measure).")
+@click.option("--kernels", default=None,
+              help="generated, portable or cmsis-nn: the kernel set decides scratch, code "
+                   "and speed [default: generated on the targets with a generated "
+                   "calibration, else portable].")
 @click.option("--cmsis-nn", "cmsis_nn", type=click.Path(file_okay=False),
               help="Your CMSIS-NN v7 checkout, to measure cmsis-nn code size and with "
                    "--measure (default: $CMSIS_NN_PATH).")
@@ -598,7 +599,7 @@ def estimate(model, arch, alpha, resolution, classes, targets, kernels, cmsis_nn
         require_path(html_path, "--html")
     if png_dir is not None:
         check_output_directory(png_dir, option="--png", force=force)
-    if kernels not in ("generated", "portable", "cmsis-nn"):
+    if kernels is not None and kernels not in ("generated", "portable", "cmsis-nn"):
         raise MnvError(f"--kernels {quoted(kernels)} is not a kernel backend",
                        "choose generated, portable or cmsis-nn")
     configurations = cfg.configurations(

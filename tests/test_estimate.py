@@ -21,6 +21,7 @@ from mnv2gen.toolchain import missing_tools
 
 CORTEX_M = ("cortex-m0", "cortex-m3", "cortex-m33", "cortex-m4", "cortex-m55", "cortex-m7",
             "stm32f405")
+GENERATED = ("cortex-m3", "cortex-m4", "cortex-m7", "stm32f405")  # calibrated generated kernels
 ACCEPTANCE = ("estimate", "--arch", "mobilenet-v2", "--alpha", "0.35,1.0", "--resolution",
               "96,224", "--classes", "1000", "--json")
 
@@ -238,13 +239,39 @@ def test_borrowed_calibration_and_latency_caveats_are_shown():
     assert not parts["i.MX RT1062"]["calibration_borrowed"]
 
 
-@pytest.mark.parametrize("target", CORTEX_M)
-@pytest.mark.parametrize("kernels", ["portable", "cmsis-nn"])
+@pytest.mark.parametrize("target, kernels", [
+    *((t, k) for t in CORTEX_M for k in ("portable", "cmsis-nn")),
+    *((t, "generated") for t in GENERATED)])
 def test_every_cortex_m_target_is_calibrated(target, kernels):
     calib = calibration(target, kernels)
     assert calib is not None and calib.measured
     assert calib.max_shared_error_pct is not None and calib.max_shared_error_pct <= 15
     assert calib.instructions and calib.code_bytes
+
+
+def test_estimate_prices_the_generated_kernels_where_calibrated():
+    """Without --kernels: generated where calibrated (no --measure needed), else portable;
+    --kernels generated on a target without the table says which targets have one."""
+    code, out, err = run("estimate", "--arch", "mobilenet-v1", "--alpha", "0.25",
+                         "--resolution", "64", "--classes", "2", "--target",
+                         "cortex-m7,cortex-m0", "--code-table", "--json", "--quiet")
+    assert code == 0, err
+    report = json.loads(out)
+    m7, m0 = report["configurations"][0]["targets"]
+    assert report["kernels"] == "default"
+    assert (m7["kernels"], m7["kernel_set"], m0["kernels"]) == ("generated", "generated",
+                                                                "portable")
+    assert m7["instructions"] > 0 and m7["instructions_source"] == "estimate"
+    assert m7["instructions_error_pct"] == calibration("cortex-m7",
+                                                       "generated").max_shared_error_pct
+    code, out, err = run("estimate", "--arch", "mobilenet-v1", "--alpha", "0.25",
+                         "--resolution", "64", "--classes", "2", "--target", "cortex-m0",
+                         "--kernels", "generated", "--code-table", "--quiet")
+    assert code == 0, err
+    note = next(line.strip() for line in out.splitlines() if "no calibration of" in line)
+    assert note.startswith("no calibration of the generated kernels for cortex-m0 "
+                           f"(calibrated for: {', '.join(GENERATED)})"), note
+    assert "--measure" in note and "--kernels cmsis-nn or portable" in note
 
 
 @pytest.mark.qemu
@@ -261,3 +288,21 @@ def test_measure_runs_the_model_in_qemu():
     assert abs(entry["instructions"] / measured["instructions"] - 1) < 0.25
     # the test program holds the library plus the harness (startup, semihosting, printf)
     assert entry["flash_bytes"] <= measured["program_regions"]["FLASH"]
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(bool(missing_tools("cortex-m7")),
+                    reason="needs gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm")
+def test_generated_estimate_is_within_its_stored_error_of_qemu(shared_model):
+    """The shipped generated-kernel table, on a small shared model it was checked on: the
+    estimate is within the table's stored error of the QEMU count."""
+    model = shared_model("ei_fomo_balloon")
+    code, out, err = run("estimate", model, "--target", "cortex-m7", "--measure", "--json",
+                         "--quiet")
+    assert code == 0, err
+    entry = json.loads(out)["configurations"][0]["targets"][0]
+    measured = entry["measured"]
+    assert entry["kernels"] == "generated" and measured["bit_exact"]
+    error = 100 * (entry["instructions"] / measured["instructions"] - 1)
+    calib = calibration("cortex-m7", "generated")
+    assert abs(error) <= calib.max_shared_error_pct, (error, calib.measured)

@@ -15,11 +15,12 @@ from collections import Counter
 from mnv2gen.ir import Graph, Op, OpKind
 from mnv2gen.planner.plan import Plan, SegmentPlan, UnitPlan
 from mnv2gen.planner.schedule import FusedUnit, LayerUnit
-from mnv2gen.planner.segment_cost import COPY_CALL, MOVE_COST, segment_counts
+from mnv2gen.planner.segment_cost import COPY_CALL, MOVE_COST, deep_macs, segment_counts
 
 FEATURES = (
     "units", "calls",
     "pw_macs", "pw_outputs",                         # 1x1 convolutions
+    "pw_deep_macs",                                   # of them: inputs not widened once
     "conv_macs", "conv_outputs", "conv_taps",         # k x k convolutions (the stem)
     "dw3_macs", "dwk_macs", "dw_outputs", "dw_pixels",  # depthwise, 3x3 and other k
     "fc_macs", "fc_outputs",
@@ -42,7 +43,8 @@ def _conv_counts(graph: Graph, op: Op, out_rows: int, out_channels: int | None =
         kind = "dw3_macs" if (kh, kw) == (3, 3) else "dwk_macs"
         return Counter({kind: outputs * kh * kw, "dw_outputs": outputs, "dw_pixels": pixels})
     if (kh, kw) == (1, 1):
-        return Counter({"pw_macs": outputs * in_c, "pw_outputs": outputs})
+        return Counter({"pw_macs": outputs * in_c, "pw_outputs": outputs,
+                        "pw_deep_macs": deep_macs(outputs, in_c)})
     return Counter({"conv_macs": outputs * kh * kw * in_c, "conv_outputs": outputs,
                     "conv_taps": outputs * kh * kw})
 

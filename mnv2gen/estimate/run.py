@@ -9,7 +9,7 @@ from pathlib import Path
 from mnv2gen import __version__
 from mnv2gen.errors import MnvError
 from mnv2gen.estimate import catalogue as cat
-from mnv2gen.estimate.calibration import calibration
+from mnv2gen.estimate.calibration import calibrated_pairs, calibration
 from mnv2gen.estimate.codesize import can_measure, measure_code_bytes
 from mnv2gen.estimate.configs import Configuration
 from mnv2gen.estimate.features import code_features, total_features
@@ -29,7 +29,7 @@ class Options:
     """How to estimate: targets, kernel backend, measurements, RAM allowance."""
 
     targets: tuple[str, ...]
-    kernels: str = "portable"  # calibrated; the generated kernels are not yet
+    kernels: str | None = None  # None: backend_for's default per target
     cmsis_nn_path: str = ""
     measure: bool = False
     ram_allowance: int = cat.DEFAULT_RAM_ALLOWANCE
@@ -42,13 +42,24 @@ def work_items(configs: list[Configuration], options: Options) -> int:
     return len(configs) * len(options.targets)
 
 
-def _kernel_set(target, kernels: str) -> str:
+def backend_for(target: str, kernels: str | None) -> str:
+    """Return the kernel backend `estimate` prices on `target`: `kernels` when given, else
+    generated (the build default) where targets/calibration.toml calibrates it, else
+    portable."""
+    if kernels is not None:
+        return kernels
+    return "generated" if calibration(target, "generated") is not None else "portable"
+
+
+def _kernel_set(target, options: Options) -> str:
+    kernels = backend_for(target.name, options.kernels)
     return kernels if kernels in ("portable", "generated") else target.kernel_set
 
 
 def _can_build(target, options: Options) -> bool:
     return (not options.code_table and can_measure(target)
-            and (options.kernels != "cmsis-nn" or bool(options.cmsis_nn_path)))
+            and (backend_for(target.name, options.kernels) != "cmsis-nn"
+                 or bool(options.cmsis_nn_path)))
 
 
 def _measured_code(graph, memories: dict[str, Memory], targets: list, options: Options
@@ -56,11 +67,12 @@ def _measured_code(graph, memories: dict[str, Memory], targets: list, options: O
     """Return code bytes per target name for the targets this machine can build for."""
     code = {}
     for kernel_set, memory in memories.items():
-        group = [t for t in targets if _kernel_set(t, options.kernels) == kernel_set
+        group = [t for t in targets if _kernel_set(t, options) == kernel_set
                  and _can_build(t, options)]
-        if group:
+        if group:  # one kernel set is one backend
             code.update(measure_code_bytes(graph, memory.plan, memory.baseline, group,
-                                           options.kernels, options.cmsis_nn_path))
+                                           backend_for(group[0].name, options.kernels),
+                                           options.cmsis_nn_path))
     return code
 
 
@@ -74,10 +86,21 @@ def _code(memory: Memory, measured: int | None, calib) -> tuple[int | None, str]
             f"table (targets/calibration.toml, max error {calib.code_error_pct:g} %)")
 
 
-def _instructions(memory: Memory, calib) -> dict:
+def uncalibrated_note(target: str, kernels: str) -> str:
+    """Return the one-line reason `target` has no instruction estimate with `kernels`:
+    the targets calibrated for `kernels` and the backends calibrated for `target`."""
+    pairs = calibrated_pairs()
+    others = ", ".join(t for t, k in pairs if k == kernels) or "none"
+    own = [k for t, k in pairs if t == target]
+    instead = f"--kernels {' or '.join(own)}" if own else "another target"
+    return (f"no calibration of the {kernels} kernels for {target} (calibrated for: "
+            f"{others}): use --measure or {instead}")
+
+
+def _instructions(memory: Memory, calib, target: str, kernels: str) -> dict:
     if calib is None:
-        return {"instructions": None, "instructions_source": "no calibration for this target "
-                "and backend", "instructions_error_pct": None, "instructions_error_basis": None}
+        return {"instructions": None, "instructions_source": uncalibrated_note(target, kernels),
+                "instructions_error_pct": None, "instructions_error_basis": None}
     error = calib.max_shared_error_pct
     return {"instructions": calib.instructions_for(total_features(memory.plan)),
             "instructions_source": "estimate",
@@ -96,7 +119,8 @@ def _measure(config: Configuration, target: str, options: Options, cache: dict) 
     # measured on its calibration variant: the same core with larger memories
     real = load_target(target)
     roomy = real.for_calibration()
-    result = measure(cache["graph"], roomy, options.kernels, options.cmsis_nn_path or None,
+    result = measure(cache["graph"], roomy, backend_for(target, options.kernels),
+                     options.cmsis_nn_path or None,
                      input_mode=options.input_mode)
     if "error" in result:
         return {"error": result["error"]}
@@ -108,9 +132,10 @@ def _measure(config: Configuration, target: str, options: Options, cache: dict) 
 
 def _target_entry(memory: Memory, code: int | None, target, options: Options, config,
                   cache) -> dict:
-    calib = calibration(target.name, options.kernels)
+    kernels = backend_for(target.name, options.kernels)
+    calib = calibration(target.name, kernels)
     code, code_source = _code(memory, code, calib)
-    entry = {"target": target.name, "kernel_set": memory.kernel_set,
+    entry = {"target": target.name, "kernels": kernels, "kernel_set": memory.kernel_set,
              "layer_by_layer_bytes": memory.baseline.peak_bytes,
              "plan_bytes": memory.plan.peak_bytes,
              "lower_bound_bytes": memory.plan.lower_bound_bytes,
@@ -122,7 +147,7 @@ def _target_entry(memory: Memory, code: int | None, target, options: Options, co
              "const_bytes": memory.const_bytes, "code_bytes": code,
              "code_bytes_source": code_source,
              "flash_bytes": None if code is None else memory.const_bytes + code,
-             **_instructions(memory, calib), "measured": None}
+             **_instructions(memory, calib, target.name, kernels), "measured": None}
     if options.measure:
         entry["measured"] = _measure(config, target.name, options, cache)
     return entry
@@ -185,14 +210,14 @@ def estimate_configuration(config: Configuration, options: Options,
     targets = [load_target(name) for name in options.targets]
     memories: dict[str, Memory] = {}
     for target in targets:
-        kernel_set = _kernel_set(target, options.kernels)
+        kernel_set = _kernel_set(target, options)
         if kernel_set not in memories:
             memories[kernel_set] = plan_memory(core, kernel_set, options.input_mode)
     code = _measured_code(graph, memories, targets, options)
     entries: dict[str, dict] = {}
     cache: dict = {}
     for target in targets:
-        memory = memories[_kernel_set(target, options.kernels)]
+        memory = memories[_kernel_set(target, options)]
         entries[target.name] = _target_entry(memory, code.get(target.name), target, options,
                                              config, cache)
         step(f"{config.name} on {target.name}")
@@ -225,7 +250,7 @@ def estimate(configs: list[Configuration], options: Options,
     if options.measure and options.kernels == "cmsis-nn" and not options.cmsis_nn_path:
         raise MnvError("--measure with --kernels cmsis-nn needs your CMSIS-NN checkout",
                        "pass --cmsis-nn PATH or set CMSIS_NN_PATH")
-    return {"mnv2gen": __version__, "kernels": options.kernels,
+    return {"mnv2gen": __version__, "kernels": options.kernels or "default",
             "input_mode": options.input_mode,
             "targets": list(options.targets), "ram_allowance_bytes": options.ram_allowance,
             "instructions_note": INSTRUCTIONS_NOTE, "latency_note": LATENCY_NOTE,

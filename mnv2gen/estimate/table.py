@@ -40,6 +40,8 @@ def _target_rows(c: dict) -> list[str]:
         error = (t.get("measured") or {}).get("error")
         if error:
             lines.append(f"    measurement on {t['target']} failed: {error}")
+        elif t["instructions"] is None and not (t.get("measured") or {}).get("instructions"):
+            lines.append(f"    {t['instructions_source']}")
     return lines
 
 
@@ -72,9 +74,22 @@ def _caveat_lines(caveats: dict[str, int]) -> list[str]:
     return lines
 
 
+def _backends(report: dict) -> str:
+    """Return which kernels the report prices: the --kernels choice, or per target."""
+    if report["kernels"] != "default":
+        return f"{report['kernels']} kernels"
+    used: dict[str, list[str]] = {}
+    for t in (report["configurations"] or [{"targets": []}])[0]["targets"]:
+        used.setdefault(t["kernels"], []).append(t["target"])
+    if len(used) <= 1:
+        return f"{next(iter(used), 'generated')} kernels"
+    return "; ".join(f"{k} kernels ({', '.join(names)})" for k, names in used.items()) + \
+        " [default: generated where calibrated],"
+
+
 def render(report: dict) -> str:
     """Return the report as text: per configuration the targets, then the parts."""
-    lines = [f"mnv2gen estimate: {report['kernels']} kernels on {', '.join(report['targets'])}"]
+    lines = [f"mnv2gen estimate: {_backends(report)} on {', '.join(report['targets'])}"]
     caveats = caveat_numbers(report)
     for c in report["configurations"]:
         lines += ["", _describe(c), *_target_rows(c), *_part_rows(c, caveats)]

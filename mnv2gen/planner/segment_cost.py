@@ -38,6 +38,17 @@ def leftover_macs(pixels: int, in_c: int, out_c: int) -> int:
     return (pixels % PIXEL_BLOCK) * in_c * out_c
 
 
+def deep_macs(outputs: int, in_c: int) -> int:
+    """Return the MACs of a 1x1 convolution computing `outputs` values from `in_c` inputs
+    when its generated kernel cannot widen the inputs once (mnv2gen.codegen.generated.
+    kernels.widens_once), else 0: the slower inner loop of the generated backend. The
+    planner does not price it; the calibration of the generated kernels does."""
+    from mnv2gen.codegen.generated.kernels import widens_once
+
+    return 0 if widens_once(in_c) else outputs * in_c
+
+
+
 def conv_counts(graph: Graph, op: Op, pixels: int, out_channels: int | None = None
                 ) -> Counter:
     """Return the counts of one conv/depthwise call computing `pixels` output pixels."""
@@ -49,6 +60,7 @@ def conv_counts(graph: Graph, op: Op, pixels: int, out_channels: int | None = No
         return Counter({kind: outputs * kh * kw, "dw_outputs": outputs, "dw_pixels": pixels})
     if (kh, kw) == (1, 1):
         return Counter({"pw_macs": outputs * in_c, "pw_outputs": outputs,
+                        "pw_deep_macs": deep_macs(outputs, in_c),
                         "pw_leftover_macs": leftover_macs(pixels, in_c, channels)})
     return Counter({"conv_macs": outputs * kh * kw * in_c, "conv_outputs": outputs,
                     "conv_taps": outputs * kh * kw})
@@ -200,4 +212,4 @@ def layer_cost(graph: Graph, op: Op, kernel_set: str) -> float:
 
 
 __all__ = ["segment_counts", "segment_cost", "stage_counts", "price_counts", "conv_counts",
-           "PREFETCH"]
+           "deep_macs", "PREFETCH"]

@@ -34,12 +34,18 @@ WIDE_STACK_MAX = 2048
 FIXED_OUT_C_MAX_IN_C = 64
 
 
+def widens_once(in_c: int) -> bool:
+    """Return whether a 1x1 instance over `in_c` input channels widens its 3 pixels once
+    on the stack (else it widens them in its inner loop, for every output channel pair)."""
+    return 4 * 6 * -(-in_c // 4) <= WIDE_STACK_MAX
+
+
 def _shape(in_c: int, out_c: int) -> tuple[tuple[str, int | str], ...]:
     """Return the shape constants of a 1x1 instance (OUT_C "out_c": the run-time argument),
     with WIDE's buffer words (0: none; also for at most 2 channel pairs, too few to repay
     widening the pixels once)."""
     words = 6 * -(-in_c // 4)
-    wide = words if 4 * words <= WIDE_STACK_MAX and out_c > 4 else 0
+    wide = words if widens_once(in_c) and out_c > 4 else 0
     return (("IN_C", in_c), ("OUT_C", out_c if in_c <= FIXED_OUT_C_MAX_IN_C else "out_c"),
             ("OUT_ODD", out_c % 2), ("WIDE", wide))
 
