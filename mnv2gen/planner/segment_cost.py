@@ -48,7 +48,6 @@ def deep_macs(outputs: int, in_c: int) -> int:
     return 0 if widens_once(in_c) else outputs * in_c
 
 
-
 def conv_counts(graph: Graph, op: Op, pixels: int, out_channels: int | None = None
                 ) -> Counter:
     """Return the counts of one conv/depthwise call computing `pixels` output pixels."""

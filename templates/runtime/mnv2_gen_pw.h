@@ -10,9 +10,9 @@
  * (MNV2_RQ_ACC streams hold the weight words only), so one pointer walks the layer.
  * One 32-bit load of weights feeds, after SXTB16 into halfword pairs, one SMLAD per pixel.
  * With WIDE (Python sets it where 6 * IN_C bytes of stack are acceptable) each group of 3
- * pixels (and the last 1 or 2) is first widened once into halfword pairs on the stack, laid out [block][pixel]
- * [2 words], so the tiles of every channel pair load them with one LDRD per pixel and
- * block instead of a load and two SXTB16s.
+ * pixels (and the last 1 or 2) is first widened once into halfword pairs on the stack,
+ * laid out [block][pixel][2 words], so the tiles of every channel pair load them with one
+ * LDRD per pixel and block instead of a load and two SXTB16s.
  */
 #ifndef MNV2_GEN_PW_H
 #define MNV2_GEN_PW_H

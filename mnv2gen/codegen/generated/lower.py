@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.generated import kernels, tables
 from mnv2gen.codegen.generated.instances import InstanceSet
@@ -112,9 +110,9 @@ def _fused_on_runtime(plan: Plan, up: UnitPlan, pool: ConstPool,
     for role in ("producer_act", "depthwise_act"):
         op = getattr(up.unit, role)
         if tables.has_table(plan.graph, op):
-            symbol = pool.add(f"{up.name}_{role}_table", tables.activation_table(
-                plan.graph, op), np.int8, f"{op.kind.value} of each input byte")
-            context[role] = {**context[role], "table": symbol}
+            context[role] = {**context[role],
+                             "table": tables.add_table(plan.graph, op, pool,
+                                                       f"{up.name}_{role}_table")}
     return Lowered(f"ops/{template}", {**context, "wrappers": wrappers}, _prototypes(wrappers))
 
 

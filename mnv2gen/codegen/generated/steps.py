@@ -11,8 +11,6 @@ None: the caller falls back to the portable lowering.
 
 from __future__ import annotations
 
-import numpy as np
-
 from mnv2gen.codegen.consts import ConstPool
 from mnv2gen.codegen.generated import kernels, tables
 from mnv2gen.codegen.generated.instances import InstanceSet
@@ -101,9 +99,8 @@ def layer_step(plan: Plan, up: UnitPlan, pool: ConstPool, instances: InstanceSet
     graph, op = plan.graph, up.unit.op
     name = up.name
     if tables.has_table(graph, op):
-        table = pool.add(f"{name}_table", tables.activation_table(graph, op), np.int8,
-                         f"{op.kind.value} of each input byte")
-        return {"function": f"mnv2_gs_{name}", "kind": "lut", "table": table,
+        return {"function": f"mnv2_gs_{name}", "kind": "lut",
+                "table": tables.add_table(graph, op, pool, f"{name}_table"),
                 "x_offset": plan.offset(tables.table_input(graph, op)),
                 "y_offset": plan.offset(op.outputs[0]),
                 "count": graph.tensor(op.outputs[0]).num_elements}

@@ -60,3 +60,10 @@ def activation_table(graph: Graph, op: Op) -> np.ndarray:
 def table_input(graph: Graph, op: Op) -> str:
     """Return the name of the input a table of `op` is indexed by (the non-constant one)."""
     return op.inputs[0] if op.kind in _UNARY else op.inputs[1 - _scalar_operand(graph, op)]
+
+
+def add_table(graph: Graph, op: Op, pool, name: str) -> str:
+    """Return the symbol of `op`'s lookup table (activation_table), added to `pool` (a
+    ConstPool) under `name`."""
+    return pool.add(name, activation_table(graph, op), np.int8,
+                    f"{op.kind.value} of each input byte")
